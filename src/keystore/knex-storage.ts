@@ -1,0 +1,39 @@
+import type { Knex } from 'knex';
+import type { SecretStorage } from './storage';
+
+/**
+ * The key store's table in the config database (Dynamics keeps the same secrets in its
+ * config database, away from the org database). Portable knex schema and queries, so the
+ * config database can be PGlite, PostgreSQL or SQL Server.
+ */
+export const KEYSTORE_TABLE = 'cellcrypt_keystore';
+
+export async function ensureKeystoreTable(knex: Knex): Promise<void> {
+  if (await knex.schema.hasTable(KEYSTORE_TABLE)) return;
+  await knex.schema.createTable(KEYSTORE_TABLE, (table) => {
+    table.string('org_id', 64).notNullable();
+    table.string('name', 64).notNullable();
+    table.binary('sealed').notNullable();
+    table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    table.primary(['org_id', 'name']);
+  });
+}
+
+export function knexStorage(knex: Knex): SecretStorage {
+  return {
+    async read(orgId, name) {
+      const row = await knex(KEYSTORE_TABLE).where({ org_id: orgId, name }).first('sealed');
+      return row ? Buffer.from(row.sealed) : undefined;
+    },
+    async write(orgId, name, sealed) {
+      // One statement, so a crash leaves either the old or the new value, never neither.
+      await knex(KEYSTORE_TABLE)
+        .insert({ org_id: orgId, name, sealed, updated_at: knex.fn.now() })
+        .onConflict(['org_id', 'name'])
+        .merge(['sealed', 'updated_at']);
+    },
+    async remove(orgId, name) {
+      await knex(KEYSTORE_TABLE).where({ org_id: orgId, name }).delete();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import type { Knex } from 'knex';
+import type { Settings } from '../config/settings';
+import { connectPglite, connectPostgres } from '../engines/postgres/connect';
+import { CellcryptError } from '../core/errors';
+import { ensureKeystoreTable, knexStorage } from './knex-storage';
+import { KeyStore } from './keystore';
+import { resolveKeystoreSecret } from './keystore-secret';
+import { createSealer } from './sealing';
+
+export interface KeyStoreConnection {
+  readonly knex: Knex;
+  forOrganization(orgId: string): KeyStore;
+  close(): Promise<void>;
+}
+
+/** Connects to the config database named by the settings and prepares the key-store table. */
+export async function openKeyStore(settings: Settings, onWarning?: (text: string) => void): Promise<KeyStoreConnection> {
+  const target = settings.config;
+  if (target.kind === 'mssql') {
+    throw new CellcryptError('CellcryptEngineUnsupported', `${target.display}: a SQL Server key store is not built yet in this version`, { exitCode: 2 });
+  }
+  const secret = resolveKeystoreSecret(settings, onWarning);
+  let connection;
+  try {
+    connection = target.kind === 'pglite' ? await connectPglite(target) : await connectPostgres(target);
+    await ensureKeystoreTable(connection.knex);
+  } catch (cause) {
+    await connection?.knex.destroy();
+    throw new CellcryptError('CellcryptKeyStoreUnavailable', `cannot open the key store at ${target.display}: ${(cause as Error).message}`, {
+      exitCode: 1,
+      cause,
+      hint: 'check --config-url / CELLCRYPT_CONFIG_URL',
+    });
+  }
+  const { knex } = connection;
+  const sealer = createSealer(secret);
+  const storage = knexStorage(knex);
+  return {
+    knex,
+    forOrganization: (orgId) => new KeyStore(storage, sealer, orgId),
+    close: () => knex.destroy(),
+  };
+}
