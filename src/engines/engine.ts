@@ -1,0 +1,133 @@
+import type { Knex } from 'knex';
+import type { EngineKind } from '../config/connection-target';
+import type { Secret } from '../config/secret';
+
+/**
+ * The boundary between policy (src/core: what to encrypt, when a key may change) and the
+ * databases that do it. Modelled on kysely's Dialect/DialectAdapter split: a small interface
+ * plus capability flags; every engine folder repeats the same file set. Engines answer "do this,
+ * report that" and never decide anything.
+ *
+ * Key semantics follow SQL Server: a master key protected by a password, a certificate
+ * protected by the master key, one symmetric key per key generation protected by the
+ * certificate. Keys are opened explicitly and only inside a transaction (`trx`): on PostgreSQL
+ * they vanish at commit/rollback, so a pooled connection can never keep a key open.
+ */
+export type Db = Knex | Knex.Transaction;
+
+/** A registered sensitive column as the engine needs it. */
+export interface ColumnRef {
+  readonly table: string;
+  readonly column: string;
+  readonly primaryKey: string;
+  /** Declared length in UTF-16 code units (nvarchar(n)). */
+  readonly maxLength: number;
+}
+
+export type ColumnKind = 'text' | 'binary' | 'other';
+
+export interface ColumnShape {
+  readonly tableExists: boolean;
+  readonly column?: { readonly dataType: string; readonly kind: ColumnKind };
+  readonly shadowExists: boolean;
+  readonly primaryKey?: { readonly dataType: string; readonly isUuid: boolean; readonly isPrimaryKey: boolean };
+}
+
+export interface SymmetricKeyInfo {
+  readonly name: string;
+  /** SQL Server's string form, upper case. */
+  readonly keyGuid: string;
+  readonly algorithm: string;
+  readonly createdAt: Date;
+}
+
+export interface KeyHierarchy {
+  readonly masterKey: boolean;
+  readonly certificates: readonly string[];
+  readonly symmetricKeys: readonly SymmetricKeyInfo[];
+}
+
+export interface SymmetricKeySpec {
+  readonly name: string;
+  readonly certificate: string;
+  readonly keySource: Secret;
+  readonly identityValue: Secret;
+}
+
+/** Non-null cells of one column, grouped by the key GUID at the head of each cell. */
+export interface CellCensus {
+  readonly cells: number;
+  readonly byKey: Readonly<Record<string, number>>;
+  /** Cells no open key decrypts with the row's authenticator (null when not checked). */
+  readonly undecryptable: number | null;
+}
+
+export interface KeyHierarchyOps {
+  read(db: Db): Promise<KeyHierarchy>;
+  createMasterKey(trx: Knex.Transaction, password: Secret): Promise<void>;
+  /** Opens the master key for this transaction; refuses a wrong password. */
+  openMasterKey(trx: Knex.Transaction, password: Secret): Promise<void>;
+  createCertificate(trx: Knex.Transaction, name: string): Promise<void>;
+  /** Returns the key GUID (string form) the server derived from the identity value. */
+  createSymmetricKey(trx: Knex.Transaction, spec: SymmetricKeySpec): Promise<string>;
+  openSymmetricKey(trx: Knex.Transaction, name: string, certificate: string): Promise<void>;
+  dropSymmetricKey(trx: Knex.Transaction, name: string): Promise<void>;
+  /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
+  roundTrip(trx: Knex.Transaction, keyGuid: string, probe: Secret): Promise<boolean>;
+}
+
+export interface ColumnOps {
+  describe(db: Db, ref: ColumnRef): Promise<ColumnShape>;
+  /** Non-null values whose UTF-16 form is longer than `maxBytes`: count and a few primary keys. */
+  findTooLong(db: Db, ref: ColumnRef, maxBytes: number): Promise<{ count: number; examples: string[] }>;
+  countNonNull(db: Db, ref: ColumnRef, which: 'plaintext' | 'shadow'): Promise<number>;
+  addShadow(trx: Knex.Transaction, ref: ColumnRef, sizeBytes: number): Promise<void>;
+  /** Encrypts up to `limit` rows not yet in the shadow column; `lost` counts non-null plaintext that came out NULL. */
+  encryptBatch(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, limit: number): Promise<{ written: number; lost: number }>;
+  /** Re-encrypts rows whose shadow cell does not decrypt to the current plaintext; returns how many. */
+  reconcile(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string): Promise<number>;
+  /** Rows whose shadow does not round-trip to the plaintext (must be 0 before the swap). */
+  countShadowMismatches(trx: Knex.Transaction, ref: ColumnRef): Promise<number>;
+  /** Largest cell in the shadow column, in bytes. */
+  maxShadowBytes(trx: Knex.Transaction, ref: ColumnRef): Promise<number>;
+  lockTable(trx: Knex.Transaction, ref: ColumnRef): Promise<void>;
+  /** Drops the plaintext column and gives the shadow its name. */
+  swap(trx: Knex.Transaction, ref: ColumnRef): Promise<void>;
+  census(db: Db, ref: ColumnRef, options: { decrypt: boolean }): Promise<CellCensus>;
+  /** Up to `limit` random non-null cells with their row's primary key (string form). */
+  sampleCells(db: Db, ref: ColumnRef, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
+}
+
+export interface EngineCapabilities {
+  /** DDL rolls back with the transaction (PostgreSQL yes; SQL Server mostly). */
+  readonly transactionalDdl: boolean;
+  /** Only one connection exists (PGlite): never query outside the open transaction. */
+  readonly singleConnection: boolean;
+}
+
+export interface Engine {
+  readonly kind: EngineKind;
+  readonly knex: Knex;
+  readonly capabilities: EngineCapabilities;
+  /** The one identifier-quoting helper of this engine. */
+  quoteIdentifier(name: string): string;
+  /** Creates or upgrades the engine's own objects (schema `cellcrypt`, functions). Idempotent. */
+  prepare(): Promise<void>;
+  readonly keys: KeyHierarchyOps;
+  readonly columns: ColumnOps;
+  /** Dynamics-shaped demo tables (`cellcrypt demo seed`). */
+  readonly demo: DemoOps;
+  close(): Promise<void>;
+}
+
+export interface DemoTableSpec {
+  readonly table: string;
+  readonly primaryKey: string;
+  readonly secrets: ReadonlyArray<{ column: string; maxLength: number }>;
+}
+
+export interface DemoOps {
+  readonly tables: readonly DemoTableSpec[];
+  createTable(db: Db, spec: DemoTableSpec): Promise<void>;
+  insertRows(db: Db, spec: DemoTableSpec, rows: number): Promise<number>;
+}

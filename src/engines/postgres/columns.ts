@@ -1,0 +1,170 @@
+import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
+import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
+import { quotePgIdentifier as q } from './quote';
+
+/**
+ * Conversion and census SQL for one registered column. The plaintext column is encrypted into a
+ * shadow column (`<column>__cellcrypt`), verified, then swapped in; the shadow's existence is
+ * the resumable "half-converted" state. All values are bound parameters; all names go
+ * through the one quoting helper.
+ */
+export const shadowName = (ref: ColumnRef): string => `${ref.column}__cellcrypt`;
+
+const TEXT_TYPES = new Set(['text', 'character varying', 'character']);
+
+function kindOf(dataType: string): ColumnKind {
+  if (TEXT_TYPES.has(dataType)) return 'text';
+  return dataType === 'bytea' ? 'binary' : 'other';
+}
+
+function names(ref: ColumnRef) {
+  return { t: q(ref.table), c: q(ref.column), s: q(shadowName(ref)), pk: q(ref.primaryKey) };
+}
+
+const count = (rows: Array<Record<string, unknown>>, field = 'n'): number => Number(rows[0]?.[field] ?? 0);
+
+export function postgresColumns(): ColumnOps {
+  return {
+    async describe(db: Db, ref: ColumnRef): Promise<ColumnShape> {
+      const columns = await db.raw(
+        `select column_name, data_type from information_schema.columns
+          where table_schema = current_schema() and table_name = ? and column_name in (?, ?, ?)`,
+        [ref.table, ref.column, shadowName(ref), ref.primaryKey],
+      );
+      const byName = new Map<string, string>(columns.rows.map((r: { column_name: string; data_type: string }) => [r.column_name, r.data_type]));
+      const table = await db.raw('select to_regclass(?) is not null as present', [q(ref.table)]);
+      if (!table.rows[0].present) return { tableExists: false, shadowExists: false };
+      const primary = await db.raw(
+        `select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+          where i.indrelid = to_regclass(?) and i.indisprimary`,
+        [q(ref.table)],
+      );
+      const primaryColumns: string[] = primary.rows.map((r: { attname: string }) => r.attname);
+      const columnType = byName.get(ref.column);
+      const pkType = byName.get(ref.primaryKey);
+      return {
+        tableExists: true,
+        column: columnType === undefined ? undefined : { dataType: columnType, kind: kindOf(columnType) },
+        shadowExists: byName.has(shadowName(ref)),
+        primaryKey: pkType === undefined ? undefined : {
+          dataType: pkType,
+          isUuid: pkType === 'uuid',
+          isPrimaryKey: primaryColumns.length === 1 && primaryColumns[0] === ref.primaryKey,
+        },
+      };
+    },
+
+    async findTooLong(db, ref, maxBytes) {
+      const { t, c, pk } = names(ref);
+      // Plain SQL, not cellcrypt.utf16le: install checks lengths before it creates anything.
+      // UTF-16 units = characters + characters outside the BMP (each needs a surrogate pair).
+      const utf16Bytes = `2 * (char_length(${c}) + char_length(regexp_replace(${c}, '[^\\U00010000-\\U0010FFFF]', '', 'g')))`;
+      const tooLong = `${utf16Bytes} > ?`;
+      const total = await db.raw(`select count(*)::int as n from ${t} where ${tooLong}`, [maxBytes]);
+      const examples = await db.raw(`select ${pk}::text as id from ${t} where ${tooLong} order by ${pk} limit 5`, [maxBytes]);
+      return { count: count(total.rows), examples: examples.rows.map((r: { id: string }) => r.id) };
+    },
+
+    async countNonNull(db, ref, which) {
+      const { t, c, s } = names(ref);
+      const result = await db.raw(`select count(${which === 'plaintext' ? c : s})::int as n from ${t}`);
+      return count(result.rows);
+    },
+
+    async addShadow(trx, ref, sizeBytes) {
+      const { t, s } = names(ref);
+      await trx.raw(`alter table ${t} add column ${s} bytea`);
+      // PostgreSQL's bytea has no declared size; record the varbinary(N) it stands for.
+      await trx.raw(`comment on column ${t}.${s} is ${literalComment(ref, sizeBytes)}`);
+    },
+
+    async encryptBatch(trx, ref, keyGuid, limit) {
+      const { t, c, s, pk } = names(ref);
+      const result = await trx.raw(
+        `with batch as (
+           select ${pk} as id from ${t} where ${c} is not null and ${s} is null order by ${pk} limit ? for update
+         ), written as (
+           update ${t} as row set ${s} = cellcrypt.encrypt_text(?::bytea, row.${c}, row.${pk})
+             from batch where row.${pk} = batch.id
+           returning row.${s} is null as lost
+         )
+         select count(*)::int as written, count(*) filter (where lost)::int as lost from written`,
+        [limit, guidStringToBytes(keyGuid)],
+      );
+      return { written: count(result.rows, 'written'), lost: count(result.rows, 'lost') };
+    },
+
+    async reconcile(trx, ref, keyGuid) {
+      const { t, c, s, pk } = names(ref);
+      const stale = await trx.raw(
+        `update ${t} set ${s} = cellcrypt.encrypt_text(?::bytea, ${c}, ${pk})
+          where ${c} is not null and cellcrypt.decrypt_text(${s}, ${pk}) is distinct from ${c}`,
+        [guidStringToBytes(keyGuid)],
+      );
+      const orphaned = await trx.raw(`update ${t} set ${s} = null where ${c} is null and ${s} is not null`);
+      return (stale.rowCount ?? 0) + (orphaned.rowCount ?? 0);
+    },
+
+    async countShadowMismatches(trx, ref) {
+      const { t, c, s, pk } = names(ref);
+      const result = await trx.raw(
+        `select count(*)::int as n from ${t}
+          where (${c} is null) <> (${s} is null)
+             or (${c} is not null and cellcrypt.decrypt_text(${s}, ${pk}) is distinct from ${c})`,
+      );
+      return count(result.rows);
+    },
+
+    async maxShadowBytes(trx, ref) {
+      const { t, s } = names(ref);
+      const result = await trx.raw(`select coalesce(max(octet_length(${s})), 0)::int as n from ${t}`);
+      return count(result.rows);
+    },
+
+    async lockTable(trx, ref) {
+      await trx.raw(`lock table ${q(ref.table)} in access exclusive mode`);
+    },
+
+    async swap(trx, ref) {
+      const { t, c, s } = names(ref);
+      await trx.raw(`alter table ${t} drop column ${c}`);
+      await trx.raw(`alter table ${t} rename column ${s} to ${c}`);
+    },
+
+    async census(db, ref, options): Promise<CellCensus> {
+      const { t, c, pk } = names(ref);
+      const undecryptable = options.decrypt
+        ? `count(*) filter (where cellcrypt.decrypt_text(${c}, ${pk}) is null)::int`
+        : 'null::int';
+      const result = await db.raw(
+        `select cellcrypt.cell_key_guid(${c}) as key_guid, count(*)::int as cells, ${undecryptable} as undecryptable
+           from ${t} where ${c} is not null group by 1`,
+      );
+      return summarize(result.rows);
+    },
+
+    async sampleCells(db, ref, limit) {
+      const { t, c, pk } = names(ref);
+      const result = await db.raw(`select ${pk}::text as id, ${c} as cell from ${t} where ${c} is not null order by random() limit ?`, [limit]);
+      return result.rows.map((row: { id: string; cell: Uint8Array }) => ({ id: row.id, cell: Buffer.from(row.cell) }));
+    },
+  };
+}
+
+function literalComment(ref: ColumnRef, sizeBytes: number): string {
+  const text = `cellcrypt: nvarchar(${ref.maxLength}) encrypted as varbinary(${sizeBytes})`;
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+function summarize(rows: Array<{ key_guid: Uint8Array | null; cells: number; undecryptable: number | null }>): CellCensus {
+  const byKey: Record<string, number> = {};
+  let cells = 0;
+  let undecryptable: number | null = null;
+  for (const row of rows) {
+    const guid = row.key_guid && row.key_guid.length === 16 ? guidBytesToString(Buffer.from(row.key_guid)) : 'malformed';
+    byKey[guid] = (byKey[guid] ?? 0) + row.cells;
+    cells += row.cells;
+    if (row.undecryptable !== null) undecryptable = (undecryptable ?? 0) + row.undecryptable;
+  }
+  return { cells, byKey, undecryptable };
+}

@@ -1,0 +1,46 @@
+import type { Db, DemoOps, DemoTableSpec } from '../engine';
+import { quotePgIdentifier as q } from './quote';
+
+/**
+ * Dynamics-shaped org tables with plaintext rows, for trying the tool (`cellcrypt demo seed`).
+ * Rows are generated inside the database (generate_series), so 100k rows take seconds. The
+ * values mix the cases conversion must get right: NULLs, empty strings, values at the
+ * declared maximum length, non-ASCII and non-BMP text.
+ */
+type DemoTable = DemoTableSpec;
+
+export const DEMO_TABLES: readonly DemoTable[] = [
+  { table: 'EmailServerProfileBase', primaryKey: 'EmailServerProfileId', secrets: [{ column: 'IncomingPassword', maxLength: 250 }, { column: 'OutgoingPassword', maxLength: 250 }] },
+  { table: 'MailboxBase', primaryKey: 'MailboxId', secrets: [{ column: 'Password', maxLength: 200 }] },
+  { table: 'QueueBase', primaryKey: 'QueueId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
+  { table: 'UserSettingsBase', primaryKey: 'SystemUserId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
+];
+
+export async function createDemoTable(db: Db, spec: DemoTable): Promise<void> {
+  const columns = spec.secrets.map((s) => `${q(s.column)} varchar(${s.maxLength})`).join(', ');
+  await db.raw(`create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} uuid primary key, "Name" varchar(100) not null, ${columns})`);
+}
+
+/** SQL expression for the i-th demo value of a column (i is the generate_series variable). */
+function demoValue(maxLength: number): string {
+  return `case
+    when i % 10 = 0 then null
+    when i % 20 = 1 then ''
+    when i % 50 = 2 then repeat('x', ${maxLength})
+    when i % 7 = 3 then 'Pässwörd-' || i || '-пароль-密码-😀𝐀'
+    else 'Pw!' || substr(md5(i::text || clock_timestamp()::text), 1, 12 + i % 20)
+  end`;
+}
+
+export async function insertDemoRows(db: Db, spec: DemoTable, rows: number): Promise<number> {
+  const columns = spec.secrets.map((s) => q(s.column)).join(', ');
+  const values = spec.secrets.map((s) => demoValue(s.maxLength)).join(', ');
+  const result = await db.raw(
+    `insert into ${q(spec.table)} (${q(spec.primaryKey)}, "Name", ${columns})
+     select gen_random_uuid(), 'demo ' || i, ${values} from generate_series(1, ?::int) as i`,
+    [rows],
+  );
+  return result.rowCount ?? rows;
+}
+
+export const postgresDemo: DemoOps = { tables: DEMO_TABLES, createTable: createDemoTable, insertRows: insertDemoRows };

@@ -1,0 +1,79 @@
+import type { Knex } from 'knex';
+import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
+import type { Secret } from '../../config/secret';
+import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
+import { mapKeyError } from './errors';
+
+/**
+ * The key hierarchy on PostgreSQL/PGlite: thin calls to the functions of
+ * sql/20-key-hierarchy.sql. Secrets travel only as bound parameters.
+ */
+export function postgresKeyHierarchy(): KeyHierarchyOps {
+  return {
+    async read(db: Db): Promise<KeyHierarchy> {
+      const exists = await db.raw(`select to_regclass('cellcrypt.symmetric_keys') is not null as ready`);
+      if (!exists.rows[0].ready) return { masterKey: false, certificates: [], symmetricKeys: [] };
+      const master = await db.raw('select count(*)::int as n from cellcrypt.master_key');
+      const certificates = await db.raw('select name from cellcrypt.certificates order by name');
+      const keys = await db.raw('select name, key_guid, algorithm, created_at from cellcrypt.symmetric_keys order by created_at, name');
+      return {
+        masterKey: master.rows[0].n > 0,
+        certificates: certificates.rows.map((row: { name: string }) => row.name),
+        symmetricKeys: keys.rows.map((row: { name: string; key_guid: Uint8Array; algorithm: string; created_at: Date | string }) => ({
+          name: row.name,
+          keyGuid: guidBytesToString(Buffer.from(row.key_guid)),
+          algorithm: row.algorithm,
+          createdAt: new Date(row.created_at),
+        })),
+      };
+    },
+
+    async createMasterKey(trx, password) {
+      await call(trx, 'select cellcrypt.create_master_key(?::text)', [password.reveal()], 'create master key');
+    },
+
+    async openMasterKey(trx, password) {
+      await call(trx, 'select cellcrypt.open_master_key(?::text)', [password.reveal()], 'open master key');
+    },
+
+    async createCertificate(trx, name) {
+      await call(trx, 'select cellcrypt.create_certificate(?::text, ?::text)', [name, `cellcrypt ${name}`], `create certificate ${name}`);
+    },
+
+    async createSymmetricKey(trx, spec: SymmetricKeySpec) {
+      const result = await call(
+        trx,
+        `select cellcrypt.create_symmetric_key(?::text, 'AES_256', ?::text, ?::text, ?::text) as key_guid`,
+        [spec.name, spec.keySource.reveal(), spec.identityValue.reveal(), spec.certificate],
+        `create symmetric key ${spec.name}`,
+      );
+      return guidBytesToString(Buffer.from(result.rows[0].key_guid));
+    },
+
+    async openSymmetricKey(trx, name, certificate) {
+      await call(trx, 'select cellcrypt.open_symmetric_key(?::text, ?::text)', [name, certificate], `open symmetric key ${name}`);
+    },
+
+    async dropSymmetricKey(trx, name) {
+      await call(trx, 'select cellcrypt.drop_symmetric_key(?::text)', [name], `drop symmetric key ${name}`);
+    },
+
+    async roundTrip(trx, keyGuid: string, probe: Secret) {
+      const result = await trx.raw(
+        `select cellcrypt.decrypt_text(cellcrypt.encrypt_text(?::bytea, ?::text, ?::uuid), ?::uuid) = ?::text as ok`,
+        [guidStringToBytes(keyGuid), probe.reveal(), PROBE_ROW, PROBE_ROW, probe.reveal()],
+      );
+      return result.rows[0].ok === true;
+    },
+  };
+}
+
+const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
+
+async function call(trx: Knex.Transaction, sql: string, bindings: readonly unknown[], where: string) {
+  try {
+    return await trx.raw(sql, bindings as Knex.RawBinding[]);
+  } catch (error) {
+    return mapKeyError(error, where);
+  }
+}
