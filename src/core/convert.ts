@@ -1,0 +1,134 @@
+import { CellcryptError, refuse } from './errors';
+import { classifyColumn, type ColumnState, encryptedColumnBytes, plaintextByteLimit } from './column-state';
+import { requireActive, withOpenKeys, type KeyAccess } from './key-access';
+import { columnLabel, type SensitiveColumn } from './registry';
+import type { Toolkit } from './toolkit';
+import { writeLedger } from './toolkit-tables';
+
+/**
+ * Turns every registered plaintext column into an encrypted one.
+ *
+ * Plan first, for all columns, read-only: any missing table, wrong type or value too long for
+ * its cell refuses the whole run before anything changes. Then per column:
+ * 1. add the shadow column (transaction);
+ * 2. encrypt rows into it in batches, each its own transaction; a batch that turned any
+ *    non-null plaintext into NULL rolls back (the key was not open);
+ * 3. one final transaction: lock the table, re-encrypt whatever changed or was missed,
+ *    prove every non-null value round-trips with its row's authenticator and that no NULL
+ *    appeared or vanished, check the cell size, drop the plaintext, rename the shadow.
+ * An interruption anywhere leaves either the plaintext column untouched (with a partly filled
+ * shadow: state `converting`, resumed by the next run) or the finished encrypted column.
+ */
+export interface ColumnPlan {
+  readonly column: SensitiveColumn;
+  readonly state: ColumnState;
+  readonly sizeBytes: number;
+  readonly values: number;
+}
+
+export interface ConvertOptions {
+  batchSize?: number;
+  /** Called after each committed batch (tests use it to simulate an interruption). */
+  afterBatch?: (column: SensitiveColumn, written: number) => void | Promise<void>;
+}
+
+export interface ColumnConversion {
+  readonly table: string;
+  readonly column: string;
+  readonly before: ColumnState;
+  readonly cells: number;
+  readonly sizeBytes: number;
+}
+
+export const DEFAULT_CONVERSION_BATCH = 20_000;
+
+export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
+  const { columns } = tk.engine;
+  const db = tk.engine.knex;
+  const plans: ColumnPlan[] = [];
+  const problems: string[] = [];
+  for (const column of tk.registry) {
+    const verdict = classifyColumn(column, await columns.describe(db, column));
+    if ('problem' in verdict) {
+      problems.push(verdict.problem);
+      continue;
+    }
+    let values = 0;
+    if (verdict.state !== 'encrypted') {
+      const limit = plaintextByteLimit(column);
+      const tooLong = await columns.findTooLong(db, column, limit);
+      if (tooLong.count > 0) {
+        problems.push(`${columnLabel(column)}: ${tooLong.count} value(s) longer than ${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one 8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`);
+      }
+      values = await columns.countNonNull(db, column, 'plaintext');
+    }
+    plans.push({ column, state: verdict.state, sizeBytes: encryptedColumnBytes(column), values });
+  }
+  if (problems.length > 0) {
+    const tooLong = problems.some((p) => p.includes('longer than'));
+    throw refuse(tooLong ? 'CellcryptValueTooLong' : 'CellcryptRegistryInvalid', `nothing was changed; cannot encrypt:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      tooLong ? 'shorten or clear those values, then run the command again' : 'fix the organization schema or the registry (CELLCRYPT_REGISTRY), then run the command again');
+  }
+  return plans;
+}
+
+export async function convertColumns(tk: Toolkit, options: ConvertOptions = {}): Promise<ColumnConversion[]> {
+  const plans = await planConversion(tk);
+  const pending = plans.filter((plan) => plan.state !== 'encrypted');
+  if (pending.length === 0) return [];
+  const { access } = await requireActive(tk);
+  const results: ColumnConversion[] = [];
+  for (const plan of pending) results.push(await convertColumn(tk, access, plan, options));
+  return results;
+}
+
+async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, options: ConvertOptions): Promise<ColumnConversion> {
+  const { columns } = tk.engine;
+  const { column, sizeBytes } = plan;
+  const label = columnLabel(column);
+  const keyGuid = access.current.keyGuid;
+  if (plan.state === 'plaintext') {
+    await tk.engine.knex.transaction(async (trx) => {
+      await columns.addShadow(trx, column, sizeBytes);
+      await writeLedger(trx, { table: column.table, column: column.column, state: 'converting', sizeBytes, keyGuid });
+    });
+  } else {
+    tk.reporter.log(`${label}: resuming an interrupted conversion`);
+  }
+
+  const batchSize = options.batchSize ?? DEFAULT_CONVERSION_BATCH;
+  const progress = tk.reporter.progress(`encrypting ${label}`, plan.values);
+  for (;;) {
+    const batch = await withOpenKeys(tk, access, async (trx) => {
+      const result = await columns.encryptBatch(trx, column, keyGuid, batchSize);
+      if (result.lost > 0) throw lostCells(label, result.lost);
+      return result;
+    });
+    progress.tick(batch.written);
+    if (batch.written === 0) break;
+    await options.afterBatch?.(column, batch.written);
+    if (batch.written < batchSize) break;
+  }
+  progress.done();
+
+  const cells = await withOpenKeys(tk, access, async (trx) => {
+    await columns.lockTable(trx, column);
+    if ((await columns.countShadowMismatches(trx, column)) > 0) {
+      await columns.reconcile(trx, column, keyGuid);
+      const left = await columns.countShadowMismatches(trx, column);
+      if (left > 0) throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `${label}: ${left} value(s) did not round-trip through encryption; nothing was swapped`, { exitCode: 1 });
+    }
+    const largest = await columns.maxShadowBytes(trx, column);
+    if (largest > sizeBytes) throw new CellcryptError('CellcryptConversionFailed', `${label}: a cell of ${largest} bytes exceeds varbinary(${sizeBytes}); nothing was swapped`);
+    const encrypted = await columns.countNonNull(trx, column, 'shadow');
+    await columns.swap(trx, column);
+    await writeLedger(trx, { table: column.table, column: column.column, state: 'encrypted', sizeBytes, keyGuid, cells: encrypted });
+    return encrypted;
+  });
+  tk.reporter.log(`${label}: ${cells} cell(s) encrypted as varbinary(${sizeBytes})`);
+  return { table: column.table, column: column.column, before: plan.state, cells, sizeBytes };
+}
+
+function lostCells(label: string, lost: number): CellcryptError {
+  return new CellcryptError('SqlEncryptionSymmetricKeyDoesNotExistOrNoPermission', `${label}: ${lost} non-null value(s) encrypted to NULL (key not open); the batch was rolled back`, { exitCode: 1 });
+}

@@ -1,0 +1,40 @@
+import { convertColumns, planConversion, type ColumnConversion } from './convert';
+import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
+import { provisionKeys } from './provision';
+import type { Toolkit } from './toolkit';
+import { writeAudit } from './toolkit-tables';
+
+/**
+ * `cellcrypt install`: what an org install or upgrade runs. The knex migrations do the work
+ * (so `npx knex migrate:latest` does the same); afterwards any column registered since the
+ * conversion migration ran is converted too. Running it again changes nothing.
+ */
+export interface InstallResult {
+  migrations: string[];
+  conversions: ColumnConversion[];
+  durationMs: number;
+}
+
+export async function install(tk: Toolkit): Promise<InstallResult> {
+  const started = Date.now();
+  // Read-only preflight: a missing table or a value too long for its cell is refused here,
+  // before the schema, the keys or the key store are touched.
+  await planConversion(tk);
+  await tk.engine.prepare();
+  // An installed org must still have its key before anything runs: an org restored without its
+  // key store is refused here (activate is the way out), not half-upgraded.
+  if (await tk.organizationId()) await provisionKeys(tk);
+  const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [number, string[]];
+  const conversions = await convertColumns(tk);
+  const durationMs = Date.now() - started;
+  if (applied.length > 0 || conversions.length > 0) {
+    await writeAudit(tk.engine.knex, {
+      createdBy: tk.actor,
+      operation: 'install',
+      outcome: 'succeeded',
+      durationMs,
+      detail: applied.length ? `migrations: ${applied.join(', ')}` : `late conversions: ${conversions.map((c) => `${c.table}.${c.column}`).join(', ')}`,
+    });
+  }
+  return { migrations: applied, conversions, durationMs };
+}

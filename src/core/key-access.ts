@@ -1,0 +1,79 @@
+import type { Knex } from 'knex';
+import type { Secret } from '../config/secret';
+import type { KeyHierarchy, SymmetricKeyInfo } from '../engines/engine';
+import { CellcryptError } from './errors';
+import { CERTIFICATE_NAME, generationOf, keyGuidFor } from './key-identity';
+import type { Toolkit } from './toolkit';
+
+/**
+ * Whether this org's encryption is usable ("active", in Dynamics' words) and, if so, what it
+ * takes to open its keys. Every operation that reads or writes cells starts here, so the
+ * reasons for "inactive" and the command that fixes each are written once.
+ */
+export interface KeyAccess {
+  readonly masterPassword: Secret;
+  readonly passphrase: Secret;
+  readonly current: SymmetricKeyInfo;
+  readonly certificate: string;
+  /** Every symmetric key to open for reading (more than one only while a change is in flight). */
+  readonly readable: readonly SymmetricKeyInfo[];
+}
+
+export type Activity =
+  | { active: true; access: KeyAccess; hierarchy: KeyHierarchy }
+  | { active: false; reason: string; hint: string; code: CellcryptError['code']; hierarchy: KeyHierarchy };
+
+export function currentKey(hierarchy: KeyHierarchy): SymmetricKeyInfo | undefined {
+  let best: SymmetricKeyInfo | undefined;
+  for (const key of hierarchy.symmetricKeys) {
+    const generation = generationOf(key.name);
+    if (generation !== undefined && (best === undefined || generation > (generationOf(best.name) ?? 0))) best = key;
+  }
+  return best;
+}
+
+const ACTIVATE = 'run `cellcrypt activate --key-file F` with the key you saved (`show-key --out F` on the old deployment)';
+
+export async function assessActivity(tk: Toolkit): Promise<Activity> {
+  const hierarchy = await tk.engine.keys.read(tk.engine.knex);
+  const inactive = (code: CellcryptError['code'], reason: string, hint = ACTIVATE): Activity => ({ active: false, code, reason, hint, hierarchy });
+  if (!(await tk.organizationId())) return inactive('CellcryptUsage', 'not installed', 'run `cellcrypt install`');
+  const current = currentKey(hierarchy);
+  if (!hierarchy.masterKey) return inactive('SqlEncryptionDatabaseMasterKeyDoesNotExist', 'the database has no master key');
+  if (!current) return inactive('SqlEncryptionSymmetricKeyDoesNotExist', 'the database has no cellcrypt symmetric key');
+  if (!hierarchy.certificates.includes(CERTIFICATE_NAME)) return inactive('SqlEncryptionCertificateDoesNotExist', `certificate ${CERTIFICATE_NAME} is missing`);
+  let passphrase: Secret | undefined;
+  let masterPassword: Secret | undefined;
+  try {
+    const keystore = await tk.keystore();
+    passphrase = await keystore.get('passphrase');
+    masterPassword = await keystore.get('master-key-password');
+  } catch (error) {
+    if (error instanceof CellcryptError) return inactive(error.code, error.message, error.hint ?? ACTIVATE);
+    throw error;
+  }
+  if (!passphrase) return inactive('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization');
+  if (!masterPassword) return inactive('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the key store holds no master-key password for this organization');
+  if (keyGuidFor(passphrase) !== current.keyGuid) {
+    return inactive('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`);
+  }
+  const access: KeyAccess = { masterPassword, passphrase, current, certificate: CERTIFICATE_NAME, readable: hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined) };
+  return { active: true, access, hierarchy };
+}
+
+/** Throws the inactive reason as an error (for operations that need an active org). */
+export async function requireActive(tk: Toolkit): Promise<{ access: KeyAccess; hierarchy: KeyHierarchy }> {
+  const activity = await assessActivity(tk);
+  if (!activity.active) throw new CellcryptError(activity.code, `encryption is inactive: ${activity.reason}`, { exitCode: 2, hint: activity.hint });
+  return activity;
+}
+
+/** Runs `work` in one transaction with the master key and every readable key open. */
+export async function withOpenKeys<T>(tk: Toolkit, access: KeyAccess, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  const { keys } = tk.engine;
+  return tk.engine.knex.transaction(async (trx) => {
+    await keys.openMasterKey(trx, access.masterPassword);
+    for (const key of access.readable) await keys.openSymmetricKey(trx, key.name, access.certificate);
+    return work(trx);
+  });
+}

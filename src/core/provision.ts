@@ -1,0 +1,95 @@
+import { Secret } from '../config/secret';
+import { CellcryptError, refuse } from './errors';
+import { currentKey } from './key-access';
+import { CERTIFICATE_NAME, generateMasterKeyPassword, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import { generatePassphrase } from './passphrase';
+import { classifyColumn } from './column-state';
+import type { Toolkit } from './toolkit';
+
+/**
+ * Ensures the key hierarchy: master key, certificate, current symmetric key.
+ *
+ * Order of writes (two stores, no distributed transaction): secrets go into the key store
+ * first, database objects second, in one transaction. A crash in between leaves a key store
+ * with secrets nobody uses yet, which the next run picks up ("when the key store already holds
+ * one, use it"); never a database key whose passphrase was not saved.
+ */
+export interface ProvisionResult {
+  readonly created: string[];
+  readonly keyGuid: string;
+  readonly keyName: string;
+}
+
+export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
+  const { engine } = tk;
+  const keystore = await tk.keystore();
+  const hierarchy = await engine.keys.read(engine.knex);
+  const current = currentKey(hierarchy);
+  let passphrase = await keystore.get('passphrase');
+  let masterPassword = await keystore.get('master-key-password');
+  const activate = 'this organization was restored or imported without its key: run `cellcrypt activate --key-file F` with the key you saved';
+
+  if (current && !passphrase) {
+    throw refuse('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', `the database has key ${current.name} but the key store holds no encryption key for it`, activate);
+  }
+  if (hierarchy.masterKey && !masterPassword) {
+    throw refuse('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the database has a master key but the key store holds no password for it', activate);
+  }
+  if (!current && (await hasEncryptedColumns(tk))) {
+    throw refuse('SqlEncryptionSymmetricKeyDoesNotExist', 'encrypted columns exist but the database has no cellcrypt key', activate);
+  }
+
+  const created: string[] = [];
+  if (!passphrase) {
+    passphrase = generatePassphrase();
+    await keystore.put('passphrase', passphrase);
+    created.push('encryption key (key store)');
+  }
+  if (!masterPassword) {
+    masterPassword = generateMasterKeyPassword();
+    await keystore.put('master-key-password', masterPassword);
+    created.push('master-key password (key store)');
+  }
+  if (current && current.keyGuid !== keyGuidFor(passphrase)) {
+    throw new CellcryptError('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to key ${current.name} (${current.keyGuid})`, {
+      exitCode: 2,
+      hint: 'run `cellcrypt status` for the reason; `cellcrypt activate --key-file F` installs the right key',
+    });
+  }
+
+  const secrets = { passphrase, masterPassword };
+  const name = current?.name ?? keyName(1);
+  const keyGuid = await engine.knex.transaction(async (trx) => {
+    if (!hierarchy.masterKey) {
+      await engine.keys.createMasterKey(trx, secrets.masterPassword);
+      created.push('database master key');
+    }
+    await engine.keys.openMasterKey(trx, secrets.masterPassword);
+    if (!hierarchy.certificates.includes(CERTIFICATE_NAME)) {
+      await engine.keys.createCertificate(trx, CERTIFICATE_NAME);
+      created.push(`certificate ${CERTIFICATE_NAME}`);
+    }
+    let guid = current?.keyGuid;
+    if (!guid) {
+      guid = await engine.keys.createSymmetricKey(trx, { name, certificate: CERTIFICATE_NAME, keySource: secrets.passphrase, identityValue: identityValueFor(secrets.passphrase) });
+      created.push(`symmetric key ${name} (AES_256)`);
+    }
+    await engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
+    if (!(await engine.keys.roundTrip(trx, guid, new Secret('cellcrypt round-trip probe Ω😀')))) {
+      throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `key ${name} failed the encryption/decryption test; nothing was changed`);
+    }
+    return guid;
+  });
+  return { created, keyGuid, keyName: name };
+}
+
+async function hasEncryptedColumns(tk: Toolkit): Promise<boolean> {
+  for (const column of tk.registry) {
+    const verdict = classifyColumn(column, await tk.engine.columns.describe(tk.engine.knex, column));
+    if ('state' in verdict && verdict.state === 'encrypted') {
+      const census = await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false });
+      if (census.cells > 0) return true;
+    }
+  }
+  return false;
+}

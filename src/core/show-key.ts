@@ -1,0 +1,33 @@
+import { writeFileSync } from 'node:fs';
+import type { Secret } from '../config/secret';
+import { CellcryptError, refuse } from './errors';
+import { formatKeyFile, type KeyFileEncoding } from './key-file';
+import type { Toolkit } from './toolkit';
+
+/**
+ * `show-key`: the exact encryption key, so an administrator can keep a copy outside the
+ * deployment (without it, a restored org is unreadable forever). Files are created 0600, never
+ * over an existing file (that could be the only other copy of an older key), and carry a
+ * SHA-256 checksum so a later import can tell a copy damaged by an ANSI editor.
+ */
+export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
+  const passphrase = await (await tk.keystore()).get('passphrase');
+  if (!passphrase) {
+    throw new CellcryptError('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization', {
+      exitCode: 2,
+      hint: 'run `cellcrypt status` for the reason; after a restore use `cellcrypt activate --key-file F`',
+    });
+  }
+  return passphrase;
+}
+
+export function writeKeyFile(path: string, passphrase: Secret, encoding: KeyFileEncoding): void {
+  try {
+    // O_EXCL: refuse to overwrite; mode 0600: nobody else reads the key.
+    writeFileSync(path, formatKeyFile(passphrase, encoding), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw refuse('CellcryptUsage', `${path} already exists; it may be the only copy of an earlier key, so it is not overwritten`, 'choose another file name');
+    throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
+  }
+}

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Db } from '../engines/engine';
+
+/**
+ * cellcrypt's own tables in the org database (schema `cellcrypt`, created by the engine):
+ * - organization: one row, the id under which the key store keeps this org's secrets. It
+ *   travels with a backup, so a restored org finds (or knowingly lacks) its key;
+ * - audit: one row per install/change/activation (Dynamics' SqlEncryptionAudit: who, when),
+ *   counted for the change quota; never a secret;
+ * - ledger: one row per converted column: when, how many cells, which varbinary size.
+ * Portable knex schema, so the SQL Server engine gets the same tables.
+ */
+export const SCHEMA = 'cellcrypt';
+export const TABLES = { organization: 'organization', audit: 'audit', ledger: 'ledger' } as const;
+
+export async function createToolkitTables(knex: Knex): Promise<void> {
+  const schema = knex.schema.withSchema(SCHEMA);
+  if (!(await schema.hasTable(TABLES.organization))) {
+    await knex.schema.withSchema(SCHEMA).createTable(TABLES.organization, (t) => {
+      t.string('id', 36).primary();
+      t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    });
+  }
+  if (!(await knex.schema.withSchema(SCHEMA).hasTable(TABLES.audit))) {
+    await knex.schema.withSchema(SCHEMA).createTable(TABLES.audit, (t) => {
+      t.increments('id');
+      t.timestamp('created_on', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      t.string('created_by', 256).notNullable();
+      t.string('operation', 32).notNullable();
+      t.string('outcome', 16).notNullable();
+      t.string('old_key_guid', 36);
+      t.string('new_key_guid', 36);
+      t.bigInteger('cells');
+      t.integer('duration_ms');
+      t.string('detail', 1000);
+      t.index(['operation', 'created_on']);
+    });
+  }
+  if (!(await knex.schema.withSchema(SCHEMA).hasTable(TABLES.ledger))) {
+    await knex.schema.withSchema(SCHEMA).createTable(TABLES.ledger, (t) => {
+      t.string('table_name', 128).notNullable();
+      t.string('column_name', 128).notNullable();
+      t.string('state', 16).notNullable();
+      t.integer('size_bytes').notNullable();
+      t.string('key_guid', 36);
+      t.bigInteger('cells');
+      t.timestamp('started_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+      t.timestamp('finished_at', { useTz: true });
+      t.primary(['table_name', 'column_name']);
+    });
+  }
+  const existing = await knex.withSchema(SCHEMA).table(TABLES.organization).first('id');
+  if (!existing) await knex.withSchema(SCHEMA).table(TABLES.organization).insert({ id: randomUUID() });
+}
+
+/** The organization id, or undefined before the first install. */
+export async function readOrganizationId(db: Db): Promise<string | undefined> {
+  if (!(await db.schema.withSchema(SCHEMA).hasTable(TABLES.organization))) return undefined;
+  const row = await db.withSchema(SCHEMA).table(TABLES.organization).first('id');
+  return row?.id;
+}
+
+export interface AuditEntry {
+  createdBy: string;
+  operation: 'install' | 'change-key' | 'activate';
+  outcome: 'succeeded' | 'failed';
+  oldKeyGuid?: string;
+  newKeyGuid?: string;
+  cells?: number;
+  durationMs?: number;
+  detail?: string;
+}
+
+export async function writeAudit(db: Db, entry: AuditEntry): Promise<void> {
+  await db.withSchema(SCHEMA).table(TABLES.audit).insert({
+    created_by: entry.createdBy.slice(0, 256),
+    operation: entry.operation,
+    outcome: entry.outcome,
+    old_key_guid: entry.oldKeyGuid ?? null,
+    new_key_guid: entry.newKeyGuid ?? null,
+    cells: entry.cells ?? null,
+    duration_ms: entry.durationMs ?? null,
+    detail: entry.detail?.slice(0, 1000) ?? null,
+  });
+}
+
+export interface LedgerEntry {
+  table: string;
+  column: string;
+  state: 'converting' | 'encrypted';
+  sizeBytes: number;
+  keyGuid?: string;
+  cells?: number;
+}
+
+export async function writeLedger(db: Db, entry: LedgerEntry): Promise<void> {
+  const row = {
+    table_name: entry.table,
+    column_name: entry.column,
+    state: entry.state,
+    size_bytes: entry.sizeBytes,
+    key_guid: entry.keyGuid ?? null,
+    cells: entry.cells ?? null,
+  };
+  const finished = entry.state === 'encrypted' ? { finished_at: db.fn.now() } : {};
+  await db.withSchema(SCHEMA).table(TABLES.ledger)
+    .insert({ ...row, ...finished })
+    .onConflict(['table_name', 'column_name'])
+    .merge({ ...row, ...finished });
+}

@@ -1,0 +1,72 @@
+import { userInfo } from 'node:os';
+import type { Settings } from '../config/settings';
+import type { Engine } from '../engines/engine';
+import { openEngine } from '../engines';
+import type { KeyStore } from '../keystore/keystore';
+import { openKeyStore, type KeyStoreConnection } from '../keystore/open-keystore';
+import { refuse } from './errors';
+import { loadRegistry, type SensitiveColumn } from './registry';
+import { type Reporter, silentReporter } from './reporter';
+import { readOrganizationId } from './toolkit-tables';
+
+/**
+ * Everything an operation needs: settings, the org database's engine, the registry, a reporter,
+ * and the key store (opened on first use: read-only commands on an uninstalled org never touch it).
+ */
+export interface Toolkit {
+  readonly settings: Settings;
+  readonly engine: Engine;
+  readonly registry: readonly SensitiveColumn[];
+  readonly reporter: Reporter;
+  /** Who runs this: OS user (and database user where the engine knows it), for audit rows. */
+  readonly actor: string;
+  /** The org's key store; refuses (exit 2) before the org has been installed. */
+  keystore(): Promise<KeyStore>;
+  /** The org id, or undefined before the first install. */
+  organizationId(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+export interface ToolkitOptions {
+  reporter?: Reporter;
+  /** An already open engine (knexfile / migration path); the toolkit then does not close it. */
+  engine?: Engine;
+}
+
+export async function openToolkit(settings: Settings, options: ToolkitOptions = {}): Promise<Toolkit> {
+  const registry = loadRegistry(settings.registryFile);
+  const reporter = options.reporter ?? silentReporter;
+  const engine = options.engine ?? (await openEngine(settings.database));
+  let connection: KeyStoreConnection | undefined;
+  let keystore: KeyStore | undefined;
+
+  const organizationId = () => readOrganizationId(engine.knex);
+  return {
+    settings,
+    engine,
+    registry,
+    reporter,
+    actor: safeUserName(),
+    organizationId,
+    async keystore() {
+      if (keystore) return keystore;
+      const orgId = await organizationId();
+      if (!orgId) throw refuse('CellcryptUsage', `${settings.database.display} has not been installed yet`, 'run `cellcrypt install` first');
+      connection ??= await openKeyStore(settings, (text) => reporter.log(text));
+      keystore = connection.forOrganization(orgId);
+      return keystore;
+    },
+    async close() {
+      await connection?.close();
+      if (!options.engine) await engine.close();
+    },
+  };
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
+}

@@ -1,0 +1,44 @@
+import { deriveKey, diagnoseCell, guidStringToBytes, keyGuidFromIdentity, type CellKey } from '../cellcrypt';
+import { CERTIFICATE_NAME, identityValueFor } from './key-identity';
+import { assessActivity } from './key-access';
+import { columnLabel } from './registry';
+import { needsAttention, readStatus, type StatusReport } from './status';
+import type { Toolkit } from './toolkit';
+
+/**
+ * `verify`: everything `status` checks (every cell decrypts in the database with its row's
+ * authenticator, no plaintext left), plus an independent check of the disaster-recovery
+ * path: a sample of cells per column is decrypted in Node by the TypeScript codec from the
+ * key store's passphrase alone, as `decrypt-offline` would after losing the server's keys.
+ */
+export interface VerifyReport {
+  ok: boolean;
+  status: StatusReport;
+  offline: Array<{ table: string; column: string; sampled: number; failed: number; failures: string[] }>;
+}
+
+export const OFFLINE_SAMPLE = 50;
+
+export async function verify(tk: Toolkit): Promise<VerifyReport> {
+  const status = await readStatus(tk);
+  const offline: VerifyReport['offline'] = [];
+  const activity = await assessActivity(tk);
+  if (activity.active) {
+    const passphrase = activity.access.passphrase;
+    const key: CellKey = { keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), 'sql2017') };
+    for (const column of tk.registry) {
+      const state = status.columns.find((c) => c.table === column.table && c.column === column.column)?.state;
+      if (state !== 'encrypted') continue;
+      const sample = await tk.engine.columns.sampleCells(tk.engine.knex, column, OFFLINE_SAMPLE);
+      const failures: string[] = [];
+      for (const { id, cell } of sample) {
+        const diagnosis = diagnoseCell(cell, key, guidStringToBytes(id));
+        if (!diagnosis.ok) failures.push(`${column.primaryKey} ${id}: ${diagnosis.reason}`);
+      }
+      offline.push({ table: column.table, column: column.column, sampled: sample.length, failed: failures.length, failures: failures.slice(0, 5) });
+      if (failures.length) tk.reporter.log(`${columnLabel(column)}: ${failures.length} sampled cell(s) do not decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`);
+    }
+  }
+  const ok = status.active && !needsAttention(status) && offline.every((o) => o.failed === 0);
+  return { ok, status, offline };
+}
