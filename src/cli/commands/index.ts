@@ -1,0 +1,11 @@
+import type { CellcryptCommand } from '../command';
+import decryptOffline from './decrypt-offline';
+import demo from './demo';
+import install from './install';
+import migrate from './migrate';
+import showKey from './show-key';
+import status from './status';
+import verify from './verify';
+
+/** Every command of the CLI, one module each. */
+export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, showKey, decryptOffline, demo];

@@ -1,0 +1,18 @@
+import { needsAttention, readStatus } from '../../core/status';
+import { defineCommand } from '../command';
+import { withToolkit } from '../session';
+import { printStatus } from './status-format';
+
+export { readStatus };
+
+export default defineCommand({
+  command: 'status',
+  describe: 'Show whether encryption is active, the keys, and per column its cells by key, plaintext and undecryptable counts (exit 3 if any need attention)',
+  run: async (args, io) =>
+    withToolkit(args, io, async (tk) => {
+      const report = await readStatus(tk);
+      io.result(report);
+      printStatus(io, report);
+      return needsAttention(report) ? 3 : 0;
+    }),
+});

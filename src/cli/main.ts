@@ -1,0 +1,85 @@
+import yargs from 'yargs';
+import { isCellcryptError } from '../core/errors';
+import type { CellcryptCommand, GlobalArgs } from './command';
+import { COMMANDS } from './commands';
+import { type CliIo, processIo } from './io';
+
+/**
+ * The cellcrypt CLI root: global options, one module per command, and the one place where
+ * errors become exit codes (DESIGN.md: 0 done, 1 failed and nothing changed, 2 refused before
+ * any change, 3 cells that do not decrypt or are still plaintext).
+ */
+export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo = processIo): Promise<number> {
+  let exitCode = 0;
+  const wantsJson = argv.includes('--json');
+  const parser = yargs(argv)
+    .scriptName('cellcrypt')
+    .usage('$0 [--env-file F] [--database-url URL] [--config-url URL] [--json] <command>')
+    .option('env-file', { type: 'string', describe: 'read settings from this dotenv file (the environment wins)' })
+    .option('database-url', { type: 'string', describe: 'org database: mssql://, postgres:// or pglite:PATH (default DATABASE_URL, else pglite:.cellcrypt/org)' })
+    .option('config-url', { type: 'string', describe: 'key-store database (default CELLCRYPT_CONFIG_URL, else pglite:.cellcrypt/config)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout; logs go to stderr' })
+    .strict()
+    .demandCommand(1, 'name a command (see --help)')
+    .recommendCommands()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((message, error) => {
+      // Everything that reaches here is about the command line (unknown commands, failed
+      // option checks); errors from running a command are reported by runCommand.
+      throw isCellcryptError(error) ? error : new UsageError(error?.message ?? message);
+    });
+  for (const command of COMMANDS) {
+    parser.command({ ...command, handler: async (args) => { exitCode = await runCommand(command, args as unknown as GlobalArgs, ioFactory); } });
+  }
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    const io = ioFactory(wantsJson);
+    if (error instanceof UsageError) {
+      io.log(`${error.message}\nrun \`cellcrypt --help\` for usage`);
+      io.result({ error: { code: 'CellcryptUsage', message: error.message } });
+      return 2;
+    }
+    return report(io, error);
+  }
+  return exitCode;
+}
+
+class UsageError extends Error {}
+
+async function runCommand(command: CellcryptCommand, args: GlobalArgs, ioFactory: (json: boolean) => CliIo): Promise<number> {
+  const io = ioFactory(Boolean(args.json));
+  try {
+    return await command.run(args as GlobalArgs & Record<string, unknown>, io);
+  } catch (error) {
+    return report(io, error);
+  }
+}
+
+function report(io: CliIo, error: unknown): number {
+  if (isCellcryptError(error)) {
+    const code = error.hresult ? `${error.code} ${error.hresult}` : error.code;
+    io.log(`error [${code}]: ${error.message}${error.hint ? `\n  -> ${error.hint}` : ''}`);
+    io.result({ error: error.toJSON() });
+    return error.exitCode;
+  }
+  // Unexpected: say so plainly; the stack helps a bug report and holds no secret values
+  // (secrets travel as bound parameters, never in SQL text or messages).
+  io.log(`error [CellcryptInternal]: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  io.result({ error: { code: 'CellcryptInternal', message: error instanceof Error ? error.message : String(error) } });
+  return 1;
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error) => {
+      process.stderr.write(`${String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
