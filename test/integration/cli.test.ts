@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/main';
+import { memoryIo } from '../../src/cli/io';
+import { parseKeyFile } from '../../src/core/key-file';
+import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+
+/** The CLI contract of DESIGN.md, through the real yargs root (in-process, output captured). */
+for (const target of targetNames()) {
+  describe(`CLI on ${target}`, function () {
+    let org: TestOrg;
+    const savedEnv = { ...process.env };
+
+    beforeEach(async () => {
+      org = await createTestOrg(target);
+      Object.assign(process.env, org.env);
+    });
+
+    afterEach(async () => {
+      for (const key of Object.keys(org.env)) {
+        if (savedEnv[key] === undefined) delete process.env[key];
+        else process.env[key] = savedEnv[key];
+      }
+      await org.cleanup();
+    });
+
+    async function cli(...args: string[]) {
+      const ios: Array<ReturnType<typeof memoryIo>> = [];
+      const code = await runCli(args, (json) => {
+        const io = memoryIo(json);
+        ios.push(io);
+        return io;
+      });
+      const io = ios[ios.length - 1];
+      return { code, stdout: io.stdout.join('\n'), stderr: io.stderr.join('\n'), json: io.documents[0] as any };
+    }
+
+    it('demo seed, install, status --json (DESIGN.md shape), verify, show-key', async () => {
+      expect((await cli('demo', 'seed', '--rows', '40')).code).to.equal(0);
+      const before = await cli('status', '--json');
+      expect(before.code).to.equal(3); // plaintext left
+      expect(before.json.columns.every((c: any) => c.state === 'plaintext' && c.plaintext > 0)).to.equal(true);
+
+      const installed = await cli('install', '--json');
+      expect(installed.code, installed.stderr).to.equal(0);
+
+      const status = await cli('status', '--json');
+      expect(status.code).to.equal(0);
+      expect(status.json).to.have.keys('active', 'engine', 'keys', 'columns');
+      expect(status.json.active).to.equal(true);
+      expect(status.json.engine).to.equal(target);
+      expect(status.json.keys).to.have.length(1);
+      expect(status.json.keys[0]).to.have.keys('name', 'guid', 'algorithm', 'createdAt');
+      expect(status.json.keys[0].guid).to.match(/^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/);
+      expect(status.json.columns).to.have.length(5);
+      for (const column of status.json.columns) {
+        expect(column).to.include.keys('table', 'column', 'state', 'cells', 'byKey', 'plaintext', 'undecryptable');
+        expect(column).to.include({ state: 'encrypted', plaintext: 0, undecryptable: 0 });
+        // 40 rows, every 10th NULL: 36 non-null cells, all under the one key.
+        expect(column.cells).to.equal(36);
+        expect(column.byKey).to.deep.equal({ [status.json.keys[0].guid]: 36 });
+      }
+
+      const verified = await cli('verify');
+      expect(verified.code, verified.stdout).to.equal(0);
+      expect(verified.stdout).to.contain('verify: OK');
+
+      const keyFile = join(org.dir, 'key.txt');
+      expect((await cli('show-key', '--out', keyFile)).code).to.equal(0);
+      expect(statSync(keyFile).mode & 0o777).to.equal(0o600);
+      const parsed = parseKeyFile(readFileSync(keyFile));
+      expect(parsed.checksum).to.equal('verified');
+      const again = await cli('show-key', '--out', keyFile);
+      expect(again.code).to.equal(2); // never overwrites a key file
+
+      // The key never shows up in any other command's output.
+      const passphrase = parsed.passphrase.reveal();
+      for (const run of [installed, status, verified, await cli('install'), await cli('status')]) {
+        expect(run.stdout + run.stderr + JSON.stringify(run.json ?? {})).not.to.contain(passphrase);
+      }
+    });
+
+    it('bad usage exits 2 and changes nothing', async () => {
+      expect((await cli('no-such-command')).code).to.equal(2);
+      expect((await cli('demo', 'seed', '--rows', '-4')).code).to.equal(2);
+      const badUrl = await cli('--database-url', 'mysql://u:pw@h/db', 'status', '--json');
+      expect(badUrl.code).to.equal(2);
+      expect(badUrl.json.error.code).to.equal('CellcryptConfigInvalid');
+    });
+
+    it('status on an org restored without its key store says inactive and names activate (exit 3)', async () => {
+      await cli('demo', 'seed', '--rows', '10');
+      expect((await cli('install')).code).to.equal(0);
+      // Lose the key store: point the org at an empty one.
+      const otherConfig = `pglite:${org.dir}/other-config`;
+      const status = await cli('--config-url', otherConfig, 'status', '--json');
+      expect(status.code).to.equal(3);
+      expect(status.json.active).to.equal(false);
+      expect(status.json.reason).to.match(/^inactive: encrypted cells exist, no usable key/);
+      expect(status.json.hint).to.contain('cellcrypt activate --key-file');
+      const reinstall = await cli('--config-url', otherConfig, 'install', '--json');
+      expect(reinstall.code).to.equal(2);
+      expect(reinstall.json.error.code).to.equal('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB');
+    });
+  });
+}

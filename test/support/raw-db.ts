@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { listSqlScripts, renderSqlScript } from '../../src/engines/postgres/sql-script';
+
+/**
+ * Bare databases for suites that test SQL directly (no toolkit, no knex): always a fresh
+ * in-memory PGlite; also a fresh database on the PostgreSQL server named by TEST_PG_URL when it
+ * is set. Both have pgcrypto installed and nothing else.
+ *
+ *   for (const target of rawTargets()) {
+ *     describe(`... on ${target.name}`, () => {
+ *       let db: RawDb;
+ *       before(async () => { db = await target.open(); await loadSqlScripts(db); });
+ *       after(() => db.close());
+ *     });
+ *   }
+ *
+ * bytea parameters are Buffers; bytea results are normalized to Buffer on both drivers.
+ */
+export type RawDbName = 'pglite' | 'postgres';
+
+export interface RawDb {
+  readonly name: RawDbName;
+  query<T = any>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs a multi-statement script (simple query protocol, no parameters). */
+  exec(sql: string): Promise<void>;
+  /** Closes the connection; on a server also drops the database. */
+  close(): Promise<void>;
+}
+
+export interface RawTarget {
+  readonly name: RawDbName;
+  open(): Promise<RawDb>;
+}
+
+export function pgServerUrl(): string | undefined {
+  return process.env.TEST_PG_URL || undefined;
+}
+
+/** PGlite always; the PostgreSQL server too when TEST_PG_URL is set. */
+export function rawTargets(): RawTarget[] {
+  const targets: RawTarget[] = [{ name: 'pglite', open: openPglite }];
+  const url = pgServerUrl();
+  if (url) targets.push({ name: 'postgres', open: () => openServerDatabase(url) });
+  return targets;
+}
+
+/** The quoted schema that holds pgcrypto, as the `{{pgcrypto}}` template variable wants it. */
+export async function pgcryptoSchema(db: RawDb): Promise<string> {
+  const rows = await db.query<{ schema: string }>(
+    `select quote_ident(n.nspname) as schema
+       from pg_extension e join pg_namespace n on n.oid = e.extnamespace
+      where e.extname = 'pgcrypto'`,
+  );
+  if (rows.length === 0) throw new Error(`pgcrypto is not installed in this ${db.name} database`);
+  return rows[0].schema;
+}
+
+/**
+ * Runs the src/engines/postgres/sql scripts, in order, as the engine does: all of them, or only
+ * `files` (e.g. ['10-codec.sql'] for a suite that tests one script alone).
+ */
+export async function loadSqlScripts(db: RawDb, files: readonly string[] = listSqlScripts()): Promise<void> {
+  const pgcrypto = await pgcryptoSchema(db);
+  for (const file of files) await db.exec(renderSqlScript(file, { pgcrypto }));
+}
+
+function normalizeRow(row: Record<string, unknown>): Record<string, unknown> {
+  for (const [column, value] of Object.entries(row)) {
+    if (value instanceof Uint8Array && !Buffer.isBuffer(value)) {
+      row[column] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    }
+  }
+  return row;
+}
+
+async function openPglite(): Promise<RawDb> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { pgcrypto } = await import('@electric-sql/pglite/contrib/pgcrypto');
+  const pglite = await PGlite.create({ extensions: { pgcrypto } });
+  await pglite.exec('create extension if not exists pgcrypto');
+  return {
+    name: 'pglite',
+    async query<T>(sql: string, params?: unknown[]) {
+      const result = await pglite.query<Record<string, unknown>>(sql, params);
+      return result.rows.map(normalizeRow) as T[];
+    },
+    async exec(sql: string) {
+      await pglite.exec(sql);
+    },
+    close: () => pglite.close(),
+  };
+}
+
+async function openServerDatabase(baseUrl: string): Promise<RawDb> {
+  const name = `cellcrypt_raw_${randomBytes(6).toString('hex')}`;
+  await adminQuery(baseUrl, `create database "${name}" encoding 'UTF8' template template0`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  const client = new Client({ connectionString: url.toString() });
+  try {
+    await client.connect();
+    await client.query('create extension if not exists pgcrypto');
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    await adminQuery(baseUrl, `drop database if exists "${name}"`);
+    throw error;
+  }
+  return {
+    name: 'postgres',
+    async query<T>(sql: string, params?: unknown[]) {
+      const result = await client.query(sql, params);
+      return result.rows.map(normalizeRow) as T[];
+    },
+    async exec(sql: string) {
+      await client.query(sql); // no parameters: pg uses the simple protocol, which allows several statements
+    },
+    async close() {
+      await client.end();
+      await adminQuery(baseUrl, `drop database if exists "${name}"`);
+    },
+  };
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
