@@ -1,9 +1,12 @@
 import { expect } from 'chai';
+import type { Knex } from 'knex';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/main';
 import { memoryIo } from '../../src/cli/io';
 import { parseKeyFile } from '../../src/core/key-file';
+import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
+import { rawCells } from '../support/org-data';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
 /** The CLI contract of DESIGN.md, through the real yargs root (in-process, output captured). */
@@ -24,6 +27,15 @@ for (const target of targetNames()) {
       }
       await org.cleanup();
     });
+
+    async function withOrg<T>(work: (db: Knex) => Promise<T>): Promise<T> {
+      const tk = await org.open();
+      try {
+        return await work(tk.engine.knex);
+      } finally {
+        await tk.close();
+      }
+    }
 
     async function cli(...args: string[]) {
       const ios: Array<ReturnType<typeof memoryIo>> = [];
@@ -79,6 +91,33 @@ for (const target of targetNames()) {
       for (const run of [installed, status, verified, await cli('install'), await cli('status')]) {
         expect(run.stdout + run.stderr + JSON.stringify(run.json ?? {})).not.to.contain(passphrase);
       }
+    });
+
+    it('decrypt-offline reads a cell written by install with the key show-key saved (the recovery path)', async () => {
+      expect((await cli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      const mailbox = DYNAMICS_DEFAULT_COLUMNS.find((c) => c.table === 'MailboxBase')!;
+      // One connection at a time: PGlite is single-process, so the test's own handle is closed
+      // before the CLI opens the org again.
+      const { id, value } = await withOrg(async (db) =>
+        (await db.raw(`select "MailboxId"::text as id, "Password" as value from "MailboxBase" where "Password" <> '' limit 1`)).rows[0] as { id: string; value: string });
+      expect((await cli('install')).code).to.equal(0);
+      const keyFile = join(org.dir, 'recovery-key.txt');
+      expect((await cli('show-key', '--out', keyFile)).code).to.equal(0);
+      const cell = await withOrg(async (db) => (await rawCells(db, mailbox)).get(id)!);
+      expect(cell.toString('hex')).not.to.contain(Buffer.from(value, 'utf16le').toString('hex'));
+      const hex = `0x${cell.toString('hex')}`;
+
+      const read = await cli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', id, '--json', hex);
+      expect(read.code, read.stderr).to.equal(0);
+      expect(read.json.results).to.have.length(1);
+      expect(read.json.results[0]).to.include({ ok: true, plaintext: value, derivation: 'sql2017', integrityChecked: true });
+      const plain = await cli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', id, hex);
+      expect(plain.stdout).to.equal(value);
+
+      // Another row's key as authenticator: the cell is refused, exit 3 with the reason.
+      const wrongRow = await cli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', '00000000-0000-0000-0000-000000000001', hex);
+      expect(wrongRow.code).to.equal(3);
+      expect(wrongRow.stdout).not.to.contain(value);
     });
 
     it('bad usage exits 2 and changes nothing', async () => {
