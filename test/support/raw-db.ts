@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { adminQuery, pgServerUrl } from './pg-server';
+
+export { pgServerUrl };
 import { listSqlScripts, renderSqlScript } from '../../src/engines/postgres/sql-script';
 
 /**
@@ -31,10 +34,6 @@ export interface RawDb {
 export interface RawTarget {
   readonly name: RawDbName;
   open(): Promise<RawDb>;
-}
-
-export function pgServerUrl(): string | undefined {
-  return process.env.TEST_PG_URL || undefined;
 }
 
 /** PGlite always; the PostgreSQL server too when TEST_PG_URL is set. */
@@ -122,12 +121,3 @@ async function openServerDatabase(baseUrl: string): Promise<RawDb> {
   };
 }
 
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}

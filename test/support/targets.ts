@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
+import { adminQuery, pgServerUrl } from './pg-server';
 import { loadSettings, type Settings } from '../../src/config/settings';
 import { openToolkit, type Toolkit } from '../../src/core/toolkit';
 import { silentReporter } from '../../src/core/reporter';
@@ -21,10 +21,6 @@ export interface TestOrg {
   readonly dir: string;
   open(): Promise<Toolkit>;
   cleanup(): Promise<void>;
-}
-
-export function pgServerUrl(): string | undefined {
-  return process.env.TEST_PG_URL || undefined;
 }
 
 export function targetNames(): TargetName[] {
@@ -61,19 +57,10 @@ export async function createTestOrg(target: TargetName): Promise<TestOrg> {
 async function createServerDatabase(kind: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const base = pgServerUrl()!;
   const name = `cellcrypt_test_${kind}_${randomBytes(6).toString('hex')}`;
-  await admin(base, `create database "${name}" encoding 'UTF8' template template0`);
+  await adminQuery(base, `create database "${name}" encoding 'UTF8' template template0`);
   const url = new URL(base);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(base, `drop database if exists "${name}" with (force)`) };
+  return { url: url.toString(), drop: () => adminQuery(base, `drop database if exists "${name}" with (force)`) };
 }
 
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
