@@ -40,6 +40,8 @@ export const CELLCRYPT_CODES = [
   'CellcryptEngineUnsupported',
   'CellcryptDataDirectoryBusy',
   'CellcryptCellsNotDecryptable',
+  'CellcryptPermissionDenied',
+  'CellcryptKeyChangeInProgress',
   'CellcryptConversionFailed',
   'CellcryptEncryptionCannotBeDisabled',
   'CellcryptInternal',

@@ -1,6 +1,6 @@
 import { convertColumns, planConversion, type ColumnConversion } from './convert';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
-import { provisionKeys } from './provision';
+import { currentKey, requireActive } from './key-access';
 import type { Toolkit } from './toolkit';
 import { writeAudit } from './toolkit-tables';
 
@@ -23,7 +23,7 @@ export async function install(tk: Toolkit): Promise<InstallResult> {
   await tk.engine.prepare();
   // An installed org must still have its key before anything runs: an org restored without its
   // key store is refused here (activate is the way out), not half-upgraded.
-  if (await tk.organizationId()) await provisionKeys(tk);
+  if (currentKey(await tk.engine.keys.read(tk.engine.knex))) await requireActive(tk);
   const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [number, string[]];
   const conversions = await convertColumns(tk);
   const durationMs = Date.now() - started;

@@ -3,6 +3,7 @@ import type { Secret } from '../config/secret';
 import type { KeyHierarchy, SymmetricKeyInfo } from '../engines/engine';
 import { CellcryptError } from './errors';
 import { CERTIFICATE_NAME, generationOf, keyGuidFor } from './key-identity';
+import type { KeyStore } from '../keystore/keystore';
 import type { Toolkit } from './toolkit';
 
 /**
@@ -17,6 +18,8 @@ export interface KeyAccess {
   readonly certificate: string;
   /** Every symmetric key to open for reading (more than one only while a change is in flight). */
   readonly readable: readonly SymmetricKeyInfo[];
+  /** A batched key change not finished yet: cells still under `from`, whose passphrase this is. */
+  readonly inFlight?: { readonly from: SymmetricKeyInfo; readonly passphrase: Secret };
 }
 
 export type Activity =
@@ -44,8 +47,9 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
   if (!hierarchy.certificates.includes(CERTIFICATE_NAME)) return inactive('SqlEncryptionCertificateDoesNotExist', `certificate ${CERTIFICATE_NAME} is missing`);
   let passphrase: Secret | undefined;
   let masterPassword: Secret | undefined;
+  let keystore: KeyStore | undefined;
   try {
-    const keystore = await tk.keystore();
+    keystore = await tk.keystore();
     passphrase = await keystore.get('passphrase');
     masterPassword = await keystore.get('master-key-password');
   } catch (error) {
@@ -54,11 +58,26 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
   }
   if (!passphrase) return inactive('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization');
   if (!masterPassword) return inactive('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the key store holds no master-key password for this organization');
-  if (keyGuidFor(passphrase) !== current.keyGuid) {
-    return inactive('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`);
+  const readable = hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined);
+  const base = { masterPassword, current, certificate: CERTIFICATE_NAME, readable };
+  if (keyGuidFor(passphrase) === current.keyGuid) return { active: true, access: { ...base, passphrase }, hierarchy };
+
+  // The key store's passphrase is not the current key's. A key change writes the new passphrase
+  // as `passphrase.pending` before the database commits and promotes it after; if the process
+  // died in between, the pending one opens the data and the change is finished here.
+  const pending = await keystore!.get('passphrase.pending');
+  if (pending && keyGuidFor(pending) === current.keyGuid) {
+    const previous = readable.find((k) => k.keyGuid === keyGuidFor(passphrase!));
+    if (previous) {
+      // Both generations still in the database: a batched change is under way (or was stopped).
+      return { active: true, access: { ...base, passphrase: pending, inFlight: { from: previous, passphrase: passphrase! } }, hierarchy };
+    }
+    await keystore!.put('passphrase', pending);
+    await keystore!.remove('passphrase.pending');
+    tk.reporter.log(`repaired the key store: key change to ${current.name} (${current.keyGuid}) had committed in the database but not in the key store`);
+    return { active: true, access: { ...base, passphrase: pending }, hierarchy };
   }
-  const access: KeyAccess = { masterPassword, passphrase, current, certificate: CERTIFICATE_NAME, readable: hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined) };
-  return { active: true, access, hierarchy };
+  return inactive('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`);
 }
 
 /** Throws the inactive reason as an error (for operations that need an active org). */

@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import type { Secret } from '../config/secret';
 import { CellcryptError, refuse } from './errors';
 import { formatKeyFile, type KeyFileEncoding } from './key-file';
+import { assessActivity } from './key-access';
+import { requirePermission } from './permissions';
 import type { Toolkit } from './toolkit';
 
 /**
@@ -11,6 +13,9 @@ import type { Toolkit } from './toolkit';
  * SHA-256 checksum so a later import can tell a copy damaged by an ANSI editor.
  */
 export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
+  await requirePermission(tk, 'read-key');
+  const activity = await assessActivity(tk); // finishes a key change the key store missed
+  if (activity.active) return activity.access.passphrase;
   const passphrase = await (await tk.keystore()).get('passphrase');
   if (!passphrase) {
     throw new CellcryptError('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization', {

@@ -26,6 +26,8 @@ export interface StatusReport {
   engine: string;
   reason?: string;
   hint?: string;
+  /** A batched key change that has not finished (cells on two keys; both readable). */
+  keyChange?: { from: string; to: string; hint: string };
   keys: Array<{ name: string; guid: string; algorithm: string; createdAt: string }>;
   columns: ColumnStatus[];
 }
@@ -39,6 +41,9 @@ export async function readStatus(tk: Toolkit): Promise<StatusReport> {
     active: activity.active,
     engine: tk.engine.kind,
     ...(activity.active ? {} : { reason: explain(activity.reason, columns), hint: activity.hint }),
+    ...(activity.active && activity.access.inFlight
+      ? { keyChange: { from: activity.access.inFlight.from.keyGuid, to: activity.access.current.keyGuid, hint: 'finish it with `cellcrypt change-key --resume --batch-size N`' } }
+      : {}),
     keys: keyList(activity.hierarchy),
     columns,
   };

@@ -109,3 +109,13 @@ export async function writeLedger(db: Db, entry: LedgerEntry): Promise<void> {
     .onConflict(['table_name', 'column_name'])
     .merge({ ...row, ...finished });
 }
+
+/** Successful operations of one kind in the last `minutes` (the change-key quota). */
+export async function countRecentAudits(db: Db, operation: AuditEntry['operation'], minutes: number): Promise<number> {
+  const row = await db.withSchema(SCHEMA).table(TABLES.audit)
+    .where({ operation, outcome: 'succeeded' })
+    .andWhere('created_on', '>', new Date(Date.now() - minutes * 60_000))
+    .count<{ n: string | number }>({ n: '*' })
+    .first();
+  return Number(row?.n ?? 0);
+}

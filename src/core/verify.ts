@@ -1,4 +1,5 @@
-import { deriveKey, diagnoseCell, guidStringToBytes, keyGuidFromIdentity, type CellKey } from '../cellcrypt';
+import { deriveKey, diagnoseCell, guidStringToBytes, keyGuidFromIdentity, type CellKey, type Derivation } from '../cellcrypt';
+import type { Secret } from '../config/secret';
 import { CERTIFICATE_NAME, identityValueFor } from './key-identity';
 import { assessActivity } from './key-access';
 import { columnLabel } from './registry';
@@ -24,8 +25,11 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
   const offline: VerifyReport['offline'] = [];
   const activity = await assessActivity(tk);
   if (activity.active) {
-    const passphrase = activity.access.passphrase;
-    const key: CellKey = { keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), 'sql2017') };
+    const { access } = activity;
+    const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({ keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), derivation) });
+    // The key store's passphrases alone (plus the previous one while a batched change runs).
+    const key: CellKey[] = [cellKey(access.passphrase, access.current.derivation)];
+    if (access.inFlight) key.push(cellKey(access.inFlight.passphrase, access.inFlight.from.derivation));
     for (const column of tk.registry) {
       const state = status.columns.find((c) => c.table === column.table && c.column === column.column)?.state;
       if (state !== 'encrypted') continue;

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { EngineKind } from '../config/connection-target';
 import type { Secret } from '../config/secret';
+import type { Derivation } from '../cellcrypt';
 
 /**
  * The boundary between policy (src/core: what to encrypt, when a key may change) and the
@@ -38,6 +39,8 @@ export interface SymmetricKeyInfo {
   /** SQL Server's string form, upper case. */
   readonly keyGuid: string;
   readonly algorithm: string;
+  /** How KEY_SOURCE became key bytes: SQL Server 2016 (SHA-1) or 2017+ (SHA-512). */
+  readonly derivation: Derivation;
   readonly createdAt: Date;
 }
 
@@ -52,6 +55,8 @@ export interface SymmetricKeySpec {
   readonly certificate: string;
   readonly keySource: Secret;
   readonly identityValue: Secret;
+  /** Default sql2017; activate recreates a key under the derivation its cells were written with. */
+  readonly derivation?: Derivation;
 }
 
 /** Non-null cells of one column, grouped by the key GUID at the head of each cell. */
@@ -72,6 +77,10 @@ export interface KeyHierarchyOps {
   createSymmetricKey(trx: Knex.Transaction, spec: SymmetricKeySpec): Promise<string>;
   openSymmetricKey(trx: Knex.Transaction, name: string, certificate: string): Promise<void>;
   dropSymmetricKey(trx: Knex.Transaction, name: string): Promise<void>;
+  /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
+  reset(trx: Knex.Transaction): Promise<void>;
+  /** The statements behind the calls that take secrets, with `?` for every value (for `--dry-run`). */
+  readonly statements: Readonly<Record<'openMasterKey' | 'createSymmetricKey' | 'openSymmetricKey' | 'dropSymmetricKey', string>>;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
   roundTrip(trx: Knex.Transaction, keyGuid: string, probe: Secret): Promise<boolean>;
 }
@@ -94,8 +103,26 @@ export interface ColumnOps {
   /** Drops the plaintext column and gives the shadow its name. */
   swap(trx: Knex.Transaction, ref: ColumnRef): Promise<void>;
   census(db: Db, ref: ColumnRef, options: { decrypt: boolean }): Promise<CellCensus>;
+  /**
+   * Re-encrypts, inside the database, up to `limit` cells whose key GUID is `fromGuid` to
+   * `toGuid` (both keys open). Cells that do not decrypt are left as they are and counted.
+   */
+  reencryptBatch(trx: Knex.Transaction, ref: ColumnRef, fromGuid: string, toGuid: string, limit: number): Promise<{ written: number; undecryptable: number }>;
+  /** The statement `reencryptBatch` runs, with `?` for its values (for `--dry-run`). */
+  reencryptStatement(ref: ColumnRef): string;
+  /** Total bytes of the non-null cells (the dry-run estimate of what a key change rewrites). */
+  cellBytes(db: Db, ref: ColumnRef): Promise<number>;
   /** Up to `limit` random non-null cells with their row's primary key (string form). */
   sampleCells(db: Db, ref: ColumnRef, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
+}
+
+export type KeyPermission = 'read-key' | 'change-key' | 'activate';
+
+export interface PermissionCheck {
+  readonly granted: boolean;
+  readonly user: string;
+  /** What grants it on this engine, for the refusal message. */
+  readonly grantedBy: string;
 }
 
 export interface EngineCapabilities {
@@ -117,6 +144,13 @@ export interface Engine {
   readonly columns: ColumnOps;
   /** Dynamics-shaped demo tables (`cellcrypt demo seed`). */
   readonly demo: DemoOps;
+  /**
+   * A per-org lock that lives as long as the caller holds it (a session lock of the engine:
+   * pg_advisory_lock, sp_getapplock); undefined when another holder has it. Never waits.
+   */
+  tryLock(name: string): Promise<(() => Promise<void>) | undefined>;
+  /** Whether the connected user holds a key permission (database roles on PostgreSQL). */
+  checkPermission(permission: KeyPermission): Promise<PermissionCheck>;
   close(): Promise<void>;
 }
 

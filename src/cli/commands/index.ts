@@ -3,9 +3,11 @@ import decryptOffline from './decrypt-offline';
 import demo from './demo';
 import install from './install';
 import migrate from './migrate';
+import changeKey from './change-key';
+import activate from './activate';
 import showKey from './show-key';
 import status from './status';
 import verify from './verify';
 
 /** Every command of the CLI, one module each. */
-export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, showKey, decryptOffline, demo];
+export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, showKey, changeKey, activate, decryptOffline, demo];

@@ -5,6 +5,7 @@ import type { CliIo } from '../io';
 export function printStatus(io: CliIo, report: StatusReport): void {
   io.print(`encryption: ${report.active ? 'active' : report.reason ?? 'inactive'} (engine ${report.engine})`);
   if (!report.active && report.hint) io.print(`  -> ${report.hint}`);
+  if (report.keyChange) io.print(`key change in progress: ${report.keyChange.from} -> ${report.keyChange.to}\n  -> ${report.keyChange.hint}`);
   for (const key of report.keys) io.print(`key ${key.name}  ${key.guid}  ${key.algorithm}  created ${key.createdAt}`);
   const rows = report.columns.map((c) => [
     `${c.table}.${c.column}`,

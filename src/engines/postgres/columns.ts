@@ -143,12 +143,41 @@ export function postgresColumns(): ColumnOps {
       return summarize(result.rows);
     },
 
+    reencryptStatement: reencryptSql,
+
+    async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
+      const result = await trx.raw(reencryptSql(ref), [guidStringToBytes(toGuid), guidStringToBytes(fromGuid), limit]);
+      return { written: count(result.rows, 'written'), undecryptable: count(result.rows, 'undecryptable') };
+    },
+
+    async cellBytes(db, ref) {
+      const { t, c } = names(ref);
+      const result = await db.raw(`select coalesce(sum(octet_length(${c})), 0)::bigint as n from ${t}`);
+      return count(result.rows);
+    },
+
     async sampleCells(db, ref, limit) {
       const { t, c, pk } = names(ref);
       const result = await db.raw(`select ${pk}::text as id, ${c} as cell from ${t} where ${c} is not null order by random() limit ?`, [limit]);
       return result.rows.map((row: { id: string; cell: Uint8Array }) => ({ id: row.id, cell: Buffer.from(row.cell) }));
     },
   };
+}
+
+/**
+ * Old key to new key without the plaintext leaving the server: DECRYPTBYKEY and ENCRYPTBYKEY in
+ * one UPDATE, the row's uniqueidentifier as authenticator on both sides. A cell that does not
+ * decrypt is never overwritten (it would become NULL); it is counted so the caller can stop.
+ */
+function reencryptSql(ref: ColumnRef): string {
+  const { t, c, pk } = names(ref);
+  return `with batch as (
+    select ctid as row_ref, cellcrypt.encrypt_by_key(?::bytea, cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})), cellcrypt.guid_bytes(${pk})) as cell
+      from ${t} where substring(${c} from 1 for 16) = ?::bytea limit ? for update
+  ), written as (
+    update ${t} as row set ${c} = batch.cell from batch where row.ctid = batch.row_ref and batch.cell is not null returning 1
+  )
+  select (select count(*) from written)::int as written, (select count(*) from batch where cell is null)::int as undecryptable`;
 }
 
 function literalComment(ref: ColumnRef, sizeBytes: number): string {

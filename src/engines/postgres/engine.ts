@@ -5,7 +5,9 @@ import { postgresColumns } from './columns';
 import { postgresDemo } from './demo';
 import { connectPglite, connectPostgres, type PgConnection } from './connect';
 import { postgresKeyHierarchy } from './key-hierarchy';
+import { checkPostgresPermission } from './permissions';
 import { quotePgIdentifier } from './quote';
+import { tryAdvisoryLock } from './session-lock';
 import { listSqlScripts, renderSqlScript } from './sql-script';
 
 /**
@@ -44,6 +46,10 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
       const pgcrypto = quotePgIdentifier(located.rows[0].schema);
       for (const file of listSqlScripts()) await connection.runScript(renderSqlScript(file, { pgcrypto }));
     },
+
+    tryLock: (name) => tryAdvisoryLock(knex, target.display, name, target.kind === 'pglite'),
+
+    checkPermission: (permission) => checkPostgresPermission(knex, permission),
 
     async close() {
       await knex.destroy();

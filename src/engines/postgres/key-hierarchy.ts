@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
+import type { Derivation } from '../../cellcrypt';
 import type { Secret } from '../../config/secret';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
 import { mapKeyError } from './errors';
@@ -15,25 +16,34 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       if (!exists.rows[0].ready) return { masterKey: false, certificates: [], symmetricKeys: [] };
       const master = await db.raw('select count(*)::int as n from cellcrypt.master_key');
       const certificates = await db.raw('select name from cellcrypt.certificates order by name');
-      const keys = await db.raw('select name, key_guid, algorithm, created_at from cellcrypt.symmetric_keys order by created_at, name');
+      const keys = await db.raw('select name, key_guid, algorithm, derivation, created_at from cellcrypt.symmetric_keys order by created_at, name');
       return {
         masterKey: master.rows[0].n > 0,
         certificates: certificates.rows.map((row: { name: string }) => row.name),
-        symmetricKeys: keys.rows.map((row: { name: string; key_guid: Uint8Array; algorithm: string; created_at: Date | string }) => ({
+        symmetricKeys: keys.rows.map((row: { name: string; key_guid: Uint8Array; algorithm: string; derivation: Derivation; created_at: Date | string }) => ({
           name: row.name,
           keyGuid: guidBytesToString(Buffer.from(row.key_guid)),
           algorithm: row.algorithm,
+          derivation: row.derivation,
           createdAt: new Date(row.created_at),
         })),
       };
     },
+
+    statements: SQL,
 
     async createMasterKey(trx, password) {
       await call(trx, 'select cellcrypt.create_master_key(?::text)', [password.reveal()], 'create master key');
     },
 
     async openMasterKey(trx, password) {
-      await call(trx, 'select cellcrypt.open_master_key(?::text)', [password.reveal()], 'open master key');
+      await call(trx, SQL.openMasterKey, [password.reveal()], 'open master key');
+    },
+
+    async reset(trx) {
+      await trx.raw('delete from cellcrypt.symmetric_keys');
+      await trx.raw('delete from cellcrypt.certificates');
+      await trx.raw('delete from cellcrypt.master_key');
     },
 
     async createCertificate(trx, name) {
@@ -43,19 +53,19 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     async createSymmetricKey(trx, spec: SymmetricKeySpec) {
       const result = await call(
         trx,
-        `select cellcrypt.create_symmetric_key(?::text, 'AES_256', ?::text, ?::text, ?::text) as key_guid`,
-        [spec.name, spec.keySource.reveal(), spec.identityValue.reveal(), spec.certificate],
+        SQL.createSymmetricKey,
+        [spec.name, spec.keySource.reveal(), spec.identityValue.reveal(), spec.certificate, spec.derivation ?? 'sql2017'],
         `create symmetric key ${spec.name}`,
       );
       return guidBytesToString(Buffer.from(result.rows[0].key_guid));
     },
 
     async openSymmetricKey(trx, name, certificate) {
-      await call(trx, 'select cellcrypt.open_symmetric_key(?::text, ?::text)', [name, certificate], `open symmetric key ${name}`);
+      await call(trx, SQL.openSymmetricKey, [name, certificate], `open symmetric key ${name}`);
     },
 
     async dropSymmetricKey(trx, name) {
-      await call(trx, 'select cellcrypt.drop_symmetric_key(?::text)', [name], `drop symmetric key ${name}`);
+      await call(trx, SQL.dropSymmetricKey, [name], `drop symmetric key ${name}`);
     },
 
     async roundTrip(trx, keyGuid: string, probe: Secret) {
@@ -67,6 +77,14 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     },
   };
 }
+
+/** The statements that take secrets, shared by execution and `--dry-run` (which shows `?`). */
+const SQL = {
+  openMasterKey: 'select cellcrypt.open_master_key(?::text)',
+  createSymmetricKey: `select cellcrypt.create_symmetric_key(?::text, 'AES_256', ?::text, ?::text, ?::text, ?::text) as key_guid`,
+  openSymmetricKey: 'select cellcrypt.open_symmetric_key(?::text, ?::text)',
+  dropSymmetricKey: 'select cellcrypt.drop_symmetric_key(?::text)',
+} as const;
 
 const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
 

@@ -1,0 +1,114 @@
+import { DERIVATIONS, deriveKey, diagnoseCell, guidStringToBytes, type Derivation } from '../cellcrypt';
+import type { Secret } from '../config/secret';
+import { CellcryptError } from './errors';
+import { assessActivity } from './key-access';
+import { CERTIFICATE_NAME, generateMasterKeyPassword, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import { requirePermission } from './permissions';
+import { columnLabel } from './registry';
+import { classifyColumn } from './column-state';
+import type { Toolkit } from './toolkit';
+import { writeAudit } from './toolkit-tables';
+
+/**
+ * `activate --key-file F`: an org whose cells exist but whose key does not (imported into a new
+ * deployment, key store rebuilt, restored from an older backup). Everything is proven before
+ * anything changes: the key's GUID must be the one in the cells, and a sample of every column
+ * must decrypt in Node with its row authenticator under one of the two derivations. Then the
+ * key store gets the key and a new master-key password, and the database's key hierarchy is
+ * rebuilt in one transaction (KEY_SOURCE and IDENTITY_VALUE recreate the same key bytes and
+ * GUID), where every cell is decrypted once more before commit.
+ */
+export interface ActivateResult {
+  keyName: string;
+  keyGuid: string;
+  derivation: Derivation;
+  sampled: number;
+  cells: number;
+}
+
+export const ACTIVATE_SAMPLE = 50;
+
+export async function activate(tk: Toolkit, passphrase: Secret): Promise<ActivateResult> {
+  const started = Date.now();
+  await requirePermission(tk, 'activate');
+  const activity = await assessActivity(tk);
+  if (activity.active) {
+    throw new CellcryptError('SqlEncryptionIsActiveCannotRestoreEncryptionKey', `encryption is active with key ${activity.access.current.name} (${activity.access.current.keyGuid}); activate is for an org whose key is missing`, {
+      exitCode: 2,
+      hint: 'to use another key run `cellcrypt change-key --key-file F`',
+    });
+  }
+  if (!(await tk.organizationId())) throw new CellcryptError('CellcryptUsage', 'this organization has not been installed', { exitCode: 2, hint: 'run `cellcrypt install`' });
+
+  const keyGuid = keyGuidFor(passphrase);
+  const columns = await encryptedColumns(tk);
+  const cellGuids = new Set<string>();
+  for (const column of columns) for (const guid of Object.keys((await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false })).byKey)) cellGuids.add(guid);
+  const knownKeys = activity.hierarchy.symmetricKeys;
+  const foreign = [...cellGuids].filter((guid) => guid !== keyGuid);
+  if (foreign.length || (cellGuids.size === 0 && knownKeys.length > 0 && !knownKeys.some((k) => k.keyGuid === keyGuid))) {
+    const found = cellGuids.size ? [...cellGuids] : knownKeys.map((k) => k.keyGuid);
+    throw mismatch(`this key has GUID ${keyGuid}, the organization's ${cellGuids.size ? 'cells are' : 'keys are'} under ${found.join(', ')}`);
+  }
+
+  const derivation = await matchingDerivation(tk, columns, passphrase, keyGuid);
+  const existing = knownKeys.find((k) => k.keyGuid === keyGuid);
+  const name = existing?.name ?? keyName(Math.max(0, ...knownKeys.map((k) => generationOf(k.name) ?? 0)) + 1);
+
+  // Key store first: if the database step fails, the key store holds a key proven to open the
+  // cells, and running activate again finishes the job.
+  const keystore = await tk.keystore();
+  const masterPassword = generateMasterKeyPassword();
+  await keystore.put('passphrase', passphrase);
+  await keystore.put('master-key-password', masterPassword);
+  await keystore.remove('passphrase.pending');
+
+  let cells = 0;
+  await tk.engine.knex.transaction(async (trx) => {
+    const { keys } = tk.engine;
+    await keys.reset(trx);
+    await keys.createMasterKey(trx, masterPassword);
+    await keys.openMasterKey(trx, masterPassword);
+    await keys.createCertificate(trx, CERTIFICATE_NAME);
+    await keys.createSymmetricKey(trx, { name, certificate: CERTIFICATE_NAME, keySource: passphrase, identityValue: identityValueFor(passphrase), derivation });
+    await keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
+    for (const column of columns) {
+      const census = await tk.engine.columns.census(trx, column, { decrypt: true });
+      if (census.undecryptable) throw mismatch(`${columnLabel(column)}: ${census.undecryptable} of ${census.cells} cell(s) do not decrypt under this key`);
+      cells += census.cells;
+    }
+    await writeAudit(trx, { createdBy: tk.actor, operation: 'activate', outcome: 'succeeded', newKeyGuid: keyGuid, cells, durationMs: Date.now() - started, detail: `derivation ${derivation}` });
+  });
+  return { keyName: name, keyGuid, derivation, sampled: columns.length ? ACTIVATE_SAMPLE : 0, cells };
+}
+
+function mismatch(message: string): CellcryptError {
+  return new CellcryptError('SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData', `the key cannot decrypt this organization's data: ${message}; nothing was changed`, {
+    exitCode: 2,
+    hint: 'use the key saved from this organization (`show-key --out F` on the deployment it came from)',
+  });
+}
+
+async function encryptedColumns(tk: Toolkit) {
+  const result = [];
+  for (const column of tk.registry) {
+    const verdict = classifyColumn(column, await tk.engine.columns.describe(tk.engine.knex, column));
+    if ('state' in verdict && verdict.state === 'encrypted') result.push(column);
+  }
+  return result;
+}
+
+/** The derivation under which every sampled cell decrypts with its row's authenticator. */
+async function matchingDerivation(tk: Toolkit, columns: Awaited<ReturnType<typeof encryptedColumns>>, passphrase: Secret, keyGuid: string): Promise<Derivation> {
+  const samples = [];
+  for (const column of columns) samples.push({ column, cells: await tk.engine.columns.sampleCells(tk.engine.knex, column, ACTIVATE_SAMPLE) });
+  if (samples.every((s) => s.cells.length === 0)) return 'sql2017';
+  const failures: string[] = [];
+  for (const derivation of [...DERIVATIONS].reverse()) {
+    const key = { keyGuid: guidStringToBytes(keyGuid), key: deriveKey(passphrase.reveal(), derivation) };
+    const bad = samples.flatMap((s) => s.cells.filter(({ id, cell }) => !diagnoseCell(cell, key, guidStringToBytes(id)).ok).map(({ id }) => `${columnLabel(s.column)} ${id}`));
+    if (bad.length === 0) return derivation;
+    failures.push(`${derivation}: ${bad.length} sampled cell(s) fail, e.g. ${bad[0]}`);
+  }
+  throw mismatch(`no derivation decrypts the sampled cells (${failures.join('; ')})`);
+}
