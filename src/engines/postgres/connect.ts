@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import type { ConnectionTarget } from '../../config/connection-target';
+import { lockDataDirectory } from './data-directory-lock';
 
 /**
  * Opens knex on a PostgreSQL server or on an embedded PGlite data directory, and returns a way
@@ -52,7 +53,23 @@ export function wrapKnex(target: ConnectionTarget, knex: Knex): PgConnection {
 }
 
 export async function connectPglite(target: ConnectionTarget): Promise<PgConnection> {
-  return wrapKnex(target, knexFactory(await pgliteKnexConfig(target)));
+  const config = await pgliteKnexConfig(target);
+  const knex = knexFactory(config);
+  // knex-pglite closes PGlite only if a query ever ran; closing it always releases the
+  // data-directory lock, so the same process can open the directory again.
+  const { pglite } = config.connection as { pglite: { closed: boolean; close(): Promise<void> } };
+  const destroy = knex.destroy.bind(knex);
+  Object.defineProperty(knex, 'destroy', {
+    configurable: true,
+    value: async (callback?: () => void) => {
+      try {
+        return await destroy(callback as never);
+      } finally {
+        if (!pglite.closed) await pglite.close();
+      }
+    },
+  });
+  return wrapKnex(target, knex);
 }
 
 /** Opens the PGlite instance (with pgcrypto) and returns the knex config that uses it. */
@@ -62,8 +79,27 @@ export async function pgliteKnexConfig(target: ConnectionTarget): Promise<Knex.C
   const { pgcrypto } = await import('@electric-sql/pglite/contrib/pgcrypto');
   const { default: ClientPgLite } = await import('knex-pglite');
   const path = target.path ?? target.url;
-  if (path !== 'memory://') mkdirSync(path, { recursive: true });
-  const pglite = await PGlite.create(path === 'memory://' ? undefined : path, { extensions: { pgcrypto } });
-  return { client: ClientPgLite, dialect: 'postgres', connection: { pglite } } as Knex.Config;
+  if (path === 'memory://') {
+    const pglite = await PGlite.create(undefined, { extensions: { pgcrypto } });
+    return { client: ClientPgLite, dialect: 'postgres', connection: { pglite } } as Knex.Config;
+  }
+  mkdirSync(path, { recursive: true });
+  const release = lockDataDirectory(path);
+  try {
+    const pglite = await PGlite.create(path, { extensions: { pgcrypto } });
+    // The lock goes with the PGlite instance: closed by knex.destroy (knex-pglite), released after.
+    const close = pglite.close.bind(pglite);
+    pglite.close = async () => {
+      try {
+        await close();
+      } finally {
+        release();
+      }
+    };
+    return { client: ClientPgLite, dialect: 'postgres', connection: { pglite } } as Knex.Config;
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
