@@ -88,10 +88,20 @@ const SQL = {
 
 const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
 
-async function call(trx: Knex.Transaction, sql: string, bindings: readonly unknown[], where: string) {
+/**
+ * Every key-hierarchy call goes to the transaction's own connection directly, not through
+ * `knex.raw`: knex prints bindings under DEBUG=knex:*, and these bindings are passwords and
+ * passphrases. (The driver sends them as bound parameters; see the README on server logs.)
+ */
+async function call(trx: Knex.Transaction, sql: string, bindings: readonly unknown[], where: string): Promise<{ rows: Array<Record<string, any>> }> {
+  let index = 0;
+  const text = sql.replace(/\?/g, () => `$${++index}`);
+  const connection = (await trx.client.acquireConnection()) as { query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }> };
   try {
-    return await trx.raw(sql, bindings as Knex.RawBinding[]);
+    return await connection.query(text, [...bindings]);
   } catch (error) {
     return mapKeyError(error, where);
+  } finally {
+    await trx.client.releaseConnection(connection);
   }
 }

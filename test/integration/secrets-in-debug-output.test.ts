@@ -1,0 +1,70 @@
+import { expect } from 'chai';
+import { format } from 'node:util';
+import { runCli } from '../../src/cli/main';
+import { memoryIo } from '../../src/cli/io';
+import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+
+// knex logs every query and its bindings through the `debug` package (DEBUG=knex:*). Secrets
+// travel as bindings, so the key-hierarchy calls bypass knex; this proves nothing slips through.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const debug = require('debug') as { enable(ns: string): void; disable(): string; log: (...args: unknown[]) => void };
+
+for (const target of targetNames()) {
+  describe(`secrets never reach knex debug output (${target})`, function () {
+    let org: TestOrg;
+    const savedEnv = { ...process.env };
+    const captured: string[] = [];
+    const originalLog = debug.log;
+
+    beforeEach(async () => {
+      org = await createTestOrg(target);
+      Object.assign(process.env, org.env);
+      captured.length = 0;
+      debug.log = (...args: unknown[]) => captured.push(format(...args));
+      debug.enable('knex:*');
+    });
+
+    afterEach(async () => {
+      debug.disable();
+      debug.log = originalLog;
+      for (const key of Object.keys(org.env)) {
+        if (savedEnv[key] === undefined) delete process.env[key];
+        else process.env[key] = savedEnv[key];
+      }
+      await org.cleanup();
+    });
+
+    async function cli(...args: string[]) {
+      const ios: Array<ReturnType<typeof memoryIo>> = [];
+      const code = await runCli(args, (json) => {
+        const io = memoryIo(json);
+        ios.push(io);
+        return io;
+      });
+      return { code, output: ios.map((io) => [...io.stdout, ...io.stderr, JSON.stringify(io.documents)].join('\n')).join('\n') };
+    }
+
+    it('install, status, verify, change-key (--dry-run, one transaction, batched): no passphrase or master-key password in debug lines or output', async () => {
+      const runs = [
+        await cli('demo', 'seed', '--rows', '20'),
+        await cli('install'),
+        await cli('status', '--json'),
+        await cli('verify'),
+        await cli('change-key', '--generate', '--dry-run'),
+        await cli('change-key', '--generate'),
+        await cli('change-key', '--generate', '--batch-size', '7', '--json'),
+      ];
+      expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 0, 0, 0, 0, 0]);
+      expect(captured.some((line) => line.includes('knex:bindings')), 'debug output was captured').to.equal(true);
+
+      const tk = await org.open();
+      const keystore = await tk.keystore();
+      const secrets = [(await keystore.get('passphrase'))!.reveal(), (await keystore.get('master-key-password'))!.reveal()];
+      const audit = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.audit')).rows);
+      const ledger = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.ledger')).rows);
+      await tk.close();
+      const everything = [...captured, ...runs.map((r) => r.output), audit, ledger].join('\n');
+      for (const secret of secrets) expect(everything.includes(secret), 'a secret leaked').to.equal(false);
+    });
+  });
+}
