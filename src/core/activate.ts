@@ -3,6 +3,7 @@ import type { Secret } from '../config/secret';
 import { CellcryptError } from './errors';
 import { assessActivity } from './key-access';
 import { CERTIFICATE_NAME, generateMasterKeyPassword, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
 import { columnLabel } from './registry';
 import { classifyColumn } from './column-state';
@@ -29,8 +30,12 @@ export interface ActivateResult {
 export const ACTIVATE_SAMPLE = 50;
 
 export async function activate(tk: Toolkit, passphrase: Secret): Promise<ActivateResult> {
-  const started = Date.now();
   await requirePermission(tk, 'activate');
+  return withOrgLock(tk, 'activate', () => activateLocked(tk, passphrase));
+}
+
+async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<ActivateResult> {
+  const started = Date.now();
   const activity = await assessActivity(tk);
   if (activity.active) {
     throw new CellcryptError('SqlEncryptionIsActiveCannotRestoreEncryptionKey', `encryption is active with key ${activity.access.current.name} (${activity.access.current.keyGuid}); activate is for an org whose key is missing`, {

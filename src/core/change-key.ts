@@ -6,6 +6,7 @@ import { CellcryptError, isCellcryptError } from './errors';
 import { assessActivity, type KeyAccess } from './key-access';
 import { CERTIFICATE_NAME, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
 import { generatePassphrase, validatePassphrase } from './passphrase';
+import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
 import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';
@@ -57,9 +58,14 @@ const STEP = 5000;
 const QUOTA_MINUTES = 15;
 
 export async function changeKey(tk: Toolkit, options: ChangeKeyOptions): Promise<ChangeKeyResult> {
-  const started = Date.now();
   await requirePermission(tk, 'change-key');
   const requested = options.resume ? undefined : chooseKey(options);
+  if (options.dryRun) return changeKeyLocked(tk, options, requested);
+  return withOrgLock(tk, 'change-key', () => changeKeyLocked(tk, options, requested));
+}
+
+async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested: Secret | undefined): Promise<ChangeKeyResult> {
+  const started = Date.now();
   const activity = await assessActivity(tk);
   if (!activity.active) {
     throw new CellcryptError('SqlEncryptionIsInactiveCannotChangeEncryptionKey', `encryption is inactive, so the key cannot be changed: ${activity.reason}`, {
@@ -84,32 +90,21 @@ export async function changeKey(tk: Toolkit, options: ChangeKeyOptions): Promise
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
 
-  const release = await tk.engine.tryLock('change-key');
-  if (!release) {
-    throw new CellcryptError('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel', 'another key change is running for this organization', {
-      exitCode: 2,
-      hint: 'wait for it to finish, then check `cellcrypt status`',
-    });
-  }
+  if (!options.resume) await checkQuota(tk);
+  const keystore = await tk.keystore();
+  if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
   try {
-    if (!options.resume) await checkQuota(tk);
-    const keystore = await tk.keystore();
-    if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
-    try {
-      if (options.batchSize) await runBatched(tk, access, target, work, options, started);
-      else await runInOneTransaction(tk, access, target, work, started);
-    } catch (error) {
-      // One transaction: rolled back, the data is on the old key, the pending key means nothing.
-      // Batched: the batches that committed are on the new key, so the pending key must stay.
-      if (!options.batchSize) await keystore.remove('passphrase.pending').catch(() => undefined);
-      await recordFailure(tk, target, error, Date.now() - started);
-      throw failed(error, options.batchSize !== undefined);
-    }
-    await keystore.put('passphrase', target.passphrase);
-    await keystore.remove('passphrase.pending');
-  } finally {
-    await release();
+    if (options.batchSize) await runBatched(tk, access, target, work, options, started);
+    else await runInOneTransaction(tk, access, target, work, started);
+  } catch (error) {
+    // One transaction: rolled back, the data is on the old key, the pending key means nothing.
+    // Batched: the batches that committed are on the new key, so the pending key must stay.
+    if (!options.batchSize) await keystore.remove('passphrase.pending').catch(() => undefined);
+    await recordFailure(tk, target, error, Date.now() - started);
+    throw failed(error, options.batchSize !== undefined);
   }
+  await keystore.put('passphrase', target.passphrase);
+  await keystore.remove('passphrase.pending');
   return { ...summary, dryRun: false, durationMs: Date.now() - started };
 }
 

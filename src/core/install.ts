@@ -1,6 +1,7 @@
 import { convertColumns, planConversion, type ColumnConversion } from './convert';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
 import { currentKey, requireActive } from './key-access';
+import { withOrgLock } from './org-lock';
 import type { Toolkit } from './toolkit';
 import { writeAudit } from './toolkit-tables';
 
@@ -16,6 +17,10 @@ export interface InstallResult {
 }
 
 export async function install(tk: Toolkit): Promise<InstallResult> {
+  return withOrgLock(tk, 'install', () => installLocked(tk));
+}
+
+async function installLocked(tk: Toolkit): Promise<InstallResult> {
   const started = Date.now();
   // Read-only preflight: a missing table or a value too long for its cell is refused here,
   // before the schema, the keys or the key store are touched.

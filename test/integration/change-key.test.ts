@@ -224,10 +224,10 @@ for (const target of targetNames()) {
         const other = new Client({ connectionString: org.settings.database.kind === 'postgres' ? org.env.DATABASE_URL : undefined });
         await other.connect();
         try {
-          await other.query(`select pg_advisory_lock(${0x63636c6b}, hashtext('change-key'))`);
+          await other.query(`select pg_advisory_lock(${0x63636c6b}, hashtext('cellcrypt-key-operation'))`);
           const error = await rejection(changeKey(tk, { generate: true }));
           expect(error.code).to.equal('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel');
-          await other.query(`select pg_advisory_unlock(${0x63636c6b}, hashtext('change-key'))`);
+          await other.query(`select pg_advisory_unlock(${0x63636c6b}, hashtext('cellcrypt-key-operation'))`);
           await changeKey(tk, { generate: true });
         } finally {
           await other.end();
