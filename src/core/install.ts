@@ -29,6 +29,10 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   // An installed org must still have its key before anything runs: an org restored without its
   // key store is refused here (activate is the way out), not half-upgraded.
   if (currentKey(await tk.engine.keys.read(tk.engine.knex))) await requireActive(tk);
+  // knex marks its migration table locked for the length of a run; a killed install leaves the
+  // mark behind and every later run would fail. We hold the org lock, so no other install is
+  // running: the mark is stale by definition and is cleared.
+  await tk.engine.knex.migrate.forceFreeMigrationsLock(MIGRATIONS_CONFIG);
   const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [number, string[]];
   const conversions = await convertColumns(tk);
   const durationMs = Date.now() - started;

@@ -112,6 +112,17 @@ for (const target of targetNames()) {
       expect(done.columns.every((c) => c.state === 'encrypted' && c.plaintext === 0 && c.undecryptable === 0)).to.equal(true);
     });
 
+    it('an install killed while knex held its migration lock does not block the next install', async () => {
+      await seedDemo(tk, 5);
+      await tk.engine.prepare();
+      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+      // What a SIGKILL in the middle of a migration leaves behind.
+      await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
+      const result = await install(tk);
+      expect(result.migrations).to.have.length(2);
+      expect((await readStatus(tk)).columns.every((c) => c.state === 'encrypted' && c.plaintext === 0)).to.equal(true);
+    });
+
     it('down migrations refuse: encryption cannot be turned off', async () => {
       await seedDemo(tk, 5);
       await install(tk);
