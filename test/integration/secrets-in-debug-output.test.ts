@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { format } from 'node:util';
 import { runCli } from '../../src/cli/main';
 import { memoryIo } from '../../src/cli/io';
+import { requireActive, withOpenKeys } from '../../src/core/key-access';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
 // knex logs every query and its bindings through the `debug` package (DEBUG=knex:*). Secrets
@@ -65,6 +66,22 @@ for (const target of targetNames()) {
       await tk.close();
       const everything = [...captured, ...runs.map((r) => r.output), audit, ledger].join('\n');
       for (const secret of secrets) expect(everything.includes(secret), 'a secret leaked').to.equal(false);
+    });
+
+    it('a transaction that carried a secret has parameter logging turned off (log_statement=all would print it)', async () => {
+      expect((await cli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      expect((await cli('install')).code).to.equal(0);
+      const tk = await org.open();
+      try {
+        const { access } = await requireActive(tk);
+        const settings = await withOpenKeys(tk, access, async (trx) =>
+          (await trx.raw(`select current_setting('log_parameter_max_length') as normal, current_setting('log_parameter_max_length_on_error') as on_error`)).rows[0]);
+        expect(settings).to.deep.equal({ normal: '0', on_error: '0' });
+        const outside = (await tk.engine.knex.raw(`select current_setting('log_parameter_max_length') as normal`)).rows[0];
+        expect(outside.normal, 'only for that transaction').not.to.equal('0');
+      } finally {
+        await tk.close();
+      }
     });
   });
 }

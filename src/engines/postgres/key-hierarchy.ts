@@ -88,6 +88,22 @@ const SQL = {
 
 const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
 
+let warnedAboutLogs = false;
+
+async function hideParametersFromLogs(connection: { query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }> }): Promise<void> {
+  // An org prepared by an older cellcrypt lacks the function until its next install; calling
+  // it anyway would abort the transaction.
+  const exists = await connection.query(`select to_regprocedure('cellcrypt.hide_parameters_from_logs()') is not null as present`, []);
+  const result = exists.rows[0].present ? await connection.query('select cellcrypt.hide_parameters_from_logs() as hidden', []) : { rows: [{ hidden: false }] };
+  if (!result.rows[0].hidden && !warnedAboutLogs) {
+    warnedAboutLogs = true;
+    process.stderr.write(
+      'warning: this PostgreSQL server logs statements with their parameters and this user may not turn that off for its session; ' +
+        'key secrets can reach the server log (see README, Security notes)\n',
+    );
+  }
+}
+
 /**
  * Every key-hierarchy call goes to the transaction's own connection directly, not through
  * `knex.raw`: knex prints bindings under DEBUG=knex:*, and these bindings are passwords and
@@ -98,6 +114,7 @@ async function call(trx: Knex.Transaction, sql: string, bindings: readonly unkno
   const text = sql.replace(/\?/g, () => `$${++index}`);
   const connection = (await trx.client.acquireConnection()) as { query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }> };
   try {
+    if (bindings.length) await hideParametersFromLogs(connection);
     return await connection.query(text, [...bindings]);
   } catch (error) {
     return mapKeyError(error, where);

@@ -193,3 +193,20 @@ create or replace function cellcrypt.decrypt_text(blob bytea, row_id uuid) retur
 language sql stable as $$
   select cellcrypt.from_utf16le(cellcrypt.decrypt_by_key(blob, cellcrypt.guid_bytes(row_id)))
 $$;
+
+-- Secrets reach these functions as bind parameters, and a server that logs statements
+-- (log_statement, log_min_duration_statement) also logs their parameters. Called before every
+-- call that carries a secret: stops parameter logging for the rest of this transaction.
+-- log_parameter_max_length needs superuser (or SET privilege); without it, returns false and
+-- the caller warns when the server's settings would log parameters.
+create or replace function cellcrypt.hide_parameters_from_logs() returns boolean
+language plpgsql volatile as $$
+begin
+  perform set_config('log_parameter_max_length_on_error', '0', true);
+  begin
+    perform set_config('log_parameter_max_length', '0', true);
+    return true;
+  exception when insufficient_privilege then
+    return current_setting('log_statement') in ('none', 'ddl') and current_setting('log_min_duration_statement')::int < 0;
+  end;
+end $$;
