@@ -1,7 +1,9 @@
 import { convertColumns, planConversion, type ColumnConversion } from './convert';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
 import { currentKey, requireActive } from './key-access';
+import { refuse } from './errors';
 import { withOrgLock } from './org-lock';
+import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';
 import { writeAudit } from './toolkit-tables';
 
@@ -24,7 +26,19 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   const started = Date.now();
   // Read-only preflight: a missing table or a value too long for its cell is refused here,
   // before the schema, the keys or the key store are touched.
-  await planConversion(tk);
+  const plans = await planConversion(tk);
+  // Binary cells in a registered column but no key to read them: a restored org whose key
+  // hierarchy is gone, or foreign data. Creating a new key would strand those cells.
+  if (!currentKey(await tk.engine.keys.read(tk.engine.knex))) {
+    const stranded = [];
+    for (const plan of plans) {
+      if (plan.state === 'encrypted' && (await tk.engine.columns.countNonNull(tk.engine.knex, plan.column, 'plaintext')) > 0) stranded.push(columnLabel(plan.column));
+    }
+    if (stranded.length) {
+      throw refuse('SqlEncryptionSymmetricKeyDoesNotExist', `nothing was changed: ${stranded.join(', ')} already hold binary cells, but the database has no cellcrypt key`,
+        'if this org was restored, run `cellcrypt activate --key-file F` with its saved key; otherwise clear those columns');
+    }
+  }
   await tk.engine.prepare();
   // An installed org must still have its key before anything runs: an org restored without its
   // key store is refused here (activate is the way out), not half-upgraded.
