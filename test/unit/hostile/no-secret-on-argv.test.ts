@@ -1,0 +1,28 @@
+import { expect } from 'chai';
+import yargs, { type Argv } from 'yargs';
+import { COMMANDS } from '../../../src/cli/commands';
+import type { GlobalArgs } from '../../../src/cli/command';
+
+/** Secrets arrive from files, stdin or the environment: no command may offer an option that takes one. */
+describe('no command takes a secret on argv', () => {
+  const SECRET_LIKE = /pass(word|phrase)?|secret|^key$|master|token|credential/i;
+  const ALLOWED = new Set(['key-file']); // a path, not a secret
+  const seen: string[] = [];
+
+  for (const command of COMMANDS) {
+    it(`${String(command.command)}: every option names a file, a flag or a non-secret value`, () => {
+      const parser = yargs([]) as unknown as Argv<GlobalArgs>;
+      const built = (command.builder as (y: Argv<GlobalArgs>) => Argv<GlobalArgs>)(parser);
+      const options = Object.keys((built as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      const suspicious = options.filter((name) => SECRET_LIKE.test(name) && !ALLOWED.has(name));
+      expect(suspicious).to.deep.equal([]);
+      seen.push(...options);
+    });
+  }
+
+  it('the check can fail: the builders were read, and secret-like names are caught', () => {
+    expect(seen).to.include.members(['key-file', 'batch-size', 'out', 'encoding']);
+    expect(SECRET_LIKE.test('passphrase')).to.equal(true);
+    expect(SECRET_LIKE.test('master-key-password')).to.equal(true);
+  });
+});
