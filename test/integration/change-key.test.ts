@@ -12,17 +12,9 @@ import { readStatus } from '../../src/core/status';
 import type { Toolkit } from '../../src/core/toolkit';
 import { verify } from '../../src/core/verify';
 import { DEMO_TABLE_NAMES, decryptedValues, q, rawCells, tableChecksums } from '../support/org-data';
+import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
-async function rejection(promise: Promise<unknown>): Promise<CellcryptError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(CellcryptError);
-    return error as CellcryptError;
-  }
-  throw new Error('expected a CellcryptError');
-}
 
 /** Every column's decrypted values, for "nothing was lost" comparisons across a key change. */
 async function allValues(tk: Toolkit) {

@@ -2,20 +2,15 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { encryptByKey, guidStringToBytes, nvarcharBytes } from '../../src/cellcrypt';
 import { changeKey } from '../../src/core/change-key';
-import { CellcryptError } from '../../src/core/errors';
 import { install } from '../../src/core/install';
 import { seedDemo } from '../../src/core/demo-seed';
 import { readStatus, needsAttention } from '../../src/core/status';
 import type { Toolkit } from '../../src/core/toolkit';
 import { verify } from '../../src/core/verify';
 import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
+import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
-async function rejection(promise: Promise<unknown>): Promise<CellcryptError> {
-  const error = await promise.then(() => undefined, (e) => e);
-  expect(error).to.be.instanceOf(CellcryptError);
-  return error;
-}
 
 /** Damaged and hostile data: every case is named, gets its exit code, and changes nothing. */
 for (const target of targetNames()) {

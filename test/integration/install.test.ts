@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { decryptByKey, deriveKey, guidStringToBytes, keyGuidFromIdentity, nvarcharText } from '../../src/cellcrypt';
 import { convertColumns } from '../../src/core/convert';
-import { CellcryptError } from '../../src/core/errors';
 import { install } from '../../src/core/install';
 import { identityValueFor } from '../../src/core/key-identity';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from '../../src/core/migration-context';
@@ -11,20 +10,12 @@ import { seedDemo } from '../../src/core/demo-seed';
 import { needsAttention, readStatus } from '../../src/core/status';
 import { verify } from '../../src/core/verify';
 import type { Toolkit } from '../../src/core/toolkit';
+import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 import { DEMO_TABLE_NAMES, TRICKY_VALUES, decryptedValues, insertRows, q, rawCells, tableChecksums } from '../support/org-data';
 
 const [profileIncoming, , mailbox] = DYNAMICS_DEFAULT_COLUMNS;
 
-async function rejection(promise: Promise<unknown>): Promise<CellcryptError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(CellcryptError);
-    return error as CellcryptError;
-  }
-  throw new Error('expected a CellcryptError');
-}
 
 for (const target of targetNames()) {
   describe(`install on ${target}`, function () {

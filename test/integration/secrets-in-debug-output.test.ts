@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { format } from 'node:util';
-import { runCli } from '../../src/cli/main';
-import { memoryIo } from '../../src/cli/io';
 import { requireActive, withOpenKeys } from '../../src/core/key-access';
+import { inProcessCli } from '../support/in-process-cli';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
 // knex logs every query and its bindings through the `debug` package (DEBUG=knex:*). Secrets
@@ -35,25 +34,16 @@ for (const target of targetNames()) {
       await org.cleanup();
     });
 
-    async function cli(...args: string[]) {
-      const ios: Array<ReturnType<typeof memoryIo>> = [];
-      const code = await runCli(args, (json) => {
-        const io = memoryIo(json);
-        ios.push(io);
-        return io;
-      });
-      return { code, output: ios.map((io) => [...io.stdout, ...io.stderr, JSON.stringify(io.documents)].join('\n')).join('\n') };
-    }
 
     it('install, status, verify, change-key (--dry-run, one transaction, batched): no passphrase or master-key password in debug lines or output', async () => {
       const runs = [
-        await cli('demo', 'seed', '--rows', '20'),
-        await cli('install'),
-        await cli('status', '--json'),
-        await cli('verify'),
-        await cli('change-key', '--generate', '--dry-run'),
-        await cli('change-key', '--generate'),
-        await cli('change-key', '--generate', '--batch-size', '7', '--json'),
+        await inProcessCli('demo', 'seed', '--rows', '20'),
+        await inProcessCli('install'),
+        await inProcessCli('status', '--json'),
+        await inProcessCli('verify'),
+        await inProcessCli('change-key', '--generate', '--dry-run'),
+        await inProcessCli('change-key', '--generate'),
+        await inProcessCli('change-key', '--generate', '--batch-size', '7', '--json'),
       ];
       expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 0, 0, 0, 0, 0]);
       expect(captured.some((line) => line.includes('knex:bindings')), 'debug output was captured').to.equal(true);
@@ -64,13 +54,13 @@ for (const target of targetNames()) {
       const audit = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.audit')).rows);
       const ledger = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.ledger')).rows);
       await tk.close();
-      const everything = [...captured, ...runs.map((r) => r.output), audit, ledger].join('\n');
+      const everything = [...captured, ...runs.map((r) => [r.stdout, r.stderr, JSON.stringify(r.json ?? null)].join("\n")), audit, ledger].join('\n');
       for (const secret of secrets) expect(everything.includes(secret), 'a secret leaked').to.equal(false);
     });
 
     it('a transaction that carried a secret has parameter logging turned off (log_statement=all would print it)', async () => {
-      expect((await cli('demo', 'seed', '--rows', '3')).code).to.equal(0);
-      expect((await cli('install')).code).to.equal(0);
+      expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      expect((await inProcessCli('install')).code).to.equal(0);
       const tk = await org.open();
       try {
         const { access } = await requireActive(tk);
