@@ -49,9 +49,12 @@ for (const target of targetNames()) {
     beforeEach(async () => {
       org = await createTestOrg(target);
       tk = await org.open();
-      await seedDemo(tk, 30);
-      await install(tk);
     });
+
+    async function installedOrg(rows: number): Promise<void> {
+      await seedDemo(tk!, rows);
+      await install(tk!);
+    }
 
     afterEach(async () => {
       await tk?.close();
@@ -59,6 +62,7 @@ for (const target of targetNames()) {
     });
 
     it('change-key x2, activate and install are all refused at once, and nothing changes', async () => {
+      await installedOrg(30);
       const keyFile = join(org.dir, 'key.txt');
       writeFileSync(keyFile, formatKeyFile((await (await tk!.keystore()).get('passphrase'))!, 'utf8'));
       const before = await tableChecksums(tk!.engine.knex, [...DEMO_TABLE_NAMES]);
@@ -95,5 +99,41 @@ for (const target of targetNames()) {
       const after = await cellcrypt(org.env, ['change-key', '--generate']);
       expect(after.code, JSON.stringify(after.json)).to.equal(0);
     });
+
+    if (target === 'postgres') {
+      it('a long change-key holds the org: three more processes started meanwhile exit at once with 0x8004852A; exactly one proceeds', async () => {
+        await installedOrg(20_000);
+        const keyFile = join(org.dir, 'key.txt');
+        writeFileSync(keyFile, formatKeyFile((await (await tk!.keystore()).get('passphrase'))!, 'utf8'));
+        const watcher = new Client({ connectionString: org.env.DATABASE_URL });
+        await watcher.connect();
+        try {
+          const first = cellcrypt(org.env, ['change-key', '--generate']);
+          // Wait until the first process holds the org's lock, then start the others.
+          for (let i = 0; ; i++) {
+            const held = await watcher.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1::int::oid and granted`, [0x63636c6b]);
+            if (held.rows[0].n > 0) break;
+            if (i > 600) throw new Error('the first change-key never took the lock');
+            await new Promise((tick) => setTimeout(tick, 50));
+          }
+          const others = await Promise.all([
+            cellcrypt(org.env, ['change-key', '--generate', '--batch-size', '100']),
+            cellcrypt(org.env, ['activate', '--key-file', keyFile]),
+            cellcrypt(org.env, ['install']),
+          ]);
+          const winner = await first;
+          expect(winner.code, JSON.stringify(winner.json)).to.equal(0);
+          for (const run of others) {
+            expect(run.code, JSON.stringify(run.json)).to.equal(2);
+            expect(run.json.error.code).to.equal('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel');
+          }
+          expect(others.every((run) => run.ms < winner.ms), 'the others did not wait for the winner').to.equal(true);
+        } finally {
+          await watcher.end();
+        }
+        const keys = (await tk!.engine.keys.read(tk!.engine.knex)).symmetricKeys.map((k) => k.name);
+        expect(keys).to.deep.equal(['cellcrypt_key_2']);
+      });
+    }
   });
 }
