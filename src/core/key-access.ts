@@ -60,7 +60,7 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
   if (!masterPassword) return inactive('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the key store holds no master-key password for this organization');
   const readable = hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined);
   const base = { masterPassword, current, certificate: CERTIFICATE_NAME, readable };
-  if (keyGuidFor(passphrase) === current.keyGuid) return { active: true, access: { ...base, passphrase }, hierarchy };
+  if (keyGuidFor(passphrase) === current.keyGuid) return opened(tk, { active: true, access: { ...base, passphrase }, hierarchy }, inactive);
 
   // The key store's passphrase is not the current key's. A key change writes the new passphrase
   // as `passphrase.pending` before the database commits and promotes it after; if the process
@@ -70,14 +70,29 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     const previous = readable.find((k) => k.keyGuid === keyGuidFor(passphrase!));
     if (previous) {
       // Both generations still in the database: a batched change is under way (or was stopped).
-      return { active: true, access: { ...base, passphrase: pending, inFlight: { from: previous, passphrase: passphrase! } }, hierarchy };
+      return opened(tk, { active: true, access: { ...base, passphrase: pending, inFlight: { from: previous, passphrase: passphrase! } }, hierarchy }, inactive);
     }
     await keystore!.put('passphrase', pending);
     await keystore!.remove('passphrase.pending');
     tk.reporter.log(`repaired the key store: key change to ${current.name} (${current.keyGuid}) had committed in the database but not in the key store`);
-    return { active: true, access: { ...base, passphrase: pending }, hierarchy };
+    return opened(tk, { active: true, access: { ...base, passphrase: pending }, hierarchy }, inactive);
   }
   return inactive('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`);
+}
+
+/**
+ * Active only if the keys really open: the master-key password, the certificate and every
+ * symmetric key are tried in a transaction that touches nothing (a wrong password or a key
+ * moved to another certificate would otherwise pass every check above and fail mid-operation).
+ */
+async function opened(tk: Toolkit, activity: Activity & { active: true }, inactive: (code: CellcryptError['code'], reason: string, hint?: string) => Activity): Promise<Activity> {
+  try {
+    await withOpenKeys(tk, activity.access, async () => undefined);
+    return activity;
+  } catch (error) {
+    if (error instanceof CellcryptError) return inactive(error.code, `the keys do not open: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Throws the inactive reason as an error (for operations that need an active org). */
