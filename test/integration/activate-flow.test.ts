@@ -2,9 +2,12 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deriveKey, encryptByKey, guidStringToBytes, keyGuidFromIdentity, type CellKey } from '../../src/cellcrypt';
 import { formatKeyFile } from '../../src/core/key-file';
+import { identityValueFor } from '../../src/core/key-identity';
+import { requireActive, withOpenKeys } from '../../src/core/key-access';
 import { Secret } from '../../src/config/secret';
-import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
+import { DEMO_TABLE_NAMES, q, tableChecksums } from '../support/org-data';
 import { inProcessCli } from '../support/in-process-cli';
 import { adminQuery } from '../support/pg-server';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
@@ -137,6 +140,35 @@ for (const target of targetNames()) {
       expect(refused.code).to.equal(2);
       expect(refused.json.error.code).to.equal('SqlEncryptionEncryptionKeyValidationError');
       expect(readFileSync(weak, 'utf8')).to.equal('short1!\n');
+    });
+
+    it('cells written by SQL Server 2016 (SHA-1 key derivation) are recognised: activate reports sql2016 and verify passes', async () => {
+      const passphrase = new Secret((await inProcessCli('show-key', '--json')).json.key);
+      const keyGuid = keyGuidFromIdentity(identityValueFor(passphrase).reveal());
+      const key2016: CellKey = { keyGuid, key: deriveKey(passphrase.reveal(), 'sql2016') };
+      // Rewrite every cell as a SQL Server 2016 server would have written it (same GUID, other key bytes).
+      const tk = await org.open();
+      try {
+        const { access } = await requireActive(tk);
+        for (const column of tk.registry) {
+          const rows = await withOpenKeys(tk, access, (trx) =>
+            trx.raw(`select ${q(column.primaryKey)}::text as id, cellcrypt.decrypt_by_key(${q(column.column)}, cellcrypt.guid_bytes(${q(column.primaryKey)})) as plain from ${q(column.table)} where ${q(column.column)} is not null`));
+          for (const row of rows.rows as Array<{ id: string; plain: Uint8Array }>) {
+            const cell = encryptByKey(key2016, Buffer.from(row.plain), { authenticator: guidStringToBytes(row.id) });
+            await tk.engine.knex.raw(`update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`, [cell, row.id]);
+          }
+        }
+      } finally {
+        await tk.close();
+      }
+      await loseKeyStore();
+      const keyFile = join(org.dir, 'k2016.txt');
+      writeFileSync(keyFile, formatKeyFile(passphrase, 'utf16le'));
+      const activated = await inProcessCli('activate', '--key-file', keyFile, '--json');
+      expect(activated.code, activated.stderr).to.equal(0);
+      expect(activated.json.derivation).to.equal('sql2016');
+      const verified = await inProcessCli('verify', '--json');
+      expect(verified.code, verified.stdout).to.equal(0);
     });
 
     if (target === 'postgres') {
