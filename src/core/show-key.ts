@@ -15,7 +15,16 @@ import type { Toolkit } from './toolkit';
 export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
   await requirePermission(tk, 'read-key');
   const activity = await assessActivity(tk); // finishes a key change the key store missed
-  if (activity.active) return activity.access.passphrase;
+  if (activity.active) {
+    if (activity.access.inFlight) {
+      // The cells not moved yet still need the old key: saving only this one would lose them.
+      tk.reporter.log(
+        `warning: a key change to ${activity.access.current.keyGuid} has not finished; cells on ${activity.access.inFlight.from.keyGuid} still need the previous key. ` +
+          'Finish it (`cellcrypt change-key --resume --batch-size N`) and save the key again.',
+      );
+    }
+    return activity.access.passphrase;
+  }
   const passphrase = await (await tk.keystore()).get('passphrase');
   if (!passphrase) {
     throw new CellcryptError('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization', {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Client } from 'pg';
 import { Secret } from '../../src/config/secret';
 import { changeKey } from '../../src/core/change-key';
+import { readCurrentKey } from '../../src/core/show-key';
 import { CellcryptError } from '../../src/core/errors';
 import { install } from '../../src/core/install';
 import { assessActivity } from '../../src/core/key-access';
@@ -124,6 +125,9 @@ for (const target of targetNames()) {
       expect((await verify(tk)).ok, 'verify reads cells under both keys').to.equal(true);
 
       expect((await rejection(changeKey(tk, { generate: true }))).code).to.equal('CellcryptKeyChangeInProgress');
+      const logged: string[] = [];
+      await readCurrentKey({ ...tk, reporter: { ...tk.reporter, log: (text) => logged.push(text) } });
+      expect(logged.join('\n')).to.contain('still need the previous key');
       const resumed = await changeKey(tk, { resume: true, batchSize: 20 });
       expect(resumed.newKey.guid).to.equal(keyGuidFor(newKey));
       expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
