@@ -94,14 +94,23 @@ async function hideParametersFromLogs(connection: { query(text: string, values: 
   // An org prepared by an older cellcrypt lacks the function until its next install; calling
   // it anyway would abort the transaction.
   const exists = await connection.query(`select to_regprocedure('cellcrypt.hide_parameters_from_logs()') is not null as present`, []);
-  const result = exists.rows[0].present ? await connection.query('select cellcrypt.hide_parameters_from_logs() as hidden', []) : { rows: [{ hidden: false }] };
-  if (!result.rows[0].hidden && !warnedAboutLogs) {
-    warnedAboutLogs = true;
-    process.stderr.write(
+  if (!exists.rows[0].present) {
+    warnOnce('warning: this organization was prepared by an older cellcrypt; run `cellcrypt install` so key operations stop the server from logging their parameters');
+    return;
+  }
+  const result = await connection.query('select cellcrypt.hide_parameters_from_logs() as hidden', []);
+  if (!result.rows[0].hidden) {
+    warnOnce(
       'warning: this PostgreSQL server logs statements with their parameters and this user may not turn that off for its session; ' +
-        'key secrets can reach the server log (see README, Security notes)\n',
+        'key secrets can reach the server log (see README, Security notes)',
     );
   }
+}
+
+function warnOnce(text: string): void {
+  if (warnedAboutLogs) return;
+  warnedAboutLogs = true;
+  process.stderr.write(`${text}\n`);
 }
 
 /**
