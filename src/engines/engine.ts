@@ -116,6 +116,13 @@ export interface ColumnOps {
   sampleCells(db: Db, ref: ColumnRef, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
 }
 
+export interface EngineDiagnosis {
+  readonly check: string;
+  readonly outcome: 'ok' | 'warn' | 'fail';
+  readonly detail: string;
+  readonly hint?: string;
+}
+
 export type KeyPermission = 'read-key' | 'change-key' | 'activate';
 
 export interface PermissionCheck {
@@ -149,6 +156,8 @@ export interface Engine {
    * pg_advisory_lock, sp_getapplock); undefined when another holder has it. Never waits.
    */
   tryLock(name: string): Promise<(() => Promise<void>) | undefined>;
+  /** Engine-specific health checks for `doctor` (server version, settings that could leak secrets). */
+  diagnose(): Promise<EngineDiagnosis[]>;
   /** Whether the connected user holds a key permission (database roles on PostgreSQL). */
   checkPermission(permission: KeyPermission): Promise<PermissionCheck>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 import type { CellcryptCommand } from '../command';
 import decryptOffline from './decrypt-offline';
 import demo from './demo';
+import doctor from './doctor';
 import install from './install';
 import migrate from './migrate';
 import changeKey from './change-key';
@@ -10,4 +11,4 @@ import status from './status';
 import verify from './verify';
 
 /** Every command of the CLI, one module each. */
-export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, showKey, changeKey, activate, decryptOffline, demo];
+export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, doctor, showKey, changeKey, activate, decryptOffline, demo];

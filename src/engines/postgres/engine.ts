@@ -5,6 +5,7 @@ import { postgresColumns } from './columns';
 import { postgresDemo } from './demo';
 import { connectPglite, connectPostgres, type PgConnection } from './connect';
 import { postgresKeyHierarchy } from './key-hierarchy';
+import { diagnosePostgres } from './diagnose';
 import { checkPostgresPermission } from './permissions';
 import { quotePgIdentifier } from './quote';
 import { tryAdvisoryLock } from './session-lock';
@@ -50,6 +51,8 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
     tryLock: (name) => tryAdvisoryLock(knex, target.display, name, target.kind === 'pglite'),
 
     checkPermission: (permission) => checkPostgresPermission(knex, permission),
+
+    diagnose: () => diagnosePostgres(knex),
 
     async close() {
       await knex.destroy();
