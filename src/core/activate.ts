@@ -15,9 +15,10 @@ import { writeAudit } from './toolkit-tables';
  * deployment, key store rebuilt, restored from an older backup). Everything is proven before
  * anything changes: the key's GUID must be the one in the cells, and a sample of every column
  * must decrypt in Node with its row authenticator under one of the two derivations. Then the
- * key store gets the key and a new master-key password, and the database's key hierarchy is
- * rebuilt in one transaction (KEY_SOURCE and IDENTITY_VALUE recreate the same key bytes and
- * GUID), where every cell is decrypted once more before commit.
+ * database's key hierarchy is rebuilt in one transaction (KEY_SOURCE and IDENTITY_VALUE
+ * recreate the same key bytes and GUID), where every cell is decrypted once more before
+ * commit, and only after that commit does the key store get the key and the new master-key
+ * password.
  */
 export interface ActivateResult {
   keyName: string;
@@ -60,14 +61,13 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   const existing = knownKeys.find((k) => k.keyGuid === keyGuid);
   const name = existing?.name ?? keyName(Math.max(0, ...knownKeys.map((k) => generationOf(k.name) ?? 0)) + 1);
 
-  // Key store first: if the database step fails, the key store holds a key proven to open the
-  // cells, and running activate again finishes the job.
+  // Database first, key store after its commit. A refusal from the full check below (a damaged
+  // cell the sample missed) must change nothing, and the key store may hold the only copy of
+  // another key (the newer one of an org restored from an older backup). If the process dies
+  // between the commit and the key store write, status reports the org inactive and running
+  // activate again with the same file rebuilds the hierarchy and finishes.
   const keystore = await tk.keystore();
   const masterPassword = generateMasterKeyPassword();
-  await keystore.put('passphrase', passphrase);
-  await keystore.put('master-key-password', masterPassword);
-  await keystore.remove('passphrase.pending');
-
   let cells = 0;
   await tk.engine.knex.transaction(async (trx) => {
     const { keys } = tk.engine;
@@ -84,6 +84,13 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
     }
     await writeAudit(trx, { createdBy: tk.actor, operation: 'activate', outcome: 'succeeded', newKeyGuid: keyGuid, cells, durationMs: Date.now() - started, detail: `derivation ${derivation}` });
   });
+  const replaced = await keystore.get('passphrase');
+  if (replaced && keyGuidFor(replaced) !== keyGuid) {
+    tk.reporter.log(`the key store's previous key (${keyGuidFor(replaced)}) does not open this organization's data and is replaced; if you need it for another copy of this org, it is in the file you saved with show-key before`);
+  }
+  await keystore.put('passphrase', passphrase);
+  await keystore.put('master-key-password', masterPassword);
+  await keystore.remove('passphrase.pending');
   return { keyName: name, keyGuid, derivation, sampled: columns.length ? ACTIVATE_SAMPLE : 0, cells };
 }
 
