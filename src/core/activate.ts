@@ -1,3 +1,4 @@
+import { keyTransaction } from './key-transaction';
 import { DERIVATIONS, deriveKey, diagnoseCell, guidStringToBytes, type Derivation } from '../cellcrypt';
 import type { Secret } from '../config/secret';
 import { CellcryptError } from './errors';
@@ -69,7 +70,7 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   const keystore = await tk.keystore();
   const masterPassword = generateMasterKeyPassword();
   let cells = 0;
-  await tk.engine.knex.transaction(async (trx) => {
+  await keyTransaction(tk.engine, async (trx) => {
     const { keys } = tk.engine;
     await keys.reset(trx);
     await keys.createMasterKey(trx, masterPassword);

@@ -1,3 +1,4 @@
+import { keyTransaction } from './key-transaction';
 import type { Knex } from 'knex';
 import type { Secret } from '../config/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
@@ -209,7 +210,7 @@ async function proveMoved(tk: Toolkit, trx: Knex.Transaction, work: readonly Col
 async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], started: number): Promise<void> {
   const total = work.reduce((sum, w) => sum + w.cells, 0);
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
-  await tk.engine.knex.transaction(async (trx) => {
+  await keyTransaction(tk.engine, async (trx) => {
     await openKeys(tk, trx, access, [target.from.name]);
     await createNewKey(tk, trx, target);
     await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
@@ -225,7 +226,7 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
 async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], options: ChangeKeyOptions, started: number): Promise<void> {
   const batchSize = options.batchSize!;
   if (!target.exists) {
-    await tk.engine.knex.transaction(async (trx) => {
+    await keyTransaction(tk.engine, async (trx) => {
       await openKeys(tk, trx, access, [target.from.name]);
       await createNewKey(tk, trx, target);
     });
@@ -236,7 +237,7 @@ async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: 
   let moved = 0;
   for (const item of work) {
     for (;;) {
-      const written = await tk.engine.knex.transaction(async (trx) => {
+      const written = await keyTransaction(tk.engine, async (trx) => {
         await openKeys(tk, trx, access, [target.from.name, target.name]);
         return moveCells(tk, trx, item, target, batchSize, true, (n) => progress.tick(n));
       });
@@ -245,7 +246,7 @@ async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: 
       await options.afterBatch?.(written);
     }
   }
-  await tk.engine.knex.transaction(async (trx) => {
+  await keyTransaction(tk.engine, async (trx) => {
     await openKeys(tk, trx, access, [target.from.name, target.name]);
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
     await proveMoved(tk, trx, work, target, false);

@@ -1,3 +1,4 @@
+import { keyTransaction } from './key-transaction';
 import type { Knex } from 'knex';
 import type { Secret } from '../config/secret';
 import type { KeyHierarchy, SymmetricKeyInfo } from '../engines/engine';
@@ -105,7 +106,7 @@ export async function requireActive(tk: Toolkit): Promise<{ access: KeyAccess; h
 /** Runs `work` in one transaction with the master key and every readable key open. */
 export async function withOpenKeys<T>(tk: Toolkit, access: KeyAccess, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   const { keys } = tk.engine;
-  return tk.engine.knex.transaction(async (trx) => {
+  return keyTransaction(tk.engine, async (trx) => {
     await keys.openMasterKey(trx, access.masterPassword);
     for (const key of access.readable) await keys.openSymmetricKey(trx, key.name, access.certificate);
     return work(trx);

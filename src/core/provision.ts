@@ -1,3 +1,4 @@
+import { keyTransaction } from './key-transaction';
 import { Secret } from '../config/secret';
 import { CellcryptError, refuse } from './errors';
 import { currentKey } from './key-access';
@@ -59,7 +60,7 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
 
   const secrets = { passphrase, masterPassword };
   const name = current?.name ?? keyName(1);
-  const keyGuid = await engine.knex.transaction(async (trx) => {
+  const keyGuid = await keyTransaction(engine, async (trx) => {
     if (!hierarchy.masterKey) {
       await engine.keys.createMasterKey(trx, secrets.masterPassword);
       created.push('database master key');

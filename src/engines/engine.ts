@@ -77,6 +77,11 @@ export interface KeyHierarchyOps {
   createSymmetricKey(trx: Knex.Transaction, spec: SymmetricKeySpec): Promise<string>;
   openSymmetricKey(trx: Knex.Transaction, name: string, certificate: string): Promise<void>;
   dropSymmetricKey(trx: Knex.Transaction, name: string): Promise<void>;
+  /**
+   * Closes every key this transaction opened. PostgreSQL's vanish at commit by themselves; SQL
+   * Server's belong to the session and would stay open on a pooled connection.
+   */
+  closeAll?(trx: Knex.Transaction): Promise<void>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
   /** The statements behind the calls that take secrets, with `?` for every value (for `--dry-run`). */
