@@ -4,11 +4,11 @@
 import type { Knex } from 'knex';
 import { loadSettings } from './src/config/settings';
 import { MIGRATIONS_CONFIG } from './src/core/migration-context';
+import { mssqlKnexConfig } from './src/engines/mssql/connect';
 import { pgliteKnexConfig, postgresKnexConfig } from './src/engines/postgres/connect';
 
 export default async function knexConfig(): Promise<Knex.Config> {
   const { database } = loadSettings();
-  if (database.kind === 'mssql') throw new Error('the mssql engine is not built yet in this version');
-  const base = database.kind === 'pglite' ? await pgliteKnexConfig(database) : postgresKnexConfig(database);
+  const base = database.kind === 'mssql' ? mssqlKnexConfig(database) : database.kind === 'pglite' ? await pgliteKnexConfig(database) : postgresKnexConfig(database);
   return { ...base, migrations: MIGRATIONS_CONFIG };
 }

@@ -4,6 +4,8 @@ import type { Knex } from 'knex';
 import { loadSettings } from '../config/settings';
 import { postgresEngine } from '../engines/postgres/engine';
 import { wrapKnex } from '../engines/postgres/connect';
+import { mssqlEngine } from '../engines/mssql/engine';
+import { mssqlTimeouts } from '../engines/mssql/connect';
 import { CellcryptError } from './errors';
 import { lineReporter } from './reporter';
 import { openToolkit, type Toolkit } from './toolkit';
@@ -33,10 +35,10 @@ export async function withMigrationToolkit<T>(knex: Knex, work: (tk: Toolkit) =>
   const current = active.getStore();
   if (current) return work(current);
   const settings = loadSettings();
-  if (settings.database.kind === 'mssql') {
-    throw new CellcryptError('CellcryptEngineUnsupported', 'the mssql engine is not built yet in this version', { exitCode: 2 });
-  }
-  const engine = postgresEngine(settings.database, wrapKnex(settings.database, knex));
+  const engine =
+    settings.database.kind === 'mssql'
+      ? mssqlEngine(settings.database, knex, mssqlTimeouts(settings.database))
+      : postgresEngine(settings.database, wrapKnex(settings.database, knex));
   const tk = await openToolkit(settings, { engine, reporter: lineReporter((text) => process.stderr.write(`${text}\n`)) });
   try {
     return await work(tk);

@@ -1,4 +1,5 @@
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
+import { mssqlKnexConfig } from '../engines/mssql/connect';
 import type { Settings } from '../config/settings';
 import { connectPglite, connectPostgres } from '../engines/postgres/connect';
 import { CellcryptError } from '../core/errors';
@@ -16,13 +17,10 @@ export interface KeyStoreConnection {
 /** Connects to the config database named by the settings and prepares the key-store table. */
 export async function openKeyStore(settings: Settings, onWarning?: (text: string) => void): Promise<KeyStoreConnection> {
   const target = settings.config;
-  if (target.kind === 'mssql') {
-    throw new CellcryptError('CellcryptEngineUnsupported', `${target.display}: a SQL Server key store is not built yet in this version`, { exitCode: 2 });
-  }
   const secret = resolveKeystoreSecret(settings, onWarning);
   let connection;
   try {
-    connection = target.kind === 'pglite' ? await connectPglite(target) : await connectPostgres(target);
+    connection = target.kind === 'mssql' ? { knex: knexFactory(mssqlKnexConfig(target)) } : target.kind === 'pglite' ? await connectPglite(target) : await connectPostgres(target);
     await ensureKeystoreTable(connection.knex);
   } catch (cause) {
     await connection?.knex.destroy();

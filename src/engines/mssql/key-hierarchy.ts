@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { DERIVATIONS, decryptByKey, deriveKey, guidStringToBytes, type Derivation } from '../../cellcrypt';
+import type { Secret } from '../../config/secret';
+import { CellcryptError } from '../../core/errors';
+import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
+import { query, querySecret, type Row } from './execute';
+import { inlineSecrets, keyStatements as K } from './key-statements';
+
+const KEY_PREFIX = 'cellcrypt_key_';
+
+/**
+ * The key hierarchy on SQL Server: the real thing (DMK, certificate, AES_256 symmetric keys).
+ * Statements with a secret go through `querySecret` (never knex); the rest through knex.
+ * SQL Server cannot say which derivation made a key's bytes, so a new key is probed: a value
+ * encrypted by the server is decrypted here under each derivation, which proves the key bytes
+ * equal `deriveKey` and records the derivation (2016, or 2017+ with trace flag 4631, use SHA-1).
+ */
+export function mssqlKeyHierarchy(): KeyHierarchyOps {
+  return {
+    async read(db: Db): Promise<KeyHierarchy> {
+      const [state] = await query(db, K.readMasterKey(), 'read key hierarchy');
+      const certificates = await query(db, K.readCertificates(), 'read certificates');
+      const keys = await query(db, state.prepared ? K.readSymmetricKeys() : K.readSymmetricKeysUnprepared(), 'read symmetric keys');
+      return {
+        masterKey: Number(state.master_key) === 1,
+        certificates: certificates.map((row) => String(row.name)),
+        symmetricKeys: keys.map((row: Row) => ({
+          name: String(row.name),
+          keyGuid: String(row.key_guid).toUpperCase(),
+          algorithm: String(row.algorithm),
+          derivation: (row.derivation as Derivation | null) ?? 'sql2017',
+          createdAt: new Date(row.created_at as string | Date),
+        })),
+      };
+    },
+
+    statements: {
+      openMasterKey: K.openMasterKey(() => `N'***'`),
+      createSymmetricKey: K.createSymmetricKey('?', '?', () => `N'***'`),
+      openSymmetricKey: K.openSymmetricKey('?', '?'),
+      dropSymmetricKey: K.dropSymmetricKey('?'),
+    },
+
+    async createMasterKey(trx, password) {
+      await querySecret(trx, K.createMasterKey(inlineSecrets({ masterKeyPassword: password })), 'create master key', [password.reveal()]);
+    },
+
+    async openMasterKey(trx, password) {
+      await querySecret(trx, K.openMasterKey(inlineSecrets({ masterKeyPassword: password })), 'open master key', [password.reveal()]);
+    },
+
+    async reset(trx) {
+      for (const sql of K.reset('cellcrypt_certificate', KEY_PREFIX)) await query(trx, sql, 'remove key hierarchy');
+      await query(trx, 'DELETE FROM cellcrypt.key_derivation', 'remove key hierarchy');
+    },
+
+    async createCertificate(trx, name) {
+      await query(trx, K.createCertificate(name), `create certificate ${name}`);
+    },
+
+    async createSymmetricKey(trx, spec: SymmetricKeySpec) {
+      const wanted = spec.derivation ?? 'sql2017';
+      const secrets = [spec.keySource.reveal(), spec.identityValue.reveal()];
+      await querySecret(trx, K.createSymmetricKey(spec.name, spec.certificate, inlineSecrets({ passphrase: spec.keySource, identityValue: spec.identityValue })), `create symmetric key ${spec.name}`, secrets);
+      await query(trx, K.openSymmetricKey(spec.name, spec.certificate), `open symmetric key ${spec.name}`);
+      const probe = randomBytes(24);
+      const [row] = await query(trx, K.probeSymmetricKey(spec.name, probe.toString('hex')), `probe symmetric key ${spec.name}`);
+      const keyGuid = String(row.key_guid).toUpperCase();
+      const used = serverDerivation(Buffer.from(row.probe as Uint8Array), probe, spec.keySource, keyGuid);
+      if (used !== wanted) {
+        throw new CellcryptError('CellcryptEngineUnsupported', `this SQL Server derives key bytes the ${used} way, the cells need ${wanted}; the new key was rolled back`, {
+          exitCode: 1,
+          hint: wanted === 'sql2016' ? 'on SQL Server 2017+ enable trace flag 4631 (DBCC TRACEON(4631, -1)) for the activate, then turn it off' : 'turn trace flag 4631 off (DBCC TRACEOFF(4631, -1))',
+        });
+      }
+      await query(trx, K.recordDerivation(spec.name, used), `record derivation of ${spec.name}`);
+      return keyGuid;
+    },
+
+    async openSymmetricKey(trx, name, certificate) {
+      await query(trx, K.openSymmetricKey(name, certificate), `open symmetric key ${name}`);
+    },
+
+    async dropSymmetricKey(trx, name) {
+      await query(trx, K.dropSymmetricKey(name), `drop symmetric key ${name}`);
+      await query(trx, `DELETE FROM cellcrypt.key_derivation WHERE name = N'${name.replace(/'/g, "''")}'`, `drop symmetric key ${name}`);
+    },
+
+    async roundTrip(trx, keyGuid: string, probe: Secret) {
+      const rows = await querySecret(
+        trx,
+        `SELECT CASE WHEN CONVERT(nvarchar(4000), DECRYPTBYKEY(ENCRYPTBYKEY(CONVERT(uniqueidentifier, N'${keyGuid}'), ${inlineSecrets({ passphrase: probe })('passphrase')}))) = ${inlineSecrets({ passphrase: probe })('passphrase')} COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok`,
+        'encryption/decryption test',
+        [probe.reveal()],
+      );
+      return Number(rows[0]?.ok) === 1;
+    },
+
+    async closeAll(trx: Knex.Transaction) {
+      await query(trx, K.closeAll(), 'close keys');
+    },
+  };
+}
+
+/** Which derivation the server used for a new key, from a probe it encrypted. */
+function serverDerivation(cell: Buffer, expected: Buffer, keySource: Secret, keyGuid: string): Derivation {
+  for (const derivation of DERIVATIONS) {
+    const key = { keyGuid: guidStringToBytes(keyGuid), key: deriveKey(keySource.reveal(), derivation) };
+    const plaintext = decryptByKey(cell, key);
+    if (plaintext && plaintext.equals(expected)) return derivation;
+  }
+  throw new CellcryptError('CellcryptInternal', `the server's new key ${keyGuid} decrypts its probe under no known derivation`, { exitCode: 1 });
+}
