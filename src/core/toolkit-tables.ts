@@ -14,16 +14,20 @@ import type { Db } from '../engines/engine';
 export const SCHEMA = 'cellcrypt';
 export const TABLES = { organization: 'organization', audit: 'audit', ledger: 'ledger' } as const;
 
-export async function createToolkitTables(knex: Knex): Promise<void> {
-  const schema = knex.schema.withSchema(SCHEMA);
-  if (!(await schema.hasTable(TABLES.organization))) {
-    await knex.schema.withSchema(SCHEMA).createTable(TABLES.organization, (t) => {
+type TableDefinition = (t: Knex.CreateTableBuilder, knex: Knex) => void;
+
+/** The table definitions, also rendered as T-SQL by `cellcrypt script install` (knex's mssql schema builder). */
+export const TOOLKIT_TABLE_DEFINITIONS: ReadonlyArray<readonly [string, TableDefinition]> = [
+  [
+    TABLES.organization,
+    (t, knex) => {
       t.string('id', 36).primary();
       t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    });
-  }
-  if (!(await knex.schema.withSchema(SCHEMA).hasTable(TABLES.audit))) {
-    await knex.schema.withSchema(SCHEMA).createTable(TABLES.audit, (t) => {
+    },
+  ],
+  [
+    TABLES.audit,
+    (t, knex) => {
       t.increments('id');
       t.timestamp('created_on', { useTz: true }).notNullable().defaultTo(knex.fn.now());
       t.string('created_by', 256).notNullable();
@@ -35,10 +39,11 @@ export async function createToolkitTables(knex: Knex): Promise<void> {
       t.integer('duration_ms');
       t.string('detail', 1000);
       t.index(['operation', 'created_on']);
-    });
-  }
-  if (!(await knex.schema.withSchema(SCHEMA).hasTable(TABLES.ledger))) {
-    await knex.schema.withSchema(SCHEMA).createTable(TABLES.ledger, (t) => {
+    },
+  ],
+  [
+    TABLES.ledger,
+    (t, knex) => {
       t.string('table_name', 128).notNullable();
       t.string('column_name', 128).notNullable();
       t.string('state', 16).notNullable();
@@ -48,7 +53,13 @@ export async function createToolkitTables(knex: Knex): Promise<void> {
       t.timestamp('started_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
       t.timestamp('finished_at', { useTz: true });
       t.primary(['table_name', 'column_name']);
-    });
+    },
+  ],
+];
+
+export async function createToolkitTables(knex: Knex): Promise<void> {
+  for (const [name, define] of TOOLKIT_TABLE_DEFINITIONS) {
+    if (!(await knex.schema.withSchema(SCHEMA).hasTable(name))) await knex.schema.withSchema(SCHEMA).createTable(name, (t) => define(t, knex));
   }
   const existing = await knex.withSchema(SCHEMA).table(TABLES.organization).first('id');
   if (!existing) await knex.withSchema(SCHEMA).table(TABLES.organization).insert({ id: randomUUID() });

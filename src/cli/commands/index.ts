@@ -9,6 +9,7 @@ import activate from './activate';
 import showKey from './show-key';
 import status from './status';
 import verify from './verify';
+import script from './script';
 
 /** Every command of the CLI, one module each. */
-export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, doctor, showKey, changeKey, activate, decryptOffline, demo];
+export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, doctor, showKey, changeKey, activate, decryptOffline, script, demo];
