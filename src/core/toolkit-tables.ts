@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Db } from '../engines/engine';
+import { upsert } from './upsert';
 
 /**
  * cellcrypt's own tables in the org database (schema `cellcrypt`, created by the engine):
@@ -115,10 +116,8 @@ export async function writeLedger(db: Db, entry: LedgerEntry): Promise<void> {
     cells: entry.cells ?? null,
   };
   const finished = entry.state === 'encrypted' ? { finished_at: db.fn.now() } : {};
-  await db.withSchema(SCHEMA).table(TABLES.ledger)
-    .insert({ ...row, ...finished })
-    .onConflict(['table_name', 'column_name'])
-    .merge({ ...row, ...finished });
+  const { table_name, column_name, ...values } = row;
+  await upsert(db, { schema: SCHEMA, table: TABLES.ledger }, { table_name, column_name }, { ...values, ...finished });
 }
 
 /** Successful operations of one kind in the last `minutes` (the change-key quota). */

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { upsert } from '../core/upsert';
 import type { SecretStorage } from './storage';
 
 /**
@@ -26,11 +27,9 @@ export function knexStorage(knex: Knex): SecretStorage {
       return row ? Buffer.from(row.sealed) : undefined;
     },
     async write(orgId, name, sealed) {
-      // One statement, so a crash leaves either the old or the new value, never neither.
-      await knex(KEYSTORE_TABLE)
-        .insert({ org_id: orgId, name, sealed, updated_at: knex.fn.now() })
-        .onConflict(['org_id', 'name'])
-        .merge(['sealed', 'updated_at']);
+      // Atomic (one statement, or one transaction on SQL Server): a crash leaves either the old
+      // or the new value, never neither.
+      await upsert(knex, { table: KEYSTORE_TABLE }, { org_id: orgId, name }, { sealed, updated_at: knex.fn.now() });
     },
     async remove(orgId, name) {
       await knex(KEYSTORE_TABLE).where({ org_id: orgId, name }).delete();
