@@ -1,0 +1,154 @@
+import { encryptByKey, guidBytesToString, guidStringToBytes, keyGuidFromIdentity, deriveKey, nvarcharBytes } from '../../src/cellcrypt';
+import type { Secret } from '../../src/config/secret';
+import { identityValueFor } from '../../src/core/key-identity';
+import type { SensitiveColumn } from '../../src/core/registry';
+
+/**
+ * A scripted SQL Server for unit tests of the mssql engine's transaction plans: it answers the
+ * statements cellcrypt sends (recognised by their text) from a small state of keys and cell
+ * counts, so the REAL core operations (install's provision + convert, change-key, activate) run
+ * over knex's real mssql client and the recording tedious. It is no database: it proves what is
+ * sent, in which order and transaction, and what the engine does with the answers. Anything it
+ * does not recognise is an error, so a new statement cannot slip past the grammar tests.
+ */
+export interface FakeKey {
+  name: string;
+  passphrase: Secret;
+}
+
+export interface FakeServerState {
+  orgId: string;
+  masterKey: boolean;
+  certificates: string[];
+  keys: FakeKey[];
+  /** Cells per column label, per key GUID. */
+  cells: Map<string, Map<string, number>>;
+  /** Plaintext rows per column label (before conversion). */
+  plaintext: Map<string, number>;
+  /** Sample cells activate reads (id → blob), per column label. */
+  samples: Map<string, Array<{ id: string; cell: Buffer }>>;
+  /** Statement → error, to make one fail (matched by substring). */
+  failOn?: { contains: string; error: Error & { number?: number }; after?: number };
+}
+
+type Row = Record<string, unknown>;
+
+const guidOf = (passphrase: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(passphrase).reveal()));
+
+export function sampleCells(passphrase: Secret, count: number): Array<{ id: string; cell: Buffer }> {
+  const key = { keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), 'sql2017') };
+  return Array.from({ length: count }, (_, i) => {
+    const id = `0000000${i}-1111-2222-3333-444444444444`.slice(-36);
+    return { id, cell: encryptByKey(key, nvarcharBytes(`secret ${i} 😀`), { authenticator: guidStringToBytes(id) }) };
+  });
+}
+
+export function fakeSqlServer(state: FakeServerState, columns: readonly SensitiveColumn[]) {
+  let seen = 0;
+  const label = (sql: string) =>
+    columns.find((c) => sql.includes(`[${c.table}]`) && (sql.includes(`[${c.column}`) || sql.includes(`N'${c.column}'`))) ?? columns.find((c) => sql.includes(`[${c.table}]`));
+  const keyByName = (name: string) => state.keys.find((k) => k.name === name);
+  const guids = (sql: string) => [...sql.matchAll(/CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/gi)].map((m) => m[1].toUpperCase());
+
+  return (sql: string): Row[] | { rows?: Row[]; rowCount?: number } | Error | undefined => {
+    seen++;
+    if (state.failOn && sql.includes(state.failOn.contains) && seen > (state.failOn.after ?? 0)) return state.failOn.error;
+    const column = label(sql);
+    const columnLabel = column ? `${column.table}.${column.column}` : '';
+    // ---- knex's own queries (schema builder, toolkit tables) ----
+    if (/INFORMATION_SCHEMA\.TABLES/i.test(sql) || /from information_schema\.tables/i.test(sql)) return [{ TABLE_NAME: 'x' }];
+    if (/from \[cellcrypt\]\.\[organization\]/i.test(sql)) return [{ id: state.orgId }];
+    if (/insert into \[cellcrypt\]\.\[(audit|ledger)\]/i.test(sql)) return [];
+    if (/update \[cellcrypt\]\.\[ledger\]/i.test(sql)) return [{ '': 0 }]; // knex appends 'select @@rowcount': no row yet, so it inserts
+    if (/from \[cellcrypt\]\.\[audit\]/i.test(sql)) return [{ n: 0 }];
+    // ---- permissions, lock ----
+    if (sql.includes('HAS_PERMS_BY_NAME')) return [{ user_name: 'dbo', granted: 1 }];
+    if (sql.includes('sp_getapplock')) return [{ result: 0 }];
+    if (sql.includes('sp_releaseapplock')) return [];
+    // ---- key hierarchy ----
+    if (sql.startsWith('SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N\'##MS_DatabaseMasterKey##\') THEN 1 ELSE 0 END AS master_key')) return [{ master_key: state.masterKey ? 1 : 0, prepared: 1 }];
+    if (sql.startsWith('SELECT name FROM sys.certificates')) return state.certificates.map((name) => ({ name }));
+    if (sql.includes('FROM sys.symmetric_keys AS k')) {
+      return state.keys.map((k, i) => ({ name: k.name, key_guid: guidOf(k.passphrase), algorithm: 'AES_256', created_at: new Date(Date.UTC(2026, 0, 1 + i)), derivation: 'sql2017' }));
+    }
+    if (sql.includes('CREATE MASTER KEY')) {
+      state.masterKey = true;
+      return [];
+    }
+    if (sql.startsWith('OPEN MASTER KEY') || sql.startsWith('OPEN SYMMETRIC KEY') || sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP')) return [];
+    if (sql.includes('CREATE CERTIFICATE')) {
+      state.certificates.push('cellcrypt_certificate');
+      return [];
+    }
+    const created = /^CREATE SYMMETRIC KEY \[([^\]]+)\] WITH ALGORITHM = AES_256, KEY_SOURCE = N'((?:[^']|'')*)'/.exec(sql);
+    if (created) {
+      const passphrase = { reveal: () => created[2].replace(/''/g, "'") } as Secret;
+      state.keys.push({ name: created[1], passphrase });
+      return [];
+    }
+    const probe = /^SELECT ENCRYPTBYKEY\(KEY_GUID\(N'([^']+)'\), 0x([0-9a-f]+)\)/.exec(sql);
+    if (probe) {
+      const key = keyByName(probe[1])!;
+      const cellKey = { keyGuid: keyGuidFromIdentity(identityValueFor(key.passphrase).reveal()), key: deriveKey(key.passphrase.reveal(), 'sql2017') };
+      return [{ probe: encryptByKey(cellKey, Buffer.from(probe[2], 'hex')), key_guid: guidOf(key.passphrase) }];
+    }
+    if (sql.includes('cellcrypt.key_derivation')) return [];
+    const dropped = /DROP SYMMETRIC KEY \[([^\]]+)\]$/.exec(sql);
+    if (dropped) {
+      state.keys = state.keys.filter((k) => k.name !== dropped[1]);
+      return [];
+    }
+    if (sql.includes('DROP SYMMETRIC KEY') || sql.includes('DROP CERTIFICATE') || sql.includes('DROP MASTER KEY') || sql === 'CLOSE ALL SYMMETRIC KEYS') {
+      if (sql.includes('DROP MASTER KEY')) state.masterKey = false;
+      if (sql.includes('DROP CERTIFICATE')) state.certificates = [];
+      if (sql.includes('QUOTENAME(name)')) state.keys = [];
+      return [];
+    }
+    if (sql.includes('COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok')) return [{ ok: 1 }];
+    // ---- columns ----
+    if (column) {
+      const byKey = state.cells.get(columnLabel) ?? new Map<string, number>();
+      state.cells.set(columnLabel, byKey);
+      const plaintext = state.plaintext.get(columnLabel) ?? 0;
+      const converted = plaintext === 0;
+      if (sql.includes('THEN 0 ELSE 1 END AS present')) return [{ present: 1 }];
+      if (sql.startsWith('SELECT c.name, ty.name AS type_name')) {
+        return [{ name: column.column, type_name: converted ? 'varbinary' : 'nvarchar' }, { name: column.primaryKey, type_name: 'uniqueidentifier' }];
+      }
+      if (sql.includes('i.is_primary_key = 1')) return [{ name: column.primaryKey }];
+      if (sql.includes('DATALENGTH(CONVERT(nvarchar(max)')) return [{ n: 0, examples: null }];
+      if (sql.startsWith('SELECT COUNT(*) AS n FROM') && sql.includes('DECRYPTBYKEY')) return [{ n: 0 }]; // every shadow round-trips
+      if (sql.startsWith('SELECT COUNT(')) return [{ n: converted ? 0 : plaintext }];
+      if (sql.startsWith('ALTER TABLE') && sql.includes(' ADD ')) return [];
+      if (sql.includes('DECLARE @written')) {
+        const guid = guids(sql)[0];
+        const limit = Number(/TOP \((\d+)\)/.exec(sql)![1]);
+        const pending = plaintext - [...byKey.values()].reduce((a, b) => a + b, 0);
+        const written = Math.min(limit, Math.max(0, pending));
+        byKey.set(guid, (byKey.get(guid) ?? 0) + written);
+        return [{ written, lost: 0 }];
+      }
+      if (sql.includes('DECLARE @n int')) return [{ n: 0 }];
+      if (sql.includes('MAX(DATALENGTH')) return [{ n: 100 }];
+      if (sql.includes('TABLOCKX')) return [];
+      if (sql.includes('DROP COLUMN')) {
+        state.plaintext.set(columnLabel, 0);
+        return [];
+      }
+      if (sql.includes('GROUP BY SUBSTRING')) {
+        return [...byKey].filter(([, n]) => n > 0).map(([guid, n]) => ({ key_guid: guidStringToBytes(guid), cells: n, undecryptable: sql.includes('SUM(CASE') ? 0 : null }));
+      }
+      if (sql.includes('DECLARE @batch')) {
+        const [to, from] = guids(sql); // ENCRYPTBYKEY(to, ...) comes before WHERE ... = from
+        const limit = Number(/TOP \((\d+)\)/.exec(sql)![1]);
+        const written = Math.min(limit, byKey.get(from) ?? 0);
+        byKey.set(from, (byKey.get(from) ?? 0) - written);
+        byKey.set(to, (byKey.get(to) ?? 0) + written);
+        return [{ written, undecryptable: 0 }];
+      }
+      if (sql.includes('SUM(CONVERT(bigint, DATALENGTH')) return [{ n: [...byKey.values()].reduce((a, b) => a + b, 0) * 100 }];
+      if (sql.includes('ORDER BY NEWID()')) return (state.samples.get(columnLabel) ?? []).map((s) => ({ id: s.id.toUpperCase(), cell: s.cell }));
+    }
+    return new Error(`fake SQL Server: unrecognised statement: ${sql.slice(0, 200)}`);
+  };
+}
