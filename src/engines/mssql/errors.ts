@@ -56,7 +56,7 @@ export function mapSqlServerError(error: unknown, where: string, redact: readonl
   if (isTimeout(error)) {
     return new CellcryptError('CellcryptInternal', `${where}: the statement timed out (${message}); it was rolled back`, {
       exitCode: 1,
-      hint: 'raise the statement time limit with requestTimeout=<ms> in the mssql:// URL, or use --batch-size N',
+      hint: 'raise statementTimeout=<ms> (statements over whole columns) or requestTimeout=<ms> (the others) in the mssql:// URL, or use change-key --batch-size N',
     });
   }
   const number = sqlServerErrorNumber(error);

@@ -10,6 +10,7 @@ import { changeKey } from '../../../../src/core/change-key';
 import { convertColumns } from '../../../../src/core/convert';
 import { identityValueFor } from '../../../../src/core/key-identity';
 import { provisionKeys } from '../../../../src/core/provision';
+import { readStatus } from '../../../../src/core/status';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import { silentReporter } from '../../../../src/core/reporter';
 import { openToolkit, type Toolkit } from '../../../../src/core/toolkit';
@@ -192,6 +193,20 @@ describe('mssql engine over knex mssql + recording tedious: transaction plans', 
     const keystore = await h.tk.keystore();
     expect((await keystore.get('passphrase'))!.reveal()).to.equal(P1.reveal());
     expect(await keystore.get('passphrase.pending')).to.equal(undefined);
+  });
+
+  it('status: read-only (nothing created, dropped, updated or inserted), keys opened only inside transactions and closed again, every statement well formed', async () => {
+    const h = await open(installedState(), { passphrase: P1, master: MASTER });
+    const report = await readStatus(h.tk);
+    expectWellFormed(h);
+    expect(report.active).to.equal(true);
+    expect(report.columns.map((c) => c.cells)).to.deep.equal(DYNAMICS_DEFAULT_COLUMNS.map(() => 7));
+    const writes = h.fake.calls.filter((c) => c.sql && /^\s*(CREATE|DROP|ALTER|UPDATE|INSERT|DELETE)\b/i.test(c.sql));
+    expect(writes.map((c) => c.sql!.slice(0, 60))).to.deep.equal([]);
+    for (const tx of transactions(h.fake.calls)) {
+      const sql = tx.calls.map((c) => c.sql!);
+      if (sql.some((s) => s.startsWith('OPEN SYMMETRIC KEY'))) expect(sql[sql.length - 1], 'keys closed before the transaction ends').to.match(/^CLOSE ALL SYMMETRIC KEYS/);
+    }
   });
 
   it('activate: proves the key on sampled cells first, then in one transaction drops and rebuilds the hierarchy, proves every column, commits, and only then writes the key store', async () => {
