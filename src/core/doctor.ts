@@ -36,8 +36,9 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
   const [completed, pending] = (await tk.engine.knex.migrate.list(MIGRATIONS_CONFIG)) as [unknown[], unknown[]];
   if (pending.length) add('migrations', 'warn', `${pending.length} migration(s) not applied (${completed.length} applied)`, 'run `cellcrypt install`');
   else add('migrations', 'ok', `${completed.length} applied`);
-  const lock = await tk.engine.knex.raw('select coalesce(max(is_locked), 0)::int as locked from cellcrypt_migrations_lock').catch(() => ({ rows: [{ locked: 0 }] }));
-  if (lock.rows[0].locked) add('migration lock', 'warn', 'the knex migration lock is set (a killed run left it, or an install is running now)', 'run `cellcrypt install` (it clears a stale lock safely) or `cellcrypt migrate unlock`');
+  // knex's builder, not raw SQL: the same check on every engine (no table yet: not locked).
+  const lock = await tk.engine.knex('cellcrypt_migrations_lock').max({ locked: 'is_locked' }).first().catch(() => undefined);
+  if (Number(lock?.locked ?? 0) > 0) add('migration lock', 'warn', 'the knex migration lock is set (a killed run left it, or an install is running now)', 'run `cellcrypt install` (it clears a stale lock safely) or `cellcrypt migrate unlock`');
 
   const activity = await assessActivity(tk);
   if (!activity.active) {

@@ -178,6 +178,22 @@ describe('mssql engine over knex mssql + recording tedious: transaction plans', 
     expect(h.state.keys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
   });
 
+  it('change-key --batch-size 3: the new key committed first, then one committed transaction per batch with both keys open, the old key dropped last', async () => {
+    const h = await open(installedState(), { passphrase: P1, master: MASTER });
+    await changeKey(h.tk, { generate: true, batchSize: 3 });
+    h.secrets.push((await (await h.tk.keystore()).get('passphrase'))!.reveal());
+    expectWellFormed(h);
+    const txs = transactions(h.fake.calls).filter((tx) => tx.calls.some((c) => /CREATE SYMMETRIC KEY|DECLARE @batch|DROP SYMMETRIC KEY/.test(c.sql!)));
+    expect(txs.every((tx) => tx.end === 'commit')).to.equal(true);
+    const create = txs.findIndex((tx) => tx.calls.some((c) => c.sql!.startsWith('CREATE SYMMETRIC KEY')));
+    const batches = txs.map((tx, i) => [i, tx.calls.filter((c) => c.sql!.startsWith('DECLARE @batch')).length] as const).filter(([, n]) => n > 0);
+    const drop = txs.findIndex((tx) => tx.calls.some((c) => c.sql!.includes('DROP SYMMETRIC KEY [cellcrypt_key_1]')));
+    expect(batches.every(([i, n]) => i > create && i < drop && n === 1), JSON.stringify(batches)).to.equal(true);
+    // 7 cells per column in steps of 3: 3 + 3 + 1, then one that finds none left (the batched loop stops on an empty batch).
+    expect(batches).to.have.length(DYNAMICS_DEFAULT_COLUMNS.length * 4);
+    for (const i of batches.map(([n]) => n)) expect(txs[i].calls.filter((c) => c.sql!.startsWith('OPEN SYMMETRIC KEY')).length, 'both keys open').to.equal(2);
+  });
+
   it('change-key failing mid-way (deadlock on the 3rd column): rollback sent, no commit, the key store keeps the old key and no pending one', async () => {
     let batches = 0;
     const h = await open(installedState(), { passphrase: P1, master: MASTER });
