@@ -17,7 +17,7 @@ import { seedDemo } from '../src/core/demo-seed';
 import { openToolkit } from '../src/core/toolkit';
 import { renderChart, type Series } from './bench/chart';
 
-const OPERATIONS = ['install', 'floor', 'change-key', 'change-key-batched'] as const;
+const OPERATIONS = ['install', 'floor', 'change-key', 'change-key-client', 'change-key-batched'] as const;
 type Operation = (typeof OPERATIONS)[number];
 const RUNNER = resolve(__dirname, 'bench/run-operation.ts');
 /** Demo tables hold 5 sensitive columns over 4 tables, every 10th value NULL: 4.5 cells per row index. */

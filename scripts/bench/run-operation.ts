@@ -1,5 +1,5 @@
 // One timed operation in its own process, so its peak RSS is its own (scripts/bench.ts runs it):
-//   tsx scripts/bench/run-operation.ts install|change-key|change-key-batched|floor
+//   tsx scripts/bench/run-operation.ts install|change-key|change-key-client|change-key-batched|floor
 // Prints one JSON line: { ms, maxRssMb, cells }. Settings come from the environment.
 import { loadSettings } from '../../src/config/settings';
 import { changeKey } from '../../src/core/change-key';
@@ -18,6 +18,8 @@ async function main(): Promise<void> {
       await install(tk);
     } else if (operation === 'change-key') {
       cells = (await changeKey(tk, { generate: true })).cells;
+    } else if (operation === 'change-key-client') {
+      cells = (await changeKey(tk, { generate: true, path: 'client' })).cells;
     } else if (operation === 'change-key-batched') {
       cells = (await changeKey(tk, { generate: true, batchSize: BATCH })).cells;
     } else if (operation === 'floor') {

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Secret } from '../config/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
 import { dryRunStatements, planColumns, type ColumnWork } from './change-key-plan';
+import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
 import { CellcryptError, isCellcryptError } from './errors';
 import { assessActivity, type KeyAccess } from './key-access';
 import { CERTIFICATE_NAME, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
@@ -38,6 +39,11 @@ export interface ChangeKeyOptions {
   /** Cells per transaction; undefined: the whole change in one transaction. */
   batchSize?: number;
   dryRun?: boolean;
+  /**
+   * Where cells are re-encrypted in one-transaction mode: `server` (SQL inside the database,
+   * the default) or `client` (streamed through the TypeScript codec; engines that support it).
+   */
+  path?: 'server' | 'client';
   /** Test hook: runs after each committed batch (batched mode only). */
   afterBatch?: (written: number) => void | Promise<void>;
 }
@@ -96,7 +102,7 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
   if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
   try {
     if (options.batchSize) await runBatched(tk, access, target, work, options, started);
-    else await runInOneTransaction(tk, access, target, work, started);
+    else await runInOneTransaction(tk, access, target, work, started, options.path ?? 'server');
   } catch (error) {
     // One transaction: rolled back, the data is on the old key, the pending key means nothing.
     // Batched: the batches that committed are on the new key, so the pending key must stay.
@@ -207,7 +213,10 @@ async function proveMoved(tk: Toolkit, trx: Knex.Transaction, work: readonly Col
   if (problems.length) throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `the re-encrypted data did not check out:\n  - ${problems.join('\n  - ')}`);
 }
 
-async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], started: number): Promise<void> {
+async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], started: number, path: 'server' | 'client'): Promise<void> {
+  if (path === 'client' && !supportsClientSide(tk.engine)) {
+    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, { exitCode: 2, hint: 'leave out --client-side' });
+  }
   const total = work.reduce((sum, w) => sum + w.cells, 0);
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
   await keyTransaction(tk.engine, async (trx) => {
@@ -216,7 +225,15 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
     await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
     // Nothing else may write these tables until commit, so the counts below are exact.
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
-    for (const item of work) await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
+    if (path === 'client') {
+      // Resuming an interrupted batched change in one transaction: the cells left are under the in-flight change's old key.
+      const fromPassphrase = access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
+      const from = { keyGuid: target.from.keyGuid, key: cellKeyFor(fromPassphrase, target.from.keyGuid, target.from.derivation) };
+      const to = cellKeyFor(target.passphrase, target.keyGuid);
+      for (const item of work) await moveCellsInClient(tk.engine, trx, item.column, from, to, STEP, (n) => progress.tick(n));
+    } else {
+      for (const item of work) await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
+    }
     await proveMoved(tk, trx, work, target, true);
     await finish(tk, trx, target, total, Date.now() - started);
   });

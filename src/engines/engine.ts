@@ -115,6 +115,14 @@ export interface ColumnOps {
   reencryptBatch(trx: Knex.Transaction, ref: ColumnRef, fromGuid: string, toGuid: string, limit: number): Promise<{ written: number; undecryptable: number }>;
   /** The statement `reencryptBatch` runs, with `?` for its values (for `--dry-run`). */
   reencryptStatement(ref: ColumnRef): string;
+  /**
+   * The client-side path of a key change (optional: engines that have it): up to `limit` cells
+   * on `keyGuid` whose primary key sorts after `afterId`, in primary-key order, locked for
+   * update, so a caller can walk a column once without re-scanning what it already moved.
+   */
+  readCellsOnKey?(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, afterId: string | undefined, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
+  /** Writes cells back by primary key in one statement; returns how many rows it wrote. */
+  writeCells?(trx: Knex.Transaction, ref: ColumnRef, cells: ReadonlyArray<{ id: string; cell: Buffer }>): Promise<number>;
   /** Total bytes of the non-null cells (the dry-run estimate of what a key change rewrites). */
   cellBytes(db: Db, ref: ColumnRef): Promise<number>;
   /** Up to `limit` random non-null cells with their row's primary key (string form). */

@@ -150,6 +150,27 @@ export function postgresColumns(): ColumnOps {
       return { written: count(result.rows, 'written'), undecryptable: count(result.rows, 'undecryptable') };
     },
 
+    async readCellsOnKey(trx, ref, keyGuid, afterId, limit) {
+      const { t, c, pk } = names(ref);
+      const result = await trx.raw(
+        `select ${pk}::text as id, ${c} as cell from ${t}
+          where substring(${c} from 1 for 16) = ?::bytea and (?::uuid is null or ${pk} > ?::uuid)
+          order by ${pk} limit ? for update`,
+        [guidStringToBytes(keyGuid), afterId ?? null, afterId ?? null, limit],
+      );
+      return result.rows.map((row: { id: string; cell: Uint8Array }) => ({ id: row.id, cell: Buffer.from(row.cell) }));
+    },
+
+    async writeCells(trx, ref, cells) {
+      if (cells.length === 0) return 0;
+      const { t, c, pk } = names(ref);
+      const result = await trx.raw(`update ${t} as row set ${c} = v.cell from unnest(?::uuid[], ?::bytea[]) as v(id, cell) where row.${pk} = v.id`, [
+        cells.map((x) => x.id),
+        cells.map((x) => x.cell),
+      ]);
+      return result.rowCount ?? 0;
+    },
+
     async cellBytes(db, ref) {
       const { t, c } = names(ref);
       const result = await db.raw(`select coalesce(sum(octet_length(${c})), 0)::bigint as n from ${t}`);

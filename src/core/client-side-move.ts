@@ -1,0 +1,58 @@
+import type { Knex } from 'knex';
+import { decryptByKey, deriveKey, encryptByKey, guidStringToBytes, type CellKey, type Derivation } from '../cellcrypt';
+import type { Secret } from '../config/secret';
+import type { ColumnRef, Engine } from '../engines/engine';
+import { CellcryptError } from './errors';
+import { columnLabel } from './registry';
+
+/**
+ * The client-side path of a key change: cells stream through the TypeScript codec in
+ * primary-key order (each read once, no re-scan), are re-encrypted here and written back in one
+ * statement per batch, inside the caller's transaction. The decrypted bytes exist only in this
+ * process's buffers for the length of a batch (never as text, never logged); the server still
+ * proves every cell before commit. A cell that does not decrypt stops the move: it is never
+ * overwritten.
+ */
+export function cellKeyFor(passphrase: Secret, keyGuid: string, derivation: Derivation = 'sql2017'): CellKey {
+  return { keyGuid: guidStringToBytes(keyGuid), key: deriveKey(passphrase.reveal(), derivation) };
+}
+
+export function supportsClientSide(engine: Engine): boolean {
+  return typeof engine.columns.readCellsOnKey === 'function' && typeof engine.columns.writeCells === 'function';
+}
+
+export async function moveCellsInClient(
+  engine: Engine,
+  trx: Knex.Transaction,
+  column: ColumnRef,
+  from: { keyGuid: string; key: CellKey },
+  to: CellKey,
+  limit: number,
+  onStep: (n: number) => void,
+): Promise<number> {
+  let moved = 0;
+  let afterId: string | undefined;
+  for (;;) {
+    const cells = await engine.columns.readCellsOnKey!(trx, column, from.keyGuid, afterId, limit);
+    if (cells.length === 0) return moved;
+    const rewritten = cells.map(({ id, cell }) => {
+      const authenticator = guidStringToBytes(id);
+      const plaintext = decryptByKey(cell, from.key, authenticator);
+      if (!plaintext) {
+        throw new CellcryptError('CellcryptCellsNotDecryptable', `${columnLabel(column)}: the cell of row ${id} on ${from.keyGuid} does not decrypt; it was not rewritten`, {
+          exitCode: 3,
+          hint: 'run `cellcrypt verify` to find such cells',
+        });
+      }
+      const next = encryptByKey(to, plaintext, { authenticator });
+      plaintext.fill(0);
+      return { id, cell: next };
+    });
+    const written = await engine.columns.writeCells!(trx, column, rewritten);
+    if (written !== rewritten.length) throw new CellcryptError('CellcryptInternal', `${columnLabel(column)}: wrote ${written} of ${rewritten.length} cells`);
+    moved += written;
+    onStep(written);
+    afterId = cells[cells.length - 1].id;
+    if (cells.length < limit) return moved;
+  }
+}
