@@ -134,7 +134,8 @@ export function postgresColumns(): ColumnOps {
     async census(db, ref, options): Promise<CellCensus> {
       const { t, c, pk } = names(ref);
       const undecryptable = options.decrypt
-        ? `count(*) filter (where cellcrypt.decrypt_text(${c}, ${pk}) is null)::int`
+        ? // Bytes, not text: "decrypts" needs no UTF-16 decoding, which cost 40% of the census (issue 7 profile).
+          `count(*) filter (where cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null)::int`
         : 'null::int';
       const result = await db.raw(
         `select cellcrypt.cell_key_guid(${c}) as key_guid, count(*)::int as cells, ${undecryptable} as undecryptable
