@@ -75,7 +75,7 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       state.masterKey = true;
       return [];
     }
-    if (sql.startsWith('OPEN MASTER KEY') || sql.startsWith('OPEN SYMMETRIC KEY') || sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP')) return [];
+    if (sql.startsWith('SET XACT_ABORT ON; OPEN MASTER KEY') || sql.startsWith('OPEN SYMMETRIC KEY') || sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP')) return [];
     if (sql.includes('CREATE CERTIFICATE')) {
       state.certificates.push('cellcrypt_certificate');
       return [];

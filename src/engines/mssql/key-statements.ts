@@ -37,9 +37,12 @@ export const keyStatements = {
    * Opens the master key with its password and, when the database no longer has the service
    * master key's copy (restored or failed over to another server: error 15581 for anyone who
    * relies on it opening by itself), adds it back so applications reading cells work again.
+   * Every transaction that touches keys or cells starts here, so it also sets XACT_ABORT: any
+   * error then rolls the whole transaction back on the server, even if the client dies before
+   * it can send ROLLBACK (knex sends none after a failed COMMIT).
    */
   openMasterKey: (secret: SecretText) =>
-    `OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
+    `SET XACT_ABORT ON; OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
     `IF NOT EXISTS (SELECT 1 FROM sys.databases WHERE database_id = DB_ID() AND is_master_key_encrypted_by_server = 1) ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
 
   /** After a restore on another server the flag above still says yes but the copy is useless: always re-add it. */

@@ -161,7 +161,8 @@ describe('mssql engine over knex mssql + recording tedious: transaction plans', 
     expect(change.end).to.equal('commit');
     const sql = change.calls.map((c) => c.sql!);
     const at = (prefix: string) => sql.findIndex((s) => s.startsWith(prefix));
-    const order = [at('OPEN MASTER KEY'), at('OPEN SYMMETRIC KEY [cellcrypt_key_1]'), at('CREATE SYMMETRIC KEY [cellcrypt_key_2]'), at('OPEN SYMMETRIC KEY [cellcrypt_key_2]'), at('DECLARE @batch'), at('SELECT SUBSTRING('), at('CLOSE ALL SYMMETRIC KEYS; DROP SYMMETRIC KEY [cellcrypt_key_1]')];
+    expect(sql[0], 'XACT_ABORT before anything else in the transaction').to.match(/^SET XACT_ABORT ON; OPEN MASTER KEY/);
+    const order = [at('SET XACT_ABORT ON; OPEN MASTER KEY'), at('OPEN SYMMETRIC KEY [cellcrypt_key_1]'), at('CREATE SYMMETRIC KEY [cellcrypt_key_2]'), at('OPEN SYMMETRIC KEY [cellcrypt_key_2]'), at('DECLARE @batch'), at('SELECT SUBSTRING('), at('CLOSE ALL SYMMETRIC KEYS; DROP SYMMETRIC KEY [cellcrypt_key_1]')];
     expect(order.every((i) => i >= 0), order.join()).to.equal(true);
     expect([...order].sort((a, b) => a - b)).to.deep.equal(order);
     expect(sql.filter((s) => s.startsWith('DECLARE @batch'))).to.have.length(DYNAMICS_DEFAULT_COLUMNS.length);
