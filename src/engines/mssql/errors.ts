@@ -52,7 +52,9 @@ function isTimeout(error: unknown): boolean {
 export function mapSqlServerError(error: unknown, where: string, redact: readonly string[] = []): unknown {
   if (error instanceof CellcryptError) return error;
   const raw = error instanceof Error ? error.message : String(error);
-  const message = redact.reduce((text, secret) => (secret ? text.split(secret).join('***') : text), raw);
+  // Each secret as written and as inlined (quotes doubled), longest first.
+  const forms = [...new Set(redact.flatMap((secret) => [secret, secret.replace(/'/g, "''")]).filter(Boolean))].sort((a, b) => b.length - a.length);
+  const message = forms.reduce((text, secret) => text.split(secret).join('***'), raw);
   if (isTimeout(error)) {
     return new CellcryptError('CellcryptInternal', `${where}: the statement timed out (${message}); it was rolled back`, {
       exitCode: 1,
