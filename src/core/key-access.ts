@@ -89,11 +89,20 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
 async function opened(tk: Toolkit, activity: Activity & { active: true }, inactive: (code: CellcryptError['code'], reason: string, hint?: string) => Activity): Promise<Activity> {
   try {
     await withOpenKeys(tk, activity.access, async () => undefined);
-    return activity;
   } catch (error) {
     if (error instanceof CellcryptError) return inactive(error.code, `the keys do not open: ${error.message}`);
     throw error;
   }
+  // cellcrypt opens the master key with its password; the applications that read cells rely on
+  // it opening by itself, which a restore on another server breaks (SQL Server error 15581).
+  const { keys } = tk.engine;
+  if (keys.opensByItself && !(await keys.opensByItself(tk.engine.knex, activity.access.current.name, activity.access.certificate))) {
+    return inactive(
+      'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
+      'the database master key does not open by itself on this server (error 15581: restored or failed over from another server), so applications cannot read the cells',
+    );
+  }
+  return activity;
 }
 
 /** Throws the inactive reason as an error (for operations that need an active org). */

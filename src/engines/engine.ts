@@ -82,6 +82,12 @@ export interface KeyHierarchyOps {
    * Server's belong to the session and would stay open on a pooled connection.
    */
   closeAll?(trx: Knex.Transaction): Promise<void>;
+  /**
+   * Whether the master key opens by itself for the applications that read cells (SQL Server:
+   * the service master key's copy; false after a restore on another server, error 15581).
+   * Engines without that notion leave it out.
+   */
+  opensByItself?(db: Db, keyName: string, certificate: string): Promise<boolean>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
   /** The statements behind the calls that take secrets, with `?` for every value (for `--dry-run`). */

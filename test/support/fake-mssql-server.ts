@@ -27,6 +27,8 @@ export interface FakeServerState {
   plaintext: Map<string, number>;
   /** Sample cells activate reads (id → blob), per column label. */
   samples: Map<string, Array<{ id: string; cell: Buffer }>>;
+  /** Restored on another server: the master key does not open by itself (15581) until re-created. */
+  restoredElsewhere?: boolean;
   /** Statement → error, to make one fail (matched by substring). */
   failOn?: { contains: string; error: Error & { number?: number }; after?: number };
 }
@@ -71,8 +73,12 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     if (sql.includes('FROM sys.symmetric_keys AS k')) {
       return state.keys.map((k, i) => ({ name: k.name, key_guid: guidOf(k.passphrase), algorithm: 'AES_256', created_at: new Date(Date.UTC(2026, 0, 1 + i)), derivation: 'sql2017' }));
     }
+    if (state.restoredElsewhere && sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && sql.includes('OPEN SYMMETRIC KEY')) {
+      return Object.assign(new Error('Please create a master key in the database or open the master key in the session before performing this operation.'), { number: 15581 });
+    }
     if (sql.includes('CREATE MASTER KEY')) {
       state.masterKey = true;
+      state.restoredElsewhere = false;
       return [];
     }
     if (sql.startsWith('SET XACT_ABORT ON; OPEN MASTER KEY') || sql.startsWith('OPEN SYMMETRIC KEY') || sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP')) return [];

@@ -12,7 +12,7 @@ interface Mapping {
 
 const BY_NUMBER: Record<number, Mapping | ((message: string) => Mapping)> = {
   // Please create a master key in the database or open the master key in the session.
-  15581: { code: 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened', exitCode: 1, hint: 'restored on another server? run `cellcrypt status`; `cellcrypt script activate --engine mssql` shows the repair' },
+  15581: { code: 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened', exitCode: 1, hint: 'restored or failed over to another server: run `cellcrypt activate --key-file F` with the saved key' },
   // The key is not encrypted using the specified decryptor (wrong master-key password).
   15313: { code: 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened', exitCode: 1, hint: 'the key store\'s master-key password does not open this database\'s master key; after a restore run `cellcrypt activate --key-file F`' },
   // Cannot find the certificate / symmetric key ..., because it does not exist or you do not have permission.

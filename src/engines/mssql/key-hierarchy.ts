@@ -4,6 +4,7 @@ import { DERIVATIONS, decryptByKey, deriveKey, guidStringToBytes, type Derivatio
 import type { Secret } from '../../config/secret';
 import { CellcryptError } from '../../core/errors';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
+import { sqlServerErrorNumber } from './errors';
 import { query, querySecret, type Row } from './execute';
 import { inlineSecrets, keyStatements as K } from './key-statements';
 
@@ -95,6 +96,16 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
         [probe.reveal()],
       );
       return Number(rows[0]?.ok) === 1;
+    },
+
+    async opensByItself(db: Db, keyName: string, certificate: string) {
+      try {
+        await query(db, K.probeAutomaticOpen(keyName, certificate), 'check that the master key opens by itself');
+        return true;
+      } catch (error) {
+        if (sqlServerErrorNumber((error as { cause?: unknown }).cause) === 15581 || sqlServerErrorNumber(error) === 15581) return false;
+        throw error;
+      }
     },
 
     async closeAll(trx: Knex.Transaction) {

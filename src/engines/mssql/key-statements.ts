@@ -65,6 +65,14 @@ export const keyStatements = {
 
   closeAll: () => `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
 
+  /**
+   * Outside any transaction, with nothing open: can the key be opened the way applications do,
+   * through the certificate and a master key that opens by itself? Error 15581 says no.
+   */
+  probeAutomaticOpen: (keyName: string, certificate: string) =>
+    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY; ` +
+    `OPEN SYMMETRIC KEY ${q(keyName)} DECRYPTION BY CERTIFICATE ${q(certificate)}; CLOSE SYMMETRIC KEY ${q(keyName)}`,
+
   /** Everything activate rebuilds: our symmetric keys, the certificate, then the master key. */
   reset: (certificate: string, keyPrefix: string) =>
     [

@@ -226,6 +226,21 @@ describe('mssql engine over knex mssql + recording tedious: transaction plans', 
     }
   });
 
+  it('restored on another server (the master key no longer opens by itself, 15581): status inactive with 0x8004851A naming activate; activate rebuilds the hierarchy and the org is active again', async () => {
+    const state = { ...installedState(), restoredElsewhere: true };
+    const h = await open(state, { passphrase: P1, master: MASTER });
+    const before = await readStatus(h.tk);
+    expect(before.active).to.equal(false);
+    expect(JSON.stringify(before)).to.contain('15581');
+    const probe = h.fake.calls.find((c) => c.sql?.includes('OPEN SYMMETRIC KEY') && c.sql.startsWith('CLOSE ALL SYMMETRIC KEYS;'))!;
+    expect(probe.kind, 'probed outside any transaction').to.equal('execSql');
+    expect(transactions(h.fake.calls).some((tx) => tx.calls.includes(probe))).to.equal(false);
+    await activate(h.tk, P1);
+    expectWellFormed(h);
+    expect(state.restoredElsewhere, 'a new master key, encrypted by this server').to.equal(false);
+    expect((await readStatus(h.tk)).active).to.equal(true);
+  });
+
   it('activate: proves the key on sampled cells first, then in one transaction drops and rebuilds the hierarchy, proves every column, commits, and only then writes the key store', async () => {
     const state = installedState();
     const h = await open(state, {}); // restored without its key store
