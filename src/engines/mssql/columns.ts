@@ -1,4 +1,5 @@
 import { guidBytesToString } from '../../cellcrypt';
+import { columnShape } from '../column-shape';
 import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
 import { columnStatements as S, guidLiteral, shadowName } from './column-statements';
 import { query, queryLong, type Row } from './execute';
@@ -25,14 +26,7 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       const columns = await query(db, S.describe(ref), `describe ${ref.table}`);
       const byName = new Map(columns.map((row) => [String(row.name), String(row.type_name)]));
       const primary = (await query(db, S.primaryKeyColumns(ref), `describe ${ref.table}`)).map((row) => String(row.name));
-      const columnType = byName.get(ref.column);
-      const pkType = byName.get(ref.primaryKey);
-      return {
-        tableExists: true,
-        column: columnType === undefined ? undefined : { dataType: columnType, kind: kindOf(columnType) },
-        shadowExists: byName.has(shadowName(ref)),
-        primaryKey: pkType === undefined ? undefined : { dataType: pkType, isUuid: pkType === 'uniqueidentifier', isPrimaryKey: primary.length === 1 && primary[0] === ref.primaryKey },
-      };
+      return columnShape(ref, { types: byName, primaryKeyColumns: primary, shadow: shadowName(ref), kindOf, uuidType: 'uniqueidentifier' });
     },
 
     async findTooLong(db, ref, maxBytes) {

@@ -1,4 +1,5 @@
 import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
+import { columnShape } from '../column-shape';
 import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
 import { quotePgIdentifier as q } from './quote';
 
@@ -40,18 +41,7 @@ export function postgresColumns(): ColumnOps {
         [q(ref.table)],
       );
       const primaryColumns: string[] = primary.rows.map((r: { attname: string }) => r.attname);
-      const columnType = byName.get(ref.column);
-      const pkType = byName.get(ref.primaryKey);
-      return {
-        tableExists: true,
-        column: columnType === undefined ? undefined : { dataType: columnType, kind: kindOf(columnType) },
-        shadowExists: byName.has(shadowName(ref)),
-        primaryKey: pkType === undefined ? undefined : {
-          dataType: pkType,
-          isUuid: pkType === 'uuid',
-          isPrimaryKey: primaryColumns.length === 1 && primaryColumns[0] === ref.primaryKey,
-        },
-      };
+      return columnShape(ref, { types: byName, primaryKeyColumns: primaryColumns, shadow: shadowName(ref), kindOf, uuidType: 'uuid' });
     },
 
     async findTooLong(db, ref, maxBytes) {
