@@ -1,3 +1,4 @@
+import { connectionFailure } from '../core/connection-failure';
 import yargs from 'yargs';
 import { isCellcryptError } from '../core/errors';
 import type { CellcryptCommand, GlobalArgs } from './command';
@@ -59,6 +60,7 @@ async function runCommand(command: CellcryptCommand, args: GlobalArgs, ioFactory
 }
 
 function report(io: CliIo, error: unknown): number {
+  error = connectionFailure(error) ?? error;
   if (isCellcryptError(error)) {
     const code = error.hresult ? `${error.code} ${error.hresult}` : error.code;
     io.log(`error [${code}]: ${error.message}${error.hint ? `\n  -> ${error.hint}` : ''}`);

@@ -44,6 +44,7 @@ export const CELLCRYPT_CODES = [
   'CellcryptKeyChangeInProgress',
   'CellcryptConversionFailed',
   'CellcryptEncryptionCannotBeDisabled',
+  'CellcryptDatabaseUnavailable',
   'CellcryptInternal',
 ] as const;
 

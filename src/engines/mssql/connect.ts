@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { ConnectionTarget } from '../../config/connection-target';
+import { KNEX_LOG } from '../knex-log';
 
 /**
  * knex's `mssql` client (tedious ^19) from an `mssql://user:password@host:port/database` URL.
@@ -49,5 +50,5 @@ export function mssqlKnexConfig(target: ConnectionTarget): Knex.Config {
   };
   // Non-enumerable, as knex does itself: a logged config shows no password.
   Object.defineProperty(connection, 'password', { value: decodeURIComponent(url.password), enumerable: false });
-  return { client: 'mssql', connection: connection as unknown as Knex.MsSqlConnectionConfig, pool: { min: 0, max: 4 }, acquireConnectionTimeout: 30_000 };
+  return { client: 'mssql', connection: connection as unknown as Knex.MsSqlConnectionConfig, pool: { min: 0, max: 4 }, acquireConnectionTimeout: 30_000, log: KNEX_LOG };
 }

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import type { ConnectionTarget } from '../../config/connection-target';
+import { KNEX_LOG } from '../knex-log';
 import { lockDataDirectory } from './data-directory-lock';
 
 /**
@@ -20,6 +21,7 @@ export function postgresKnexConfig(target: ConnectionTarget): Knex.Config {
     connection: { connectionString: target.url, application_name: 'cellcrypt' },
     pool: { min: 0, max: 4 },
     acquireConnectionTimeout: 30_000,
+    log: KNEX_LOG,
   };
 }
 
