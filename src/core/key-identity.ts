@@ -11,7 +11,7 @@ import { Secret } from '../config/secret';
  * Server's fast KEY_SOURCE derivation already allows: choose long keys.)
  */
 export const CERTIFICATE_NAME = 'cellcrypt_certificate';
-const KEY_PREFIX = 'cellcrypt_key_';
+export const KEY_PREFIX = 'cellcrypt_key_';
 
 export function identityValueFor(passphrase: Secret): Secret {
   const digest = createHash('sha256').update(passphrase.reveal(), 'utf8').digest('hex');

@@ -3,12 +3,12 @@ import type { Knex } from 'knex';
 import { DERIVATIONS, decryptByKey, deriveKey, guidStringToBytes, type Derivation } from '../../cellcrypt';
 import type { Secret } from '../../config/secret';
 import { CellcryptError } from '../../core/errors';
+import { CERTIFICATE_NAME, KEY_PREFIX } from '../../core/key-identity';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
 import { sqlServerErrorNumber } from './errors';
 import { query, querySecret, type Row } from './execute';
 import { inlineSecrets, keyStatements as K } from './key-statements';
 
-const KEY_PREFIX = 'cellcrypt_key_';
 
 /**
  * The key hierarchy on SQL Server: the real thing (DMK, certificate, AES_256 symmetric keys).
@@ -52,8 +52,7 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
     },
 
     async reset(trx) {
-      for (const sql of K.reset('cellcrypt_certificate', KEY_PREFIX)) await query(trx, sql, 'remove key hierarchy');
-      await query(trx, 'DELETE FROM cellcrypt.key_derivation', 'remove key hierarchy');
+      for (const sql of K.reset(CERTIFICATE_NAME, KEY_PREFIX)) await query(trx, sql, 'remove key hierarchy');
     },
 
     async createCertificate(trx, name) {
@@ -85,16 +84,11 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
 
     async dropSymmetricKey(trx, name) {
       await query(trx, K.dropSymmetricKey(name), `drop symmetric key ${name}`);
-      await query(trx, `DELETE FROM cellcrypt.key_derivation WHERE name = N'${name.replace(/'/g, "''")}'`, `drop symmetric key ${name}`);
+      await query(trx, K.forgetDerivation(name), `drop symmetric key ${name}`);
     },
 
     async roundTrip(trx, keyGuid: string, probe: Secret) {
-      const rows = await querySecret(
-        trx,
-        `SELECT CASE WHEN CONVERT(nvarchar(4000), DECRYPTBYKEY(ENCRYPTBYKEY(CONVERT(uniqueidentifier, N'${keyGuid}'), ${inlineSecrets({ passphrase: probe })('passphrase')}))) = ${inlineSecrets({ passphrase: probe })('passphrase')} COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok`,
-        'encryption/decryption test',
-        [probe.reveal()],
-      );
+      const rows = await querySecret(trx, K.roundTrip(keyGuid, inlineSecrets({ passphrase: probe })), 'encryption/decryption test', [probe.reveal()]);
       return Number(rows[0]?.ok) === 1;
     },
 

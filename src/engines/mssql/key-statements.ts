@@ -1,3 +1,4 @@
+import { guidLiteral } from './column-statements';
 import { quoteTsqlIdentifier as q, tsqlLiteral } from './tsql';
 
 /**
@@ -73,9 +74,10 @@ export const keyStatements = {
     `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY; ` +
     `OPEN SYMMETRIC KEY ${q(keyName)} DECRYPTION BY CERTIFICATE ${q(certificate)}; CLOSE SYMMETRIC KEY ${q(keyName)}`,
 
-  /** Everything activate rebuilds: our symmetric keys, the certificate, then the master key. */
+  /** Everything activate rebuilds: our symmetric keys (and their recorded derivations), the certificate, then the master key. */
   reset: (certificate: string, keyPrefix: string) =>
     [
+      'DELETE FROM cellcrypt.key_derivation',
       'CLOSE ALL SYMMETRIC KEYS',
       `DECLARE @drop nvarchar(max) = N''; SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
       `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
@@ -98,8 +100,16 @@ export const keyStatements = {
     `FROM sys.symmetric_keys AS k LEFT JOIN cellcrypt.key_derivation AS d ON d.name = k.name ` +
     `WHERE k.name <> N'${MASTER_KEY_NAME}' ORDER BY k.create_date, k.name`,
 
+  forgetDerivation: (name: string) => `DELETE FROM cellcrypt.key_derivation WHERE name = ${tsqlLiteral(name)}`,
+
   recordDerivation: (name: string, derivation: string) =>
-    `DELETE FROM cellcrypt.key_derivation WHERE name = ${tsqlLiteral(name)}; INSERT INTO cellcrypt.key_derivation (name, derivation) VALUES (${tsqlLiteral(name)}, ${tsqlLiteral(derivation)})`,
+    `${keyStatements.forgetDerivation(name)}; INSERT INTO cellcrypt.key_derivation (name, derivation) VALUES (${tsqlLiteral(name)}, ${tsqlLiteral(derivation)})`,
+
+  /** Dynamics' encryption/decryption test: a probe through ENCRYPTBYKEY and back, compared byte for byte (BIN2). */
+  roundTrip: (keyGuid: string, secret: SecretText) => {
+    const probe = secret('passphrase');
+    return `SELECT CASE WHEN CONVERT(nvarchar(4000), DECRYPTBYKEY(ENCRYPTBYKEY(${guidLiteral(keyGuid)}, ${probe}))) = ${probe} COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok`;
+  },
 };
 
 /** Objects of our own the engine needs in every org database (idempotent). */

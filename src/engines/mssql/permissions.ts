@@ -1,4 +1,5 @@
 import type { Db, KeyPermission, PermissionCheck } from '../engine';
+import { CERTIFICATE_NAME } from '../../core/key-identity';
 import { query } from './execute';
 import { tsqlLiteral } from './tsql';
 
@@ -14,12 +15,11 @@ export const PERMISSION_ROLES: Readonly<Record<KeyPermission, string>> = {
   activate: 'cellcrypt_key_activator',
 };
 
-const CERTIFICATE = 'cellcrypt_certificate';
 
 export const permissionQuery = (permission: KeyPermission): string => {
   const control = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'CONTROL')`;
   const member = `IS_MEMBER(${tsqlLiteral(PERMISSION_ROLES[permission])})`;
-  const openKeys = `HAS_PERMS_BY_NAME(${tsqlLiteral(CERTIFICATE)}, 'CERTIFICATE', 'CONTROL')`;
+  const openKeys = `HAS_PERMS_BY_NAME(${tsqlLiteral(CERTIFICATE_NAME)}, 'CERTIFICATE', 'CONTROL')`;
   const alterKeys = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'ALTER ANY SYMMETRIC KEY')`;
   const needs = permission === 'activate' ? '0 = 1' : permission === 'change-key' ? `${member} = 1 AND ${openKeys} = 1 AND ${alterKeys} = 1` : `${member} = 1 AND ${openKeys} = 1`;
   return `SELECT USER_NAME() AS user_name, CASE WHEN ${control} = 1 OR (${needs}) THEN 1 ELSE 0 END AS granted`;
@@ -34,6 +34,6 @@ export async function checkMssqlPermission(db: Db, permission: KeyPermission): P
     grantedBy:
       permission === 'activate'
         ? 'CONTROL on the database (db_owner)'
-        : `CONTROL on the database (db_owner), or membership in role ${role} with CONTROL on certificate ${CERTIFICATE}${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
+        : `CONTROL on the database (db_owner), or membership in role ${role} with CONTROL on certificate ${CERTIFICATE_NAME}${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
   };
 }

@@ -2,6 +2,7 @@ import type { ColumnRef } from '../engine';
 import { columnStatements as S, keyGuidOf } from './column-statements';
 import { keyStatements as K, SQLCMD_VARIABLES, sqlcmdSecrets } from './key-statements';
 import { prepareStatements } from './key-statements';
+import { KEY_PREFIX } from '../../core/key-identity';
 import { quoteTsqlIdentifier as q, tsqlLiteral } from './tsql';
 
 /**
@@ -128,7 +129,7 @@ export function activateScript(options: ScriptOptions): string {
       'and its password is known, the last batch alone is enough.',
       'Afterwards register the key with cellcrypt: `cellcrypt activate --key-file F`.',
     ]),
-    ['BEGIN TRANSACTION;', ...K.reset(certificate, 'cellcrypt_key_').map((sql) => `${sql};`), 'DELETE FROM cellcrypt.key_derivation;'],
+    ['BEGIN TRANSACTION;', ...K.reset(certificate, KEY_PREFIX).map((sql) => `${sql};`)],
     [`${K.createMasterKey(sqlcmdSecrets)};`, ...openKeys([], certificate), `${K.createCertificate(certificate)};`, `${K.createSymmetricKey(keyName, certificate, sqlcmdSecrets)};`, `${K.openSymmetricKey(keyName, certificate)};`],
     [...options.columns.map((column) => provedBy(`SELECT SUM(undecryptable) FROM (${S.census(column, true)}) AS census`, 6, `${column.table}.${column.column}: this key does not decrypt the organization's cells; nothing was changed`)), audit('activate', undefined, keyName), `${K.closeAll()};`, 'COMMIT TRANSACTION;'],
     [`-- Only when the master key's password is known and applications get error 15581:`, `-- ${K.reencryptMasterKeyByServer(sqlcmdSecrets)}; CLOSE MASTER KEY;`],
