@@ -215,7 +215,7 @@ async function proveMoved(tk: Toolkit, trx: Knex.Transaction, work: readonly Col
 
 async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], started: number, path: 'server' | 'client'): Promise<void> {
   if (path === 'client' && !supportsClientSide(tk.engine)) {
-    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, { exitCode: 2, hint: 'leave out --client-side' });
+    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, { exitCode: 2, hint: 'use the server-side path (the default)' });
   }
   const total = work.reduce((sum, w) => sum + w.cells, 0);
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);

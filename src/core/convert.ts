@@ -1,4 +1,3 @@
-import { keyTransaction } from './key-transaction';
 import { CellcryptError, refuse } from './errors';
 import { classifyColumn, type ColumnState, encryptedColumnBytes, plaintextByteLimit } from './column-state';
 import { requireActive, withOpenKeys, type KeyAccess } from './key-access';
@@ -89,7 +88,7 @@ async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, o
   const label = columnLabel(column);
   const keyGuid = access.current.keyGuid;
   if (plan.state === 'plaintext') {
-    await keyTransaction(tk.engine, async (trx) => {
+    await tk.engine.knex.transaction(async (trx) => {
       await columns.addShadow(trx, column, sizeBytes);
       await writeLedger(trx, { table: column.table, column: column.column, state: 'converting', sizeBytes, keyGuid });
     });

@@ -26,20 +26,18 @@ export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
     return activity.access.passphrase;
   }
   const passphrase = await (await tk.keystore()).get('passphrase');
-  if (passphrase) {
-    // Still handed out (it may be the only copy of a key another copy of this org needs), but
-    // never silently: saved as "the key", it would not restore this organization.
-    tk.reporter.log(
-      `warning: encryption is inactive (${activity.reason}); this is the key store's key, which may not open this organization's data. ` +
-        'To restore this org use the key saved from it: `cellcrypt activate --key-file F`.',
-    );
-  }
   if (!passphrase) {
     throw new CellcryptError('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization', {
       exitCode: 2,
       hint: 'run `cellcrypt status` for the reason; after a restore use `cellcrypt activate --key-file F`',
     });
   }
+  // Still handed out (it may be the only copy of a key another copy of this org needs), but
+  // never silently: saved as "the key", it would not restore this organization.
+  tk.reporter.log(
+    `warning: encryption is inactive (${activity.reason}); this is the key store's key, which may not open this organization's data. ` +
+      'To restore this org use the key saved from it: `cellcrypt activate --key-file F`.',
+  );
   return passphrase;
 }
 
