@@ -10,17 +10,23 @@ import type { Toolkit } from './toolkit';
 
 /**
  * What a key change will rewrite, read before anything is locked or written: every registered
- * column must be encrypted (not plaintext, not half-converted) and every cell must decrypt now,
- * because a cell that does not decrypt cannot be moved to the new key and would be lost with
- * the old one. Also renders the `--dry-run` statements, secrets as `***`.
+ * column must be encrypted (not plaintext, not half-converted) and, with `decrypt`, every cell
+ * must decrypt now, because a cell that does not decrypt cannot be moved to the new key and
+ * would be lost with the old one. A batched change needs that check first (its batches commit);
+ * the one-transaction change proves every cell before its commit and, if that fails, runs this
+ * check after the rollback to name the damaged cells (see change-key.ts). Also renders the
+ * `--dry-run` statements, secrets as `***`.
  */
+/** Cells per re-encryption statement inside the one transaction, where the engine has no whole-column move. */
+export const ONE_TRANSACTION_STEP = 5000;
+
 export interface ColumnWork {
   readonly column: SensitiveColumn;
   readonly cells: number;
   readonly bytes: number;
 }
 
-export async function planColumns(tk: Toolkit, access: KeyAccess): Promise<ColumnWork[]> {
+export async function planColumns(tk: Toolkit, access: KeyAccess, options: { decrypt: boolean }): Promise<ColumnWork[]> {
   const { engine } = tk;
   const problems: string[] = [];
   const encrypted: SensitiveColumn[] = [];
@@ -33,7 +39,7 @@ export async function planColumns(tk: Toolkit, access: KeyAccess): Promise<Colum
   const work = await withOpenKeys(tk, access, async (trx) => {
     const found: ColumnWork[] = [];
     for (const column of encrypted) {
-      const census = await engine.columns.census(trx, column, { decrypt: true });
+      const census = await engine.columns.census(trx, column, { decrypt: options.decrypt });
       undecryptable += census.undecryptable ?? 0;
       if (census.undecryptable) problems.push(`${columnLabel(column)} has ${census.undecryptable} cell(s) that do not decrypt`);
       found.push({ column, cells: census.cells, bytes: await engine.columns.cellBytes(trx, column) });
@@ -67,7 +73,7 @@ export function dryRunStatements(
   from: SymmetricKeyInfo,
   to: { name: string; keyGuid: string },
   work: readonly ColumnWork[],
-  batchSize: number,
+  batchSize: number | undefined,
 ): string[] {
   const { statements } = tk.engine.keys;
   // A bytea literal of the 16 GUID bytes as stored in the cells (mixed-endian).
@@ -78,9 +84,20 @@ export function dryRunStatements(
     renderStatement(statements.openSymmetricKey, [from.name, CERTIFICATE_NAME]),
     renderStatement(statements.createSymmetricKey, [to.name, secrets.passphrase, secrets.identityValue, CERTIFICATE_NAME, 'sql2017']),
     renderStatement(statements.openSymmetricKey, [to.name, CERTIFICATE_NAME]),
-    ...work.map(({ column }) => `-- ${columnLabel(column)}, repeated until no cell is left on ${from.keyGuid}\n${renderStatement(tk.engine.columns.reencryptStatement(column), [cellsBinding(to.keyGuid), cellsBinding(from.keyGuid), batchSize])}`),
+    ...work.map(({ column }) => moveStatement(tk, column, from.keyGuid, to.keyGuid, batchSize, cellsBinding)),
     `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,
     renderStatement(statements.dropSymmetricKey, [from.name]),
     'commit',
   ];
+}
+
+/** The re-encryption statement of one column as the chosen mode runs it. */
+function moveStatement(tk: Toolkit, column: SensitiveColumn, fromGuid: string, toGuid: string, batchSize: number | undefined, cellsBinding: (guid: string) => string): string {
+  const { columns } = tk.engine;
+  if (batchSize === undefined && columns.reencryptColumnStatement) {
+    const sql = columns.reencryptColumnStatement(column);
+    return `-- ${columnLabel(column)}, once per range of pages (the table is locked)\n${renderStatement(sql, [cellsBinding(fromGuid), cellsBinding(toGuid), cellsBinding(toGuid), '(first,0)', '(end,0)', cellsBinding(fromGuid)])}`;
+  }
+  const sql = columns.reencryptStatement(column);
+  return `-- ${columnLabel(column)}, repeated until no cell is left on ${fromGuid}\n${renderStatement(sql, [cellsBinding(toGuid), cellsBinding(fromGuid), batchSize ?? ONE_TRANSACTION_STEP])}`;
 }

@@ -2,7 +2,7 @@ import { keyTransaction } from './key-transaction';
 import type { Knex } from 'knex';
 import type { Secret } from '../config/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
-import { dryRunStatements, planColumns, type ColumnWork } from './change-key-plan';
+import { dryRunStatements, ONE_TRANSACTION_STEP as STEP, planColumns, type ColumnWork } from './change-key-plan';
 import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
 import { CellcryptError, isCellcryptError } from './errors';
 import { assessActivity, type KeyAccess } from './key-access';
@@ -60,8 +60,6 @@ export interface ChangeKeyResult {
   statements?: string[];
 }
 
-/** Cells per statement inside the one transaction: small enough to report progress often. */
-const STEP = 5000;
 const QUOTA_MINUTES = 15;
 
 export async function changeKey(tk: Toolkit, options: ChangeKeyOptions): Promise<ChangeKeyResult> {
@@ -82,7 +80,8 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
   }
   const { access } = activity;
   const target = targetOf(access, requested, options);
-  const work = await planColumns(tk, access);
+  // Batches commit, so a batched change must know every cell decrypts before the first one.
+  const work = await planColumns(tk, access, { decrypt: options.batchSize !== undefined });
   const summary = {
     mode: options.batchSize ? ('batched' as const) : ('one-transaction' as const),
     oldKey: { name: target.from.name, guid: target.from.keyGuid },
@@ -93,7 +92,7 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
   };
   if (options.dryRun) {
     const secrets = { masterPassword: access.masterPassword, passphrase: target.passphrase, identityValue: identityValueFor(target.passphrase) };
-    const statements = dryRunStatements(tk, secrets, target.from, target, work, options.batchSize ?? STEP);
+    const statements = dryRunStatements(tk, secrets, target.from, target, work, options.batchSize);
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
 
@@ -107,6 +106,10 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
     // One transaction: rolled back, the data is on the old key, the pending key means nothing.
     // Batched: the batches that committed are on the new key, so the pending key must stay.
     if (!options.batchSize) await keystore.remove('passphrase.pending').catch(() => undefined);
+    // The one transaction checks the cells only in its proof; if that (or the move) found cells
+    // that do not decrypt, say so as the batched check would have, before anything changed:
+    // the rollback left every cell as it was (refused, exit 3, nothing recorded).
+    if (!options.batchSize && mayBeDamagedCells(error)) await refuseDamagedCells(tk, access);
     await recordFailure(tk, target, error, Date.now() - started);
     throw failed(error, options.batchSize !== undefined);
   }
@@ -232,7 +235,11 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
       const to = cellKeyFor(target.passphrase, target.keyGuid);
       for (const item of work) await moveCellsInClient(tk.engine, trx, item.column, from, to, STEP, (n) => progress.tick(n));
     } else {
-      for (const item of work) await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
+      const { columns } = tk.engine;
+      for (const item of work) {
+        if (columns.reencryptColumn) await columns.reencryptColumn(trx, item.column, target.from.keyGuid, target.keyGuid, (n) => progress.tick(n));
+        else await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
+      }
     }
     await proveMoved(tk, trx, work, target, true);
     await finish(tk, trx, target, total, Date.now() - started);
@@ -296,6 +303,17 @@ async function recordFailure(tk: Toolkit, target: Target, error: unknown, durati
     durationMs,
     detail: reason,
   }).catch(() => undefined);
+}
+
+/** Throws planColumns' refusal (exit 3) if cells on the current key do not decrypt; any other outcome leaves the original error to be reported. */
+async function refuseDamagedCells(tk: Toolkit, access: KeyAccess): Promise<void> {
+  await planColumns(tk, access, { decrypt: true }).catch((check: unknown) => {
+    if (isCellcryptError(check) && check.code === 'CellcryptCellsNotDecryptable') throw check;
+  });
+}
+
+function mayBeDamagedCells(error: unknown): boolean {
+  return isCellcryptError(error) && (error.code === 'CellcryptCellsNotDecryptable' || error.code === 'SqlEncryptionEncryptionDecryptionTestError');
 }
 
 function failed(error: unknown, batched: boolean): CellcryptError {

@@ -122,6 +122,17 @@ export interface ColumnOps {
   /** The statement `reencryptBatch` runs, with `?` for its values (for `--dry-run`). */
   reencryptStatement(ref: ColumnRef): string;
   /**
+   * The one-transaction key change (optional: engines that have it; the others loop on
+   * `reencryptBatch`). The table is locked by the caller. Moves every well-formed cell on
+   * `fromGuid` to `toGuid` in one pass over the table, in chunks so `onStep` can report
+   * progress, and returns how many it moved. It does not check that the cells decrypt: cells
+   * keep the same plaintext block, so a damaged cell stays damaged, and the caller's proof
+   * (a decrypting census before commit) rolls the whole change back if any cell fails.
+   */
+  reencryptColumn?(trx: Knex.Transaction, ref: ColumnRef, fromGuid: string, toGuid: string, onStep: (moved: number) => void): Promise<number>;
+  /** The statement `reencryptColumn` runs per chunk, with `?` for its values (for `--dry-run`). */
+  reencryptColumnStatement?(ref: ColumnRef): string;
+  /**
    * The client-side path of a key change (optional: engines that have it): up to `limit` cells
    * on `keyGuid` whose primary key sorts after `afterId`, in primary-key order, locked for
    * update, so a caller can walk a column once without re-scanning what it already moved.

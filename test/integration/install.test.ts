@@ -110,7 +110,7 @@ for (const target of targetNames()) {
       // What a SIGKILL in the middle of a migration leaves behind.
       await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
       const result = await install(tk);
-      expect(result.migrations).to.have.length(2);
+      expect(result.migrations).to.have.length(3);
       expect((await readStatus(tk)).columns.every((c) => c.state === 'encrypted' && c.plaintext === 0)).to.equal(true);
     });
 

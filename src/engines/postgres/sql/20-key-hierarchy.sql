@@ -45,13 +45,15 @@ language sql immutable strict as $$
   select {{pgcrypto}}.pgp_sym_decrypt_bytea(wrapped, encode(parent, 'hex'))
 $$;
 
+-- PARALLEL SAFE (as current_setting is): parallel workers start with the leader's settings, so
+-- a census over a large table can decrypt on every core (the open key never leaves memory).
 create or replace function cellcrypt.opened(setting text) returns bytea
-language sql stable as $$
+language sql stable parallel safe as $$
   select decode(nullif(current_setting(setting, true), ''), 'hex')
 $$;
 
 create or replace function cellcrypt.key_setting(key_guid bytea) returns text
-language sql immutable strict as $$ select 'cellcrypt.k' || encode(key_guid, 'hex') $$;
+language sql immutable strict parallel safe as $$ select 'cellcrypt.k' || encode(key_guid, 'hex') $$;
 
 create or replace function cellcrypt.create_master_key(password text) returns void
 language plpgsql volatile as $$
@@ -80,6 +82,10 @@ begin
     raise exception 'cellcrypt: the password does not open the database master key' using errcode = 'CC51A';
   end;
   perform set_config('cellcrypt.dmk', encode(master, 'hex'), true);
+  -- Every key transaction opens the master key first. Its statements run pgcrypto and PL/pgSQL
+  -- per cell, which JIT cannot speed up, while compiling each large statement cost 0.1-0.5 s
+  -- (issue 7 profile); transaction-local like the keys.
+  perform set_config('jit', 'off', true);
 end $$;
 
 create or replace function cellcrypt.open_certificate(certificate text) returns bytea
@@ -180,9 +186,23 @@ language sql volatile as $$
 $$;
 
 create or replace function cellcrypt.decrypt_by_key(blob bytea, authenticator bytea) returns bytea
-language sql stable as $$
+language sql stable parallel safe as $$
   select cellcrypt.decrypt_cell(cellcrypt.opened(cellcrypt.key_setting(cellcrypt.cell_key_guid(blob))), blob, authenticator)
 $$;
+
+-- The bytes of an open key, for statements that must not run without it: raises instead of
+-- returning NULL, because a NULL key would turn every cell it writes into NULL. Called once per
+-- statement (as an uncorrelated subquery), not per cell.
+create or replace function cellcrypt.open_key_bytes(key_guid bytea) returns bytea
+language plpgsql stable parallel safe as $$
+declare
+  key_bytes bytea := cellcrypt.opened(cellcrypt.key_setting(key_guid));
+begin
+  if key_bytes is null or length(key_bytes) not in (16, 24, 32) then
+    raise exception 'cellcrypt: symmetric key % is not open in this transaction', encode(key_guid, 'hex') using errcode = 'CC520';
+  end if;
+  return key_bytes;
+end $$;
 
 -- The nvarchar + uniqueidentifier-authenticator forms every registered column uses.
 create or replace function cellcrypt.encrypt_text(key_guid bytea, value text, row_id uuid) returns bytea
@@ -191,7 +211,7 @@ language sql volatile as $$
 $$;
 
 create or replace function cellcrypt.decrypt_text(blob bytea, row_id uuid) returns text
-language sql stable as $$
+language sql stable parallel safe as $$
   select cellcrypt.from_utf16le(cellcrypt.decrypt_by_key(blob, cellcrypt.guid_bytes(row_id)))
 $$;
 
