@@ -98,12 +98,14 @@ async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, o
 
   const batchSize = options.batchSize ?? DEFAULT_CONVERSION_BATCH;
   const progress = tk.reporter.progress(`encrypting ${label}`, plan.values);
+  let after: string | undefined;
   for (;;) {
     const batch = await withOpenKeys(tk, access, async (trx) => {
-      const result = await columns.encryptBatch(trx, column, keyGuid, batchSize);
+      const result = await columns.encryptBatch(trx, column, keyGuid, batchSize, after);
       if (result.lost > 0) throw lostCells(label, result.lost);
       return result;
     });
+    after = batch.last ?? after;
     progress.tick(batch.written);
     if (batch.written === 0) break;
     await options.afterBatch?.(column, batch.written);

@@ -102,8 +102,14 @@ export interface ColumnOps {
   findTooLong(db: Db, ref: ColumnRef, maxBytes: number): Promise<{ count: number; examples: string[] }>;
   countNonNull(db: Db, ref: ColumnRef, which: 'plaintext' | 'shadow'): Promise<number>;
   addShadow(trx: Knex.Transaction, ref: ColumnRef, sizeBytes: number): Promise<void>;
-  /** Encrypts up to `limit` rows not yet in the shadow column; `lost` counts non-null plaintext that came out NULL. */
-  encryptBatch(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, limit: number): Promise<{ written: number; lost: number }>;
+  /**
+   * Encrypts up to `limit` rows not yet in the shadow column; `lost` counts non-null plaintext
+   * that came out NULL. An engine may return `last`, a cursor (the last primary key it wrote)
+   * that the caller passes back as `after` so the next batch starts there instead of
+   * re-reading the rows already done; it is only an optimisation (the final reconcile step
+   * catches any row a cursor skipped).
+   */
+  encryptBatch(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, limit: number, after?: string): Promise<{ written: number; lost: number; last?: string }>;
   /** Re-encrypts rows whose shadow cell does not decrypt to the current plaintext; returns how many. */
   reconcile(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string): Promise<number>;
   /** Rows whose shadow does not round-trip to the plaintext (must be 0 before the swap). */

@@ -103,6 +103,31 @@ for (const target of targetNames()) {
       expect(done.columns.every((c) => c.state === 'encrypted' && c.plaintext === 0 && c.undecryptable === 0)).to.equal(true);
     });
 
+    it('rows written between batches, behind the batch cursor or already encrypted, are caught by the final reconcile', async () => {
+      await seedDemo(tk, 0);
+      const expected = await insertRows(tk.engine.knex, mailbox, Array.from({ length: 30 }, (_, i) => `secret-${i}`));
+      await tk.engine.prepare();
+      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+      const [firstId] = [...expected.keys()].sort();
+      const lowest = '00000000-0000-4000-8000-000000000000';
+      let batches = 0;
+      await convertColumns(tk, {
+        batchSize: 5,
+        afterBatch: async (column) => {
+          if (column.table !== 'MailboxBase' || ++batches !== 2) return;
+          // What an application may do while the conversion runs: a new row that sorts before
+          // every batch still to come, and a new value for a row already encrypted.
+          await tk.engine.knex.table('MailboxBase').insert({ MailboxId: lowest, Name: 'late row', Password: 'late secret' });
+          await tk.engine.knex.table('MailboxBase').where('MailboxId', firstId).update({ Password: 'changed after its batch' });
+        },
+      });
+      expect(batches).to.be.greaterThan(2);
+      expected.set(lowest, 'late secret');
+      expected.set(firstId, 'changed after its batch');
+      expect(await decryptedValues(tk, mailbox)).to.deep.equal(expected);
+    });
+
     it('an install killed while knex held its migration lock does not block the next install', async () => {
       await seedDemo(tk, 5);
       await tk.engine.prepare();
@@ -151,6 +176,26 @@ for (const target of targetNames()) {
       const schema = await tk.engine.knex.raw(`select to_regclass('cellcrypt.symmetric_keys') is null as absent, to_regclass('cellcrypt_migrations') is null as no_migrations`);
       expect(schema.rows[0]).to.deep.equal({ absent: true, no_migrations: true });
       if (target === 'pglite') expect(existsSync(`${org.dir}/config`)).to.equal(false);
+    });
+
+    it('finds every value whose UTF-16 form is over the limit, at the boundary, whatever its mix of ASCII, 2-, 3- and 4-byte characters', async () => {
+      await seedDemo(tk, 0);
+      // A 10-byte limit: 5 UTF-16 units. UTF-8 sizes differ (1, 2, 3, 4 bytes per character), which
+      // is what the cheap "2 * octet_length" pre-filter must never get wrong.
+      const values: Array<[string, boolean]> = [
+        ['abcde', false], ['abcdef', true],
+        ['ééééé', false], ['éééééé', true],
+        ['€€€€€', false], ['€€€€€€', true],
+        ['😀😀a', false], ['😀😀ab', true], ['😀a😀', false],
+        ['', false],
+      ];
+      const ids = await insertRows(tk.engine.knex, mailbox, values.map(([v]) => v));
+      const idOf = new Map([...ids].map(([id, v]) => [v, id]));
+      const found = await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 10);
+      const expected = values.filter(([, tooLong]) => tooLong).map(([v]) => idOf.get(v)!).sort();
+      expect(found.count).to.equal(expected.length);
+      expect([...found.examples].sort()).to.deep.equal(expected);
+      expect(await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 12)).to.deep.equal({ count: 0, examples: [] });
     });
 
     it('a registered table that does not exist is refused before anything changes (exit 2)', async () => {
