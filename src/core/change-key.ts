@@ -10,6 +10,7 @@ import { CERTIFICATE_NAME, generationOf, identityValueFor, keyGuidFor, keyName }
 import { generatePassphrase, validatePassphrase } from './passphrase';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
+import { requireCurrentSchema } from './schema-version';
 import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';
 import { countRecentAudits, writeAudit } from './toolkit-tables';
@@ -78,6 +79,8 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
       hint: activity.hint,
     });
   }
+  // After the activity check: an org that is not installed has no migration table to read.
+  await requireCurrentSchema(tk, 'change-key');
   const { access } = activity;
   const target = targetOf(access, requested, options);
   // Batches commit, so a batched change must know every cell decrypts before the first one.

@@ -45,6 +45,7 @@ export const CELLCRYPT_CODES = [
   'CellcryptConversionFailed',
   'CellcryptEncryptionCannotBeDisabled',
   'CellcryptDatabaseUnavailable',
+  'CellcryptSchemaOutdated',
   'CellcryptInternal',
 ] as const;
 

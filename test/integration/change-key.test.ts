@@ -200,6 +200,27 @@ for (const target of targetNames()) {
       expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys).to.have.length(1);
     });
 
+    it('an org installed before the current functions: refused (exit 2, CellcryptSchemaOutdated, nothing changed) until install brings them', async () => {
+      await installedOrg(10);
+      // What an org installed by the previous release looks like: no migration 4, no reencrypt_cell.
+      await tk.engine.knex.raw(`delete from cellcrypt_migrations where name like '%refresh_engine_functions%'`);
+      await tk.engine.knex.raw('drop function cellcrypt.reencrypt_cell(bytea, bytea, bytea, bytea)');
+      const before = await allCells(tk);
+      const refused = await rejection(changeKey(tk, { generate: true }));
+      expect(refused.code).to.equal('CellcryptSchemaOutdated');
+      expect(refused.exitCode).to.equal(2);
+      expect(refused.message).to.contain('refresh_engine_functions');
+      expect(refused.hint).to.contain('cellcrypt install');
+      expect(await allCells(tk)).to.deep.equal(before);
+      expect(await (await tk.keystore()).get('passphrase.pending')).to.equal(undefined);
+
+      const values = await allValues(tk);
+      await install(tk);
+      const changed = await changeKey(tk, { generate: true });
+      expect(changed.cells).to.equal(5 * 9);
+      expect(await allValues(tk)).to.deep.equal(values);
+    });
+
     it('refuses a weak key (0x80048528), the current key, and an inactive org (0x80048527) before changing anything', async () => {
       await installedOrg();
       const weak = await rejection(changeKey(tk, { newKey: new Secret('short1!') }));
