@@ -227,7 +227,8 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
   await keyTransaction(tk.engine, async (trx) => {
     await openKeys(tk, trx, access, [target.from.name]);
-    await createNewKey(tk, trx, target);
+    // Resuming an interrupted batched change: its new key was committed by the first batch.
+    if (!target.exists) await createNewKey(tk, trx, target);
     await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
     // Nothing else may write these tables until commit, so the counts below are exact.
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);

@@ -138,6 +138,23 @@ for (const target of targetNames()) {
       expect((await readStatus(tk)).keyChange).to.equal(undefined);
     });
 
+    it('an interrupted batched change can be finished in one transaction (--resume without --batch-size)', async () => {
+      await installedOrg();
+      const before = await allValues(tk);
+      const newKey = generatePassphrase();
+      let batches = 0;
+      await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch(() => undefined);
+      expect((await cellGuids(tk)).size).to.equal(2);
+      const resumed = await changeKey(tk, { resume: true });
+      expect(resumed.mode).to.equal('one-transaction');
+      expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
+      expect(await allValues(tk)).to.deep.equal(before);
+      const hierarchy = await tk.engine.keys.read(tk.engine.knex);
+      expect(hierarchy.symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
+      expect(((await (await tk.keystore()).get('passphrase'))!).reveal()).to.equal(newKey.reveal());
+      expect((await readStatus(tk)).keyChange).to.equal(undefined);
+    });
+
     it('a crash between the database commit and the key-store write is repaired by the next status', async () => {
       await installedOrg();
       const before = await allValues(tk);
