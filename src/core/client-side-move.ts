@@ -6,8 +6,8 @@ import { CellcryptError } from './errors';
 import { columnLabel } from './registry';
 
 /**
- * The client-side path of a key change: cells stream through the TypeScript codec in
- * primary-key order (each read once, no re-scan), are re-encrypted here and written back in one
+ * The client-side path of a key change: rows stream through the TypeScript codec in windows
+ * of primary-key order (each read once, no re-scan; cells on other keys or NULL are skipped), are re-encrypted here and written back in one
  * statement per batch, inside the caller's transaction. The decrypted bytes exist only in this
  * process's buffers for the length of a batch (never as text, never logged); the server still
  * proves every cell before commit. A cell that does not decrypt stops the move: it is never
@@ -33,8 +33,7 @@ export async function moveCellsInClient(
   let moved = 0;
   let afterId: string | undefined;
   for (;;) {
-    const cells = await engine.columns.readCellsOnKey!(trx, column, from.keyGuid, afterId, limit);
-    if (cells.length === 0) return moved;
+    const { cells, last } = await engine.columns.readCellsOnKey!(trx, column, from.keyGuid, afterId, limit);
     const rewritten = cells.map(({ id, cell }) => {
       const authenticator = guidStringToBytes(id);
       const plaintext = decryptByKey(cell, from.key, authenticator);
@@ -48,11 +47,11 @@ export async function moveCellsInClient(
       plaintext.fill(0);
       return { id, cell: next };
     });
-    const written = await engine.columns.writeCells!(trx, column, rewritten);
+    const written = rewritten.length ? await engine.columns.writeCells!(trx, column, rewritten) : 0;
     if (written !== rewritten.length) throw new CellcryptError('CellcryptInternal', `${columnLabel(column)}: wrote ${written} of ${rewritten.length} cells`);
     moved += written;
     onStep(written);
-    afterId = cells[cells.length - 1].id;
-    if (cells.length < limit) return moved;
+    if (last === undefined) return moved;
+    afterId = last;
   }
 }

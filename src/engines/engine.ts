@@ -139,11 +139,12 @@ export interface ColumnOps {
   /** The statement `reencryptColumn` runs per chunk, with `?` for its values (for `--dry-run`). */
   reencryptColumnStatement?(ref: ColumnRef): string;
   /**
-   * The client-side path of a key change (optional: engines that have it): up to `limit` cells
-   * on `keyGuid` whose primary key sorts after `afterId`, in primary-key order, locked for
-   * update, so a caller can walk a column once without re-scanning what it already moved.
+   * The client-side path of a key change (optional: engines that have it): reads the next
+   * `limit` rows whose primary key sorts after `afterId`, in primary-key order, locked for
+   * update, and returns those whose cell is on `keyGuid`, with `last`, the primary key to pass
+   * as `afterId` next (undefined once the column is done), so a caller walks a column once.
    */
-  readCellsOnKey?(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, afterId: string | undefined, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
+  readCellsOnKey?(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, afterId: string | undefined, limit: number): Promise<{ cells: Array<{ id: string; cell: Buffer }>; last?: string }>;
   /** Writes cells back by primary key in one statement; returns how many rows it wrote. */
   writeCells?(trx: Knex.Transaction, ref: ColumnRef, cells: ReadonlyArray<{ id: string; cell: Buffer }>): Promise<number>;
   /** Total bytes of the non-null cells (the dry-run estimate of what a key change rewrites). */

@@ -15,13 +15,15 @@ const OLD = new Secret('old key 1!');
 const NEW = new Secret('new key 2!');
 const guidFor = (s: Secret) => guidBytesToString(keyGuidFromIdentity(s.reveal()));
 
-function fakeEngine(rows: Array<{ id: string; cell: Buffer }>) {
+function fakeEngine(rows: Array<{ id: string; cell: Buffer | null }>) {
   const written: Array<{ id: string; cell: Buffer }> = [];
   const reads: Array<string | undefined> = [];
   const columns = {
-    async readCellsOnKey(_trx: unknown, _ref: unknown, _guid: string, afterId: string | undefined, limit: number) {
+    async readCellsOnKey(_trx: unknown, _ref: unknown, guid: string, afterId: string | undefined, limit: number) {
       reads.push(afterId);
-      return rows.filter((r) => afterId === undefined || r.id > afterId).slice(0, limit);
+      const window = rows.filter((r) => afterId === undefined || r.id > afterId).slice(0, limit);
+      const onKey = window.filter((r) => r.cell !== null && guidBytesToString(r.cell.subarray(0, 16)) === guid) as Array<{ id: string; cell: Buffer }>;
+      return { cells: onKey, last: window.length === limit ? window[window.length - 1].id : undefined };
     },
     async writeCells(_trx: unknown, _ref: unknown, cells: ReadonlyArray<{ id: string; cell: Buffer }>) {
       written.push(...cells);
@@ -60,5 +62,14 @@ describe('client-side key change: moveCellsInClient', () => {
     expect(error).to.be.instanceOf(CellcryptError);
     expect((error as CellcryptError).code).to.equal('CellcryptCellsNotDecryptable');
     expect(written.map((w) => w.id), 'only the first batch, which was whole').to.deep.equal(rows.slice(0, 3).map((r) => r.id));
+  });
+
+  it('skips NULL cells and cells already on the new key, and keeps walking past a window with none to move', async () => {
+    const mixed = rows.map((r, i) => (i < 3 ? { id: r.id, cell: i === 1 ? null : encryptByKey(newKey, nvarcharBytes(`done ${i}`), { authenticator: guidStringToBytes(r.id) }) } : r));
+    const { engine, written, reads } = fakeEngine(mixed);
+    const moved = await moveCellsInClient(engine, {} as never, column, { keyGuid: guidFor(OLD), key: oldKey }, newKey, 3, () => undefined);
+    expect(reads).to.deep.equal([undefined, rows[2].id, rows[5].id]);
+    expect(moved).to.equal(4);
+    expect(written.map((w) => w.id)).to.deep.equal(rows.slice(3).map((r) => r.id));
   });
 });
