@@ -8,6 +8,9 @@ import { CERTIFICATE_NAME } from './key-identity';
 import { columnLabel, type SensitiveColumn } from './registry';
 import type { Toolkit } from './toolkit';
 
+/** Cells per re-encryption statement inside the one transaction, where the engine has no whole-column move. */
+export const ONE_TRANSACTION_STEP = 5000;
+
 /**
  * What a key change will rewrite, read before anything is locked or written: every registered
  * column must be encrypted (not plaintext, not half-converted) and, with `decrypt`, every cell
@@ -17,9 +20,6 @@ import type { Toolkit } from './toolkit';
  * check after the rollback to name the damaged cells (see change-key.ts). Also renders the
  * `--dry-run` statements, secrets as `***`.
  */
-/** Cells per re-encryption statement inside the one transaction, where the engine has no whole-column move. */
-export const ONE_TRANSACTION_STEP = 5000;
-
 export interface ColumnWork {
   readonly column: SensitiveColumn;
   readonly cells: number;

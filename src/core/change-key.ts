@@ -106,9 +106,10 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
     if (options.batchSize) await runBatched(tk, access, target, work, options, started);
     else await runInOneTransaction(tk, access, target, work, started, options.path ?? 'server');
   } catch (error) {
-    // One transaction: rolled back, the data is on the old key, the pending key means nothing.
-    // Batched: the batches that committed are on the new key, so the pending key must stay.
-    if (!options.batchSize) await keystore.remove('passphrase.pending').catch(() => undefined);
+    // One new transaction: rolled back, the data is on the old key, the pending key means nothing.
+    // Batched, or resuming a batched change: batches that committed are on the new key, whose
+    // passphrase is the pending one; removing it would lose those cells.
+    if (!options.batchSize && !target.exists) await keystore.remove('passphrase.pending').catch(() => undefined);
     // The one transaction checks the cells only in its proof; if that (or the move) found cells
     // that do not decrypt, say so as the batched check would have, before anything changed:
     // the rollback left every cell as it was (refused, exit 3, nothing recorded).

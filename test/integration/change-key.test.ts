@@ -155,6 +155,26 @@ for (const target of targetNames()) {
       expect((await readStatus(tk)).keyChange).to.equal(undefined);
     });
 
+    it('a failed --resume in one transaction keeps the pending key of the batches already on it (regression: it was deleted)', async () => {
+      await installedOrg();
+      const before = await allValues(tk);
+      const newKey = generatePassphrase();
+      let batches = 0;
+      await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch(() => undefined);
+      await tk.engine.knex.raw(`create function boom() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`);
+      await tk.engine.knex.raw(`create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`);
+      const error = await rejection(changeKey(tk, { resume: true }));
+      expect(error.message).to.contain('injected failure');
+      const keystore = await tk.keystore();
+      expect((await keystore.get('passphrase.pending'))!.reveal(), 'the only copy of the key the committed batches use').to.equal(newKey.reveal());
+      expect((await readStatus(tk)).active).to.equal(true);
+      expect(await allValues(tk)).to.deep.equal(before);
+      await tk.engine.knex.raw(`drop trigger boom on ${q('QueueBase')}`);
+      await changeKey(tk, { resume: true, batchSize: 20 });
+      expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
+      expect(await allValues(tk)).to.deep.equal(before);
+    });
+
     it('a crash between the database commit and the key-store write is repaired by the next status', async () => {
       await installedOrg();
       const before = await allValues(tk);
