@@ -1,6 +1,8 @@
+import { readdirSync } from 'node:fs';
 import { encryptByKey, guidBytesToString, guidStringToBytes, keyGuidFromIdentity, deriveKey, nvarcharBytes } from '../../src/cellcrypt';
 import type { Secret } from '../../src/config/secret';
 import { identityValueFor } from '../../src/core/key-identity';
+import { MIGRATIONS_CONFIG } from '../../src/core/migration-context';
 import type { SensitiveColumn } from '../../src/core/registry';
 
 /**
@@ -29,11 +31,15 @@ export interface FakeServerState {
   samples: Map<string, Array<{ id: string; cell: Buffer }>>;
   /** Restored on another server: the master key does not open by itself (15581) until re-created. */
   restoredElsewhere?: boolean;
+  /** Migration file names recorded as applied (default: every file in migrations/). */
+  appliedMigrations?: string[];
   /** Statement → error, to make one fail (matched by substring). */
   failOn?: { contains: string; error: Error & { number?: number }; after?: number };
 }
 
 type Row = Record<string, unknown>;
+
+const ALL_MIGRATIONS = readdirSync(MIGRATIONS_CONFIG.directory as string).filter((file) => file.endsWith('.ts')).sort();
 
 const guidOf = (passphrase: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(passphrase).reveal()));
 
@@ -63,6 +69,9 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     if (/insert into \[cellcrypt\]\.\[(audit|ledger)\]/i.test(sql)) return [];
     if (/update \[cellcrypt\]\.\[ledger\]/i.test(sql)) return [{ '': 0 }]; // knex appends 'select @@rowcount': no row yet, so it inserts
     if (/from \[cellcrypt\]\.\[audit\]/i.test(sql)) return [{ n: 0 }];
+    // knex's migration list (change-key refuses an org whose migrations are behind): all applied.
+    if (/from \[cellcrypt_migrations_lock\]/i.test(sql)) return [{ index: 1, is_locked: 0 }];
+    if (/from \[cellcrypt_migrations\]/i.test(sql)) return (state.appliedMigrations ?? ALL_MIGRATIONS).map((name) => ({ name }));
     // ---- permissions, lock ----
     if (sql.includes('HAS_PERMS_BY_NAME')) return [{ user_name: 'dbo', granted: 1 }];
     if (sql.includes('sp_getapplock')) return [{ result: 0 }];

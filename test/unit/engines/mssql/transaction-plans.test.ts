@@ -7,6 +7,7 @@ import { Secret } from '../../../../src/config/secret';
 import { loadSettings } from '../../../../src/config/settings';
 import { activate } from '../../../../src/core/activate';
 import { changeKey } from '../../../../src/core/change-key';
+import type { CellcryptError } from '../../../../src/core/errors';
 import { convertColumns } from '../../../../src/core/convert';
 import { identityValueFor } from '../../../../src/core/key-identity';
 import { provisionKeys } from '../../../../src/core/provision';
@@ -148,6 +149,16 @@ describe('mssql engine over knex mssql + recording tedious: transaction plans', 
     expect(state.plaintext.get('MailboxBase.Password')).to.equal(0);
     // Connection-level timeout for everything else, from the URL's defaults.
     expect((h.fake.connectionOptions[0].options as { requestTimeout: number }).requestTimeout).to.equal(30_000);
+  });
+
+  it('change-key on an org whose migrations are behind: refused (CellcryptSchemaOutdated) before any transaction begins', async () => {
+    const state = installedState();
+    const h = await open({ ...state, appliedMigrations: ['20261128000001_toolkit_tables.ts', '20261128000002_key_hierarchy.ts', '20261128000003_encrypt_columns.ts'] }, { passphrase: P1, master: MASTER });
+    const before = h.fake.calls.length;
+    const error = await changeKey(h.tk, { generate: true }).then(() => undefined, (e: unknown) => e as CellcryptError);
+    expect(error?.code).to.equal('CellcryptSchemaOutdated');
+    expect(error?.exitCode).to.equal(2);
+    expect(transactions(h.fake.calls.slice(before)).filter((tx) => tx.calls.some((c) => /CREATE SYMMETRIC KEY|DECLARE @batch/.test(c.sql ?? '')))).to.have.length(0);
   });
 
   it('change-key, one transaction: open both keys, create the new one, re-encrypt and census every column, drop the old key, audit, close, commit', async () => {
