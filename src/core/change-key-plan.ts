@@ -71,7 +71,7 @@ export function dryRunStatements(
   tk: Toolkit,
   secrets: { masterPassword: Secret; passphrase: Secret; identityValue: Secret },
   from: SymmetricKeyInfo,
-  to: { name: string; keyGuid: string },
+  to: { name: string; keyGuid: string; exists: boolean },
   work: readonly ColumnWork[],
   batchSize: number | undefined,
 ): string[] {
@@ -82,7 +82,8 @@ export function dryRunStatements(
     'begin',
     renderStatement(statements.openMasterKey, [secrets.masterPassword]),
     renderStatement(statements.openSymmetricKey, [from.name, CERTIFICATE_NAME]),
-    renderStatement(statements.createSymmetricKey, [to.name, secrets.passphrase, secrets.identityValue, CERTIFICATE_NAME, 'sql2017']),
+    // A resumed change's key already exists (its first batch committed it).
+    ...(to.exists ? [] : [renderStatement(statements.createSymmetricKey, [to.name, secrets.passphrase, secrets.identityValue, CERTIFICATE_NAME, 'sql2017'])]),
     renderStatement(statements.openSymmetricKey, [to.name, CERTIFICATE_NAME]),
     ...work.map(({ column }) => moveStatement(tk, column, from.keyGuid, to.keyGuid, batchSize, cellsBinding)),
     `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,

@@ -145,6 +145,8 @@ for (const target of targetNames()) {
       let batches = 0;
       await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch(() => undefined);
       expect((await cellGuids(tk)).size).to.equal(2);
+      const plan = await changeKey(tk, { resume: true, dryRun: true });
+      expect(plan.statements!.some((sql) => /create_symmetric_key/i.test(sql)), 'the key exists: the plan does not create it').to.equal(false);
       const resumed = await changeKey(tk, { resume: true });
       expect(resumed.mode).to.equal('one-transaction');
       expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
