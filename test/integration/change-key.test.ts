@@ -51,6 +51,12 @@ for (const target of targetNames()) {
       await install(tk);
     }
 
+    /** A batched change to `newKey` that dies after its second committed batch: cells on both keys. */
+    function interruptedBatchedChange(newKey: Secret): Promise<unknown> {
+      let batches = 0;
+      return changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch((e: unknown) => e);
+    }
+
     afterEach(async () => {
       await tk?.close();
       await org?.cleanup();
@@ -110,8 +116,7 @@ for (const target of targetNames()) {
       await installedOrg();
       const before = await allValues(tk);
       const newKey = generatePassphrase();
-      let batches = 0;
-      const crash = await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch((e) => e);
+      const crash = (await interruptedBatchedChange(newKey)) as CellcryptError;
       expect(crash).to.be.instanceOf(CellcryptError);
       expect(crash.message).to.contain('simulated crash');
       expect(crash.hint).to.contain('--resume');
@@ -142,8 +147,7 @@ for (const target of targetNames()) {
       await installedOrg();
       const before = await allValues(tk);
       const newKey = generatePassphrase();
-      let batches = 0;
-      await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch(() => undefined);
+      await interruptedBatchedChange(newKey);
       expect((await cellGuids(tk)).size).to.equal(2);
       const plan = await changeKey(tk, { resume: true, dryRun: true });
       expect(plan.statements!.some((sql) => /create_symmetric_key/i.test(sql)), 'the key exists: the plan does not create it').to.equal(false);
@@ -161,8 +165,7 @@ for (const target of targetNames()) {
       await installedOrg();
       const before = await allValues(tk);
       const newKey = generatePassphrase();
-      let batches = 0;
-      await changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch(() => undefined);
+      await interruptedBatchedChange(newKey);
       await tk.engine.knex.raw(`create function boom() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`);
       await tk.engine.knex.raw(`create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`);
       const error = await rejection(changeKey(tk, { resume: true }));
