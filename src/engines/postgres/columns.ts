@@ -145,14 +145,14 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     async census(db, ref, options): Promise<CellCensus> {
       const { t, c, pk } = names(ref);
       // Bytes, not text: "decrypts" needs no UTF-16 decoding, which cost 40% of the census (issue 7 profile).
-      const undecryptable = options.decrypt ? `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null` : 'null::boolean';
+      const doesNotDecrypt = options.decrypt ? `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null` : 'null::boolean';
       // OFFSET 0 keeps each row down to (key GUID, flag) before grouping: without it the planner,
       // which cannot know there are only a few GUIDs, sorted every whole cell (on disk at 200k
       // cells) and decrypted after the sort; with it, the scan decrypts in parallel workers and
       // a hash aggregate counts (issue 7 profile: 0.9 s -> 0.69 s for 200k cells).
       const result = await db.raw(
         `select key_guid, count(*)::int as cells, (count(*) filter (where bad))::int as undecryptable
-           from (select cellcrypt.cell_key_guid(${c}) as key_guid, ${undecryptable} as bad from ${t} where ${c} is not null offset 0) as cells
+           from (select cellcrypt.cell_key_guid(${c}) as key_guid, ${doesNotDecrypt} as bad from ${t} where ${c} is not null offset 0) as cells
           group by 1`,
       );
       return summarize(result.rows, options.decrypt);
@@ -166,13 +166,14 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       const size = await trx.raw(`select (pg_relation_size(to_regclass(?)) / current_setting('block_size')::int)::int as pages`, [q(ref.table)]);
       const pages = count(size.rows, 'pages');
       const from = guidStringToBytes(fromGuid);
+      const to = guidStringToBytes(toGuid);
       let moved = 0;
       // The table is locked, so nothing but this change writes it: the cells on the old key are
       // all within its first `pages` pages, and each chunk reads only its own pages (a TID range
       // scan), where a LIMIT loop re-read every row it had already moved (quadratic).
       for (let first = 0; first < pages; first += chunkPages) {
         const result = await trx
-          .raw(reencryptChunkSql(ref), [from, guidStringToBytes(toGuid), guidStringToBytes(toGuid), `(${first},0)`, `(${first + chunkPages},0)`, from])
+          .raw(reencryptChunkSql(ref), [from, to, to, `(${first},0)`, `(${first + chunkPages},0)`, from])
           .catch((error: unknown) => mapKeyError(error, `re-encrypt ${ref.table}.${ref.column}`));
         const written = result.rowCount ?? 0;
         moved += written;
