@@ -9,6 +9,11 @@ import { pgliteKnexConfig, postgresKnexConfig } from './src/engines/postgres/con
 
 export default async function knexConfig(): Promise<Knex.Config> {
   const { database } = loadSettings();
-  const base = database.kind === 'mssql' ? mssqlKnexConfig(database) : database.kind === 'pglite' ? await pgliteKnexConfig(database) : postgresKnexConfig(database);
+  const base =
+    database.kind === 'mssql'
+      ? mssqlKnexConfig(database)
+      : database.kind === 'pglite'
+        ? await pgliteKnexConfig(database)
+        : postgresKnexConfig(database);
   return { ...base, migrations: MIGRATIONS_CONFIG };
 }

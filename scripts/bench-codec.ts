@@ -89,7 +89,15 @@ function compare(seconds: number, floor: Work, codec: Work): { floor: number; co
 
 function printTable(rows: Row[]): void {
   const megabytes = (cellsPerSecond: number, size: number): string => ((cellsPerSecond * size) / 1e6).toFixed(1);
-  const header = ['bytes', 'operation', 'floor cells/s', 'codec cells/s', 'floor MB/s', 'codec MB/s', 'codec/floor time'];
+  const header = [
+    'bytes',
+    'operation',
+    'floor cells/s',
+    'codec cells/s',
+    'floor MB/s',
+    'codec MB/s',
+    'codec/floor time',
+  ];
   const lines = rows.map((row) => [
     String(row.size),
     row.operation,
@@ -110,4 +118,6 @@ const seconds = secondsOption();
 console.log('codec = encryptByKey/decryptByKey with a 16-byte authenticator; floor = raw aes-256-cbc');
 console.log(`${seconds}s per side and operation, in ${ROUNDS} alternating rounds (medians)\n`);
 printTable(SIZES.flatMap((size) => benchSize(size, seconds, Math.min(seconds, 0.5))));
-console.log('\ncodec/floor time: how many times longer a codec cell takes than the raw cipher (goal <= 2x at 500 bytes)');
+console.log(
+  '\ncodec/floor time: how many times longer a codec cell takes than the raw cipher (goal <= 2x at 500 bytes)',
+);

@@ -37,7 +37,11 @@ async function main(): Promise<void> {
   const args = await yargs(process.argv.slice(2))
     .option('sizes', { type: 'string', default: '10000,100000,1000000', describe: 'numbers of cells' })
     .option('engines', { type: 'string', default: 'pglite,postgres' })
-    .option('url', { type: 'string', describe: 'admin URL of a PostgreSQL server (required for the postgres engine)', default: process.env.TEST_PG_URL })
+    .option('url', {
+      type: 'string',
+      describe: 'admin URL of a PostgreSQL server (required for the postgres engine)',
+      default: process.env.TEST_PG_URL,
+    })
     .option('out', { type: 'string', default: 'bench-results' })
     .strict()
     .parseAsync();
@@ -53,13 +57,22 @@ async function main(): Promise<void> {
         const measured: Partial<Record<Operation, Measurement>> = {};
         for (const operation of OPERATIONS) {
           const run = await runOperation(org.env, operation);
-          measured[operation] = { engine, cells, operation, ms: run.ms, maxRssMb: run.maxRssMb, cellsPerSecond: Math.round((cells / run.ms) * 1000) };
+          measured[operation] = {
+            engine,
+            cells,
+            operation,
+            ms: run.ms,
+            maxRssMb: run.maxRssMb,
+            cellsPerSecond: Math.round((cells / run.ms) * 1000),
+          };
         }
         for (const operation of OPERATIONS) {
           const m = measured[operation]!;
           if (operation !== 'floor') m.ratioToFloor = Math.round((m.ms / measured.floor!.ms) * 100) / 100;
           results.push(m);
-          process.stdout.write(`${engine.padEnd(8)} ${String(cells).padStart(8)} ${operation.padEnd(18)} ${String(m.ms).padStart(8)} ms ${String(m.cellsPerSecond).padStart(8)} cells/s ${m.ratioToFloor === undefined ? '   floor' : `${m.ratioToFloor.toFixed(2).padStart(7)}x`} ${String(m.maxRssMb).padStart(5)} MB RSS\n`);
+          process.stdout.write(
+            `${engine.padEnd(8)} ${String(cells).padStart(8)} ${operation.padEnd(18)} ${String(m.ms).padStart(8)} ms ${String(m.cellsPerSecond).padStart(8)} cells/s ${m.ratioToFloor === undefined ? '   floor' : `${m.ratioToFloor.toFixed(2).padStart(7)}x`} ${String(m.maxRssMb).padStart(5)} MB RSS\n`,
+          );
         }
       } finally {
         await org.drop();
@@ -73,11 +86,19 @@ async function main(): Promise<void> {
   const series: Series[] = [];
   for (const engine of engines) {
     for (const operation of OPERATIONS) {
-      series.push({ label: `${engine} ${operation}`, points: results.filter((r) => r.engine === engine && r.operation === operation).map((r) => ({ x: r.cells, y: (r.ms * 1000) / r.cells })) });
+      series.push({
+        label: `${engine} ${operation}`,
+        points: results
+          .filter((r) => r.engine === engine && r.operation === operation)
+          .map((r) => ({ x: r.cells, y: (r.ms * 1000) / r.cells })),
+      });
     }
   }
   const svg = join(args.out, `bench-${stamp}.svg`);
-  writeFileSync(svg, renderChart(series, { title: 'time per cell against N', xLabel: 'cells (log)', yLabel: 'µs per cell (log)' }));
+  writeFileSync(
+    svg,
+    renderChart(series, { title: 'time per cell against N', xLabel: 'cells (log)', yLabel: 'µs per cell (log)' }),
+  );
   process.stdout.write(`results: ${json}\nchart: ${svg}\n`);
 }
 
@@ -87,17 +108,35 @@ interface Org {
 }
 
 async function createOrg(engine: string, adminUrl: string | undefined): Promise<Org> {
-  const base = { CELLCRYPT_CHANGE_QUOTA: '1000000', CELLCRYPT_KEYSTORE_SECRET: `bench-${randomBytes(12).toString('hex')}` };
+  const base = {
+    CELLCRYPT_CHANGE_QUOTA: '1000000',
+    CELLCRYPT_KEYSTORE_SECRET: `bench-${randomBytes(12).toString('hex')}`,
+  };
   if (engine === 'pglite') {
     const dir = mkdtempSync(join(tmpdir(), 'cellcrypt-bench-'));
-    return { env: { ...base, CELLCRYPT_HOME: dir, DATABASE_URL: `pglite:${dir}/org`, CELLCRYPT_CONFIG_URL: `pglite:${dir}/config` }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      env: {
+        ...base,
+        CELLCRYPT_HOME: dir,
+        DATABASE_URL: `pglite:${dir}/org`,
+        CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
+      },
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const names = ['org', 'cfg'].map((kind) => `cellcrypt_bench_${kind}_${randomBytes(5).toString('hex')}`);
-  await admin(adminUrl!, names.map((n) => `create database "${n}" encoding 'UTF8' template template0`));
+  await admin(
+    adminUrl!,
+    names.map((n) => `create database "${n}" encoding 'UTF8' template template0`),
+  );
   const urlFor = (name: string) => Object.assign(new URL(adminUrl!), { pathname: `/${name}` }).toString();
   return {
     env: { ...base, DATABASE_URL: urlFor(names[0]), CELLCRYPT_CONFIG_URL: urlFor(names[1]) },
-    drop: () => admin(adminUrl!, names.map((n) => `drop database if exists "${n}" with (force)`)),
+    drop: () =>
+      admin(
+        adminUrl!,
+        names.map((n) => `drop database if exists "${n}" with (force)`),
+      ),
   };
 }
 
@@ -122,7 +161,10 @@ async function withSeededOrg(env: NodeJS.ProcessEnv, rowsPerTable: number): Prom
 
 function runOperation(env: NodeJS.ProcessEnv, operation: Operation): Promise<{ ms: number; maxRssMb: number }> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', RUNNER, operation], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', RUNNER, operation], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));

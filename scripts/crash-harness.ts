@@ -47,28 +47,53 @@ interface Tally {
 
 async function main(): Promise<number> {
   const args = await yargs(process.argv.slice(2))
-    .option('url', { type: 'string', demandOption: true, describe: 'admin URL of a PostgreSQL server (databases are created and dropped)' })
+    .option('url', {
+      type: 'string',
+      demandOption: true,
+      describe: 'admin URL of a PostgreSQL server (databases are created and dropped)',
+    })
     .option('trials', { type: 'number', default: 20 })
     .option('rows', { type: 'number', default: 5000, describe: 'rows per demo table (5 columns, 90% non-null)' })
     .option('seed', { type: 'number', default: randomBytes(4).readUInt32BE() })
-    .option('scenarios', { type: 'string', describe: `comma-separated, from ${SCENARIOS.join(', ')}; server-crash needs --server-stop and --server-start` })
-    .option('server-stop', { type: 'string', describe: 'shell command that stops the server immediately (pg_ctl -m immediate stop)' })
-    .option('server-start', { type: 'string', describe: 'shell command that starts it again and waits (pg_ctl -w start)' })
+    .option('scenarios', {
+      type: 'string',
+      describe: `comma-separated, from ${SCENARIOS.join(', ')}; server-crash needs --server-stop and --server-start`,
+    })
+    .option('server-stop', {
+      type: 'string',
+      describe: 'shell command that stops the server immediately (pg_ctl -m immediate stop)',
+    })
+    .option('server-start', {
+      type: 'string',
+      describe: 'shell command that starts it again and waits (pg_ctl -w start)',
+    })
     .strict()
     .parseAsync();
-  process.stdout.write(`crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ${args.trials} trial(s) per scenario, ${args.rows} rows per table\n`);
+  process.stdout.write(
+    `crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ${args.trials} trial(s) per scenario, ${args.rows} rows per table\n`,
+  );
   const random = mulberry32(args.seed);
   const results: Record<string, Tally> = {};
-  const serverControl = args['server-stop'] && args['server-start'] ? { stop: args['server-stop'], start: args['server-start'] } : undefined;
-  const chosen = (args.scenarios ?? SCENARIOS.filter((s) => s !== 'server-crash' || serverControl).join(',')).split(',') as Scenario[];
+  const serverControl =
+    args['server-stop'] && args['server-start']
+      ? { stop: args['server-stop'], start: args['server-start'] }
+      : undefined;
+  const chosen = (args.scenarios ?? SCENARIOS.filter((s) => s !== 'server-crash' || serverControl).join(',')).split(
+    ',',
+  ) as Scenario[];
   for (const scenario of chosen) {
     if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
-    if (scenario === 'server-crash' && !serverControl) throw new Error('server-crash needs --server-stop and --server-start');
+    if (scenario === 'server-crash' && !serverControl)
+      throw new Error('server-crash needs --server-stop and --server-start');
     results[scenario] = await runScenario(scenario, args.url, args.trials, args.rows, random, serverControl);
     process.stdout.write(`${scenario}: ${JSON.stringify(results[scenario])}\n`);
   }
-  const bad = Object.values(results).some((t) => t.lost || t.corrupted || t.ambiguous || t.plaintextLeft || t.misreported || t.rerunFailed);
-  process.stdout.write(`${JSON.stringify({ seed: args.seed, results })}\n${bad ? 'FAILED' : 'OK: 0 lost or corrupted cells'}\n`);
+  const bad = Object.values(results).some(
+    (t) => t.lost || t.corrupted || t.ambiguous || t.plaintextLeft || t.misreported || t.rerunFailed,
+  );
+  process.stdout.write(
+    `${JSON.stringify({ seed: args.seed, results })}\n${bad ? 'FAILED' : 'OK: 0 lost or corrupted cells'}\n`,
+  );
   return bad ? 1 : 0;
 }
 
@@ -77,9 +102,31 @@ interface ServerControl {
   start: string;
 }
 
-async function runScenario(scenario: Scenario, adminUrl: string, trials: number, rows: number, random: () => number, server?: ServerControl): Promise<Tally> {
-  const tally: Tally = { trials: 0, killed: 0, cellsChecked: 0, lost: 0, corrupted: 0, ambiguous: 0, plaintextLeft: 0, misreported: 0, rerunFailed: 0 };
-  const operation = scenario === 'install' ? ['install'] : scenario === 'change-key' || scenario === 'server-crash' ? ['change-key', '--generate'] : ['change-key', '--generate', '--batch-size', String(BATCH)];
+async function runScenario(
+  scenario: Scenario,
+  adminUrl: string,
+  trials: number,
+  rows: number,
+  random: () => number,
+  server?: ServerControl,
+): Promise<Tally> {
+  const tally: Tally = {
+    trials: 0,
+    killed: 0,
+    cellsChecked: 0,
+    lost: 0,
+    corrupted: 0,
+    ambiguous: 0,
+    plaintextLeft: 0,
+    misreported: 0,
+    rerunFailed: 0,
+  };
+  const operation =
+    scenario === 'install'
+      ? ['install']
+      : scenario === 'change-key' || scenario === 'server-crash'
+        ? ['change-key', '--generate']
+        : ['change-key', '--generate', '--batch-size', String(BATCH)];
   let org: Org | undefined;
   let originals: Originals | undefined;
   let duration = 0;
@@ -117,19 +164,29 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
   // 1. The data as the crash left it, with every key the key store knows.
   const known = await withToolkit(org, async (tk) => {
     const keystore = await tk.keystore().catch(() => undefined);
-    const keys = [await keystore?.get('passphrase'), await keystore?.get('passphrase.pending')].filter((k): k is Secret => k !== undefined);
+    const keys = [await keystore?.get('passphrase'), await keystore?.get('passphrase.pending')].filter(
+      (k): k is Secret => k !== undefined,
+    );
     return { keys, check: await checkOrg(tk, originals, keys) };
   });
   add(tally, known.check, report);
 
   // 2. status (which also finishes a key change the key store missed) must agree with the judge.
   const status = await cli(org.env, ['status', '--json']);
-  const states = status.json.columns?.map((c: { table: string; column: string; state: string }) => `${c.table}.${c.column}=${c.state}`) ?? [];
+  const states =
+    status.json.columns?.map(
+      (c: { table: string; column: string; state: string }) => `${c.table}.${c.column}=${c.state}`,
+    ) ?? [];
   const allEncrypted = known.check.states.every((s) => s.endsWith('=encrypted'));
   const expectedCode = allEncrypted ? 0 : 3;
-  if (JSON.stringify(states) !== JSON.stringify(known.check.states) || (status.code !== expectedCode && known.check.states.length)) {
+  if (
+    JSON.stringify(states) !== JSON.stringify(known.check.states) ||
+    (status.code !== expectedCode && known.check.states.length)
+  ) {
     tally.misreported++;
-    report(`status says ${JSON.stringify(states)} exit ${status.code}, judge says ${JSON.stringify(known.check.states)}`);
+    report(
+      `status says ${JSON.stringify(states)} exit ${status.code}, judge says ${JSON.stringify(known.check.states)}`,
+    );
   }
 
   // 3. After status, the key show-key hands out opens every cell (unless a batched change is
@@ -147,14 +204,24 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
   }
 
   // 4. A re-run completes; verify passes; every cell opens with the key show-key hands out.
-  const rerun = scenario === 'install' ? ['install'] : status.json.keyChange ? ['change-key', '--resume', '--batch-size', String(BATCH)] : ['install'];
+  const rerun =
+    scenario === 'install'
+      ? ['install']
+      : status.json.keyChange
+        ? ['change-key', '--resume', '--batch-size', String(BATCH)]
+        : ['install'];
   const again = await cli(org.env, rerun);
   const verified = await cli(org.env, ['verify', '--json']);
   const finalKey = await cli(org.env, ['show-key', '--json']);
-  const final = finalKey.code === 0 ? await withToolkit(org, (tk) => checkOrg(tk, originals, [new Secret(finalKey.json.key)])) : undefined;
+  const final =
+    finalKey.code === 0
+      ? await withToolkit(org, (tk) => checkOrg(tk, originals, [new Secret(finalKey.json.key)]))
+      : undefined;
   if (again.code !== 0 || verified.code !== 0 || !final || final.lost || final.corrupted || final.plaintextLeft) {
     tally.rerunFailed++;
-    report(`re-run ${rerun.join(' ')} exit ${again.code}, verify exit ${verified.code}, final ${JSON.stringify(final && { lost: final.lost, corrupted: final.corrupted, problems: final.problems.slice(0, 3) })}`);
+    report(
+      `re-run ${rerun.join(' ')} exit ${again.code}, verify exit ${verified.code}, final ${JSON.stringify(final && { lost: final.lost, corrupted: final.corrupted, problems: final.problems.slice(0, 3) })}`,
+    );
   }
 }
 
@@ -164,7 +231,8 @@ function add(tally: Tally, check: CheckResult, report: (what: string) => void): 
   tally.corrupted += check.corrupted;
   tally.ambiguous += check.ambiguous;
   tally.plaintextLeft += check.plaintextLeft;
-  if (check.lost || check.corrupted || check.ambiguous || check.plaintextLeft) report(`${JSON.stringify({ ...check, problems: check.problems.slice(0, 5) })}`);
+  if (check.lost || check.corrupted || check.ambiguous || check.plaintextLeft)
+    report(`${JSON.stringify({ ...check, problems: check.problems.slice(0, 5) })}`);
 }
 
 async function createOrg(adminUrl: string, rows: number): Promise<Org> {
@@ -225,28 +293,45 @@ async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: numb
 }
 
 /** The operation under test in its own process, killed with SIGKILL after `killAfterMs` if still running. */
-function runProcess(env: NodeJS.ProcessEnv, args: string[], killAfterMs: number | undefined, interrupt?: () => Promise<void>): Promise<{ code: number | null; killed: boolean; ms: number; stderr: string }> {
+function runProcess(
+  env: NodeJS.ProcessEnv,
+  args: string[],
+  killAfterMs: number | undefined,
+  interrupt?: () => Promise<void>,
+): Promise<{ code: number | null; killed: boolean; ms: number; stderr: string }> {
   const started = Date.now();
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     let killed = false;
     let interrupted: Promise<void> = Promise.resolve();
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => {
-      if (!interrupt) {
-        killed = child.kill('SIGKILL');
-        return;
-      }
-      killed = child.exitCode === null;
-      interrupted = interrupt();
-    }, killAfterMs);
+    const timer =
+      killAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (!interrupt) {
+              killed = child.kill('SIGKILL');
+              return;
+            }
+            killed = child.exitCode === null;
+            interrupted = interrupt();
+          }, killAfterMs);
     child.on('error', fail);
     child.on('exit', (code) => {
       clearTimeout(timer);
       // Judge only once the server is back.
       interrupted.then(
-        () => done({ code, killed: killed && (code === null || interrupt !== undefined), ms: Date.now() - started, stderr }),
+        () =>
+          done({
+            code,
+            killed: killed && (code === null || interrupt !== undefined),
+            ms: Date.now() - started,
+            stderr,
+          }),
         fail,
       );
     });

@@ -8,7 +8,11 @@ import { PARSERS, judgeInput } from '../src/core/hostile-inputs';
 import { hostileBytes } from '../test/support/hostile-bytes';
 
 async function main(): Promise<number> {
-  const args = await yargs(process.argv.slice(2)).option('runs', { type: 'number', default: 100_000 }).option('seed', { type: 'number' }).strict().parseAsync();
+  const args = await yargs(process.argv.slice(2))
+    .option('runs', { type: 'number', default: 100_000 })
+    .option('seed', { type: 'number' })
+    .strict()
+    .parseAsync();
   let failed = false;
   for (const [name, parse] of Object.entries(PARSERS)) {
     const refusals = new Map<string, number>();
@@ -22,7 +26,9 @@ async function main(): Promise<number> {
       }),
       { numRuns: args.runs, seed: args.seed },
     );
-    process.stdout.write(`${name}: ${result.numRuns} inputs, ${accepted} accepted, refused ${JSON.stringify(Object.fromEntries(refusals))}\n`);
+    process.stdout.write(
+      `${name}: ${result.numRuns} inputs, ${accepted} accepted, refused ${JSON.stringify(Object.fromEntries(refusals))}\n`,
+    );
     if (result.failed) {
       failed = true;
       process.stdout.write(`  FAILED: ${fc.defaultReportMessage(result)}\n`);
@@ -31,7 +37,10 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main().then((code) => (process.exitCode = code), (error) => {
-  process.stderr.write(`${String(error)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => (process.exitCode = code),
+  (error) => {
+    process.stderr.write(`${String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

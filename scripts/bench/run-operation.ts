@@ -40,7 +40,9 @@ async function main(): Promise<void> {
       throw new Error(`unknown operation ${operation}`);
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    process.stdout.write(`${JSON.stringify({ ms: Math.round(ms), maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024), cells })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ms: Math.round(ms), maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024), cells })}\n`,
+    );
   } finally {
     await tk.close();
   }

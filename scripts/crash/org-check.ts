@@ -1,4 +1,11 @@
-import { decryptByKey, deriveKey, guidStringToBytes, keyGuidFromIdentity, nvarcharText, type CellKey } from '../../src/cellcrypt';
+import {
+  decryptByKey,
+  deriveKey,
+  guidStringToBytes,
+  keyGuidFromIdentity,
+  nvarcharText,
+  type CellKey,
+} from '../../src/cellcrypt';
 import type { Secret } from '../../src/config/secret';
 import { classifyColumn } from '../../src/core/column-state';
 import { identityValueFor } from '../../src/core/key-identity';
@@ -17,8 +24,13 @@ const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 export async function recordOriginals(tk: Toolkit): Promise<Originals> {
   const originals: Originals = new Map();
   for (const column of tk.registry) {
-    const rows = await tk.engine.knex.raw(`select ${q(column.primaryKey)}::text as id, ${q(column.column)} as value from ${q(column.table)}`);
-    originals.set(columnLabel(column), new Map(rows.rows.map((r: { id: string; value: string | null }) => [r.id, r.value])));
+    const rows = await tk.engine.knex.raw(
+      `select ${q(column.primaryKey)}::text as id, ${q(column.column)} as value from ${q(column.table)}`,
+    );
+    originals.set(
+      columnLabel(column),
+      new Map(rows.rows.map((r: { id: string; value: string | null }) => [r.id, r.value])),
+    );
   }
   return originals;
 }
@@ -38,9 +50,24 @@ export interface CheckResult {
 }
 
 /** Every cell against its original, decrypting with the given passphrases only. */
-export async function checkOrg(tk: Toolkit, originals: Originals, passphrases: readonly Secret[]): Promise<CheckResult> {
-  const keys: CellKey[] = passphrases.map((p) => ({ keyGuid: keyGuidFromIdentity(identityValueFor(p).reveal()), key: deriveKey(p.reveal(), 'sql2017') }));
-  const result: CheckResult = { cells: 0, lost: 0, corrupted: 0, ambiguous: 0, plaintextLeft: 0, states: [], problems: [] };
+export async function checkOrg(
+  tk: Toolkit,
+  originals: Originals,
+  passphrases: readonly Secret[],
+): Promise<CheckResult> {
+  const keys: CellKey[] = passphrases.map((p) => ({
+    keyGuid: keyGuidFromIdentity(identityValueFor(p).reveal()),
+    key: deriveKey(p.reveal(), 'sql2017'),
+  }));
+  const result: CheckResult = {
+    cells: 0,
+    lost: 0,
+    corrupted: 0,
+    ambiguous: 0,
+    plaintextLeft: 0,
+    states: [],
+    problems: [],
+  };
   for (const column of tk.registry) {
     const label = columnLabel(column);
     const expected = originals.get(label)!;
@@ -50,7 +77,9 @@ export async function checkOrg(tk: Toolkit, originals: Originals, passphrases: r
       continue;
     }
     result.states.push(`${label}=${verdict.state}`);
-    const rows = await tk.engine.knex.raw(`select ${q(column.primaryKey)}::text as id, ${q(column.column)} as value from ${q(column.table)}`);
+    const rows = await tk.engine.knex.raw(
+      `select ${q(column.primaryKey)}::text as id, ${q(column.column)} as value from ${q(column.table)}`,
+    );
     for (const row of rows.rows as Array<{ id: string; value: string | Uint8Array | null }>) {
       const original = expected.get(row.id);
       if (original === undefined || original === null) continue;
@@ -73,7 +102,14 @@ export async function checkOrg(tk: Toolkit, originals: Originals, passphrases: r
   return result;
 }
 
-function judgeCell(result: CheckResult, column: SensitiveColumn, id: string, cell: Buffer, original: string, keys: readonly CellKey[]): void {
+function judgeCell(
+  result: CheckResult,
+  column: SensitiveColumn,
+  id: string,
+  cell: Buffer,
+  original: string,
+  keys: readonly CellKey[],
+): void {
   const authenticator = guidStringToBytes(id);
   const opened = keys.map((key) => decryptByKey(cell, key, authenticator)).filter((p): p is Buffer => p !== null);
   if (opened.length === 0) {

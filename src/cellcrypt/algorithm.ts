@@ -22,9 +22,13 @@ export const AES_BLOCK_BYTES = 16;
 export function keyBytesOf(algorithm: AesAlgorithm): number {
   const bytes = KEY_BYTES[algorithm];
   if (bytes === undefined) {
-    throw new CellcryptError('CellcryptUsage', `unknown algorithm ${String(algorithm)}: use AES_128, AES_192 or AES_256`, {
-      exitCode: 2,
-    });
+    throw new CellcryptError(
+      'CellcryptUsage',
+      `unknown algorithm ${String(algorithm)}: use AES_128, AES_192 or AES_256`,
+      {
+        exitCode: 2,
+      },
+    );
   }
   return bytes;
 }

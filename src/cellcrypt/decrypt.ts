@@ -10,7 +10,14 @@ import { openCell, type CellFailure, type IntegrityKind } from './open-cell';
 export type { CellFailure } from './open-cell';
 
 export type CellDiagnosis =
-  | { ok: true; plaintext: Buffer; keyGuid: Buffer; version: number; integrity: IntegrityKind; integrityChecked: boolean }
+  | {
+      ok: true;
+      plaintext: Buffer;
+      keyGuid: Buffer;
+      version: number;
+      integrity: IntegrityKind;
+      integrityChecked: boolean;
+    }
   | { ok: false; reason: CellFailure; detail: string; keyGuid?: Buffer };
 
 export interface DiagnoseOptions {
@@ -21,7 +28,12 @@ export interface DiagnoseOptions {
   allowUncheckedIntegrity?: boolean;
 }
 
-export function diagnoseCell(blob: Buffer, keys: CellKeys, authenticator?: Buffer, options: DiagnoseOptions = {}): CellDiagnosis {
+export function diagnoseCell(
+  blob: Buffer,
+  keys: CellKeys,
+  authenticator?: Buffer,
+  options: DiagnoseOptions = {},
+): CellDiagnosis {
   const result = openCell(blob, keys, authenticator, options.allowUncheckedIntegrity === true);
   if (!result.ok && blob.length < KEY_GUID_BYTES) return result; // truncated: no GUID to report
   return { ...result, keyGuid: Buffer.from(blob.subarray(0, KEY_GUID_BYTES)) };

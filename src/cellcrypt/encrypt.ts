@@ -61,7 +61,9 @@ export function encryptByKey(key: CellKey, plaintext: Buffer, options: EncryptOp
     throw new CellcryptError('CellcryptInternal', `a key GUID is ${KEY_GUID_BYTES} bytes, got ${key.keyGuid.length}`);
   }
   if (options.iv !== undefined && options.iv.length !== AES_BLOCK_BYTES) {
-    throw new CellcryptError('CellcryptUsage', `an AES IV is ${AES_BLOCK_BYTES} bytes, got ${options.iv.length}`, { exitCode: 2 });
+    throw new CellcryptError('CellcryptUsage', `an AES IV is ${AES_BLOCK_BYTES} bytes, got ${options.iv.length}`, {
+      exitCode: 2,
+    });
   }
   const cipherName = cipherNameFor(key.key, key.algorithm);
 
@@ -77,7 +79,8 @@ export function encryptByKey(key: CellKey, plaintext: Buffer, options: EncryptOp
   inner.writeUInt32LE(MAGIC, 0);
   inner.writeUInt16LE(integrityLength, 4);
   inner.writeUInt16LE(plaintext.length, 6);
-  if (withIntegrity) createHash('sha1').update(plaintext).update(authenticator).digest().copy(inner, INNER_HEADER_BYTES);
+  if (withIntegrity)
+    createHash('sha1').update(plaintext).update(authenticator).digest().copy(inner, INNER_HEADER_BYTES);
   plaintext.copy(inner, INNER_HEADER_BYTES + integrityLength);
 
   const cipher = createCipheriv(cipherName, key.key, prefix.subarray(IV_OFFSET));

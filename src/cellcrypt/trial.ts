@@ -56,9 +56,15 @@ export function trialDecrypt(
 ): TrialResult {
   let deepest: { diagnosis: Extract<CellDiagnosis, { ok: false }>; key: TrialKey } | undefined;
   for (const key of keys) {
-    const diagnosis = diagnoseCell(blob, { keyGuid: blob.subarray(0, KEY_GUID_BYTES), key: key.key }, authenticator, options);
+    const diagnosis = diagnoseCell(
+      blob,
+      { keyGuid: blob.subarray(0, KEY_GUID_BYTES), key: key.key },
+      authenticator,
+      options,
+    );
     if (diagnosis.ok) return { ...diagnosis, derivation: key.derivation, algorithm: key.algorithm };
-    if (!deepest || FAILURE_DEPTH[diagnosis.reason] > FAILURE_DEPTH[deepest.diagnosis.reason]) deepest = { diagnosis, key };
+    if (!deepest || FAILURE_DEPTH[diagnosis.reason] > FAILURE_DEPTH[deepest.diagnosis.reason])
+      deepest = { diagnosis, key };
   }
   if (!deepest) return { ok: false, reason: 'unknown-key-guid', detail: 'no key to try' };
   const { diagnosis, key } = deepest;

@@ -12,6 +12,7 @@ const CP1252_80_TO_9F = [
 /** The text of decrypted varchar bytes under code page 1252. */
 export function varcharText(bytes: Buffer): string {
   let text = '';
-  for (const byte of bytes) text += String.fromCharCode(byte >= 0x80 && byte <= 0x9f ? CP1252_80_TO_9F[byte - 0x80] : byte);
+  for (const byte of bytes)
+    text += String.fromCharCode(byte >= 0x80 && byte <= 0x9f ? CP1252_80_TO_9F[byte - 0x80] : byte);
   return text;
 }

@@ -3,6 +3,11 @@
 require('tsx/cjs');
 const { runCli } = require('./main.ts');
 runCli(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (error) => { process.stderr.write(`${String(error)}\n`); process.exitCode = 1; },
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.stderr.write(`${String(error)}\n`);
+    process.exitCode = 1;
+  },
 );

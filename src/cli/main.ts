@@ -17,9 +17,19 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
     .scriptName('cellcrypt')
     .usage('$0 [--env-file F] [--database-url URL] [--config-url URL] [--json] <command>')
     .option('env-file', { type: 'string', describe: 'read settings from this dotenv file (the environment wins)' })
-    .option('database-url', { type: 'string', describe: 'org database: mssql://, postgres:// or pglite:PATH (default DATABASE_URL, else pglite:.cellcrypt/org)' })
-    .option('config-url', { type: 'string', describe: 'key-store database (default CELLCRYPT_CONFIG_URL, else pglite:.cellcrypt/config)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON document on stdout; logs go to stderr' })
+    .option('database-url', {
+      type: 'string',
+      describe: 'org database: mssql://, postgres:// or pglite:PATH (default DATABASE_URL, else pglite:.cellcrypt/org)',
+    })
+    .option('config-url', {
+      type: 'string',
+      describe: 'key-store database (default CELLCRYPT_CONFIG_URL, else pglite:.cellcrypt/config)',
+    })
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'print one JSON document on stdout; logs go to stderr',
+    })
     .strict()
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()
@@ -32,7 +42,12 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
       throw isCellcryptError(error) ? error : new UsageError(error?.message ?? message);
     });
   for (const command of COMMANDS) {
-    parser.command({ ...command, handler: async (args) => { exitCode = await runCommand(command, args as unknown as GlobalArgs, ioFactory); } });
+    parser.command({
+      ...command,
+      handler: async (args) => {
+        exitCode = await runCommand(command, args as unknown as GlobalArgs, ioFactory);
+      },
+    });
   }
   try {
     await parser.parseAsync();
@@ -50,7 +65,11 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
 
 class UsageError extends Error {}
 
-async function runCommand(command: CellcryptCommand, args: GlobalArgs, ioFactory: (json: boolean) => CliIo): Promise<number> {
+async function runCommand(
+  command: CellcryptCommand,
+  args: GlobalArgs,
+  ioFactory: (json: boolean) => CliIo,
+): Promise<number> {
   const io = ioFactory(Boolean(args.json));
   try {
     return await command.run(args as GlobalArgs & Record<string, unknown>, io);

@@ -9,7 +9,14 @@ export function reporterFor(io: CliIo): Reporter {
   return {
     log: lines.log,
     progress(label, total) {
-      const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      const bar = new SingleBar(
+        {
+          format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+        },
+        Presets.shades_classic,
+      );
       bar.start(Math.max(total, 1), 0);
       return {
         tick: (count) => bar.increment(count),

@@ -32,7 +32,8 @@ export function parseConnectionTarget(raw: string, baseDir: string): ConnectionT
   const value = raw.trim();
   if (value.startsWith('pglite:')) {
     const location = value.slice('pglite:'.length);
-    if (!location) return 'pglite: needs a data directory, e.g. pglite:.cellcrypt/org (or pglite:memory:// for a throw-away one)';
+    if (!location)
+      return 'pglite: needs a data directory, e.g. pglite:.cellcrypt/org (or pglite:memory:// for a throw-away one)';
     const path = location === 'memory://' ? location : isAbsolute(location) ? location : resolve(baseDir, location);
     return target('pglite', path, `pglite:${path}`, path);
   }

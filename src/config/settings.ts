@@ -38,7 +38,11 @@ export function readEnvironment(envFile: string | undefined, env: NodeJS.Process
   if (!envFile) return env;
   const path = resolve(cwd, envFile);
   if (!existsSync(path)) {
-    throw new CellcryptError('CellcryptConfigInvalid', `invalid configuration:\n  - --env-file: ${path} does not exist`, { exitCode: 2 });
+    throw new CellcryptError(
+      'CellcryptConfigInvalid',
+      `invalid configuration:\n  - --env-file: ${path} does not exist`,
+      { exitCode: 2 },
+    );
   }
   return { ...parseDotenv(readFileSync(path)), ...env };
 }
@@ -49,15 +53,29 @@ export function loadSettings(input: SettingsInput = {}): Settings {
   const problems: string[] = [];
   const home = resolve(cwd, env.CELLCRYPT_HOME || '.cellcrypt');
 
-  const database = connection('--database-url / DATABASE_URL', input.databaseUrl ?? env.DATABASE_URL, `pglite:${home}/org`, cwd, problems);
-  const config = connection('--config-url / CELLCRYPT_CONFIG_URL', input.configUrl ?? env.CELLCRYPT_CONFIG_URL, `pglite:${home}/config`, cwd, problems);
+  const database = connection(
+    '--database-url / DATABASE_URL',
+    input.databaseUrl ?? env.DATABASE_URL,
+    `pglite:${home}/org`,
+    cwd,
+    problems,
+  );
+  const config = connection(
+    '--config-url / CELLCRYPT_CONFIG_URL',
+    input.configUrl ?? env.CELLCRYPT_CONFIG_URL,
+    `pglite:${home}/config`,
+    cwd,
+    problems,
+  );
 
   const secretText = env.CELLCRYPT_KEYSTORE_SECRET;
   if (secretText !== undefined && secretText.length < 16) {
     problems.push('CELLCRYPT_KEYSTORE_SECRET: must be at least 16 characters (use a long random value)');
   }
   if (secretText === undefined && config && config.kind !== 'pglite') {
-    problems.push(`CELLCRYPT_KEYSTORE_SECRET: required when the key store is a server database (${config.display}); only the embedded key store generates its own`);
+    problems.push(
+      `CELLCRYPT_KEYSTORE_SECRET: required when the key store is a server database (${config.display}); only the embedded key store generates its own`,
+    );
   }
 
   const quotaText = env.CELLCRYPT_CHANGE_QUOTA ?? '3';
@@ -70,18 +88,29 @@ export function loadSettings(input: SettingsInput = {}): Settings {
   if (registryFile && !existsSync(registryFile)) problems.push(`CELLCRYPT_REGISTRY: ${registryFile} does not exist`);
 
   if (problems.length > 0 || !database || !config) {
-    throw new CellcryptError('CellcryptConfigInvalid', `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
-      exitCode: 2,
-      hint: 'fix the settings above (environment, --env-file, or command-line options) and run the command again',
-    });
+    throw new CellcryptError(
+      'CellcryptConfigInvalid',
+      `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      {
+        exitCode: 2,
+        hint: 'fix the settings above (environment, --env-file, or command-line options) and run the command again',
+      },
+    );
   }
   const settings: Settings = { database, config, home, changeQuota, registryFile };
   // Non-enumerable: a logged or serialized Settings object shows no secret at all.
-  if (secretText !== undefined) Object.defineProperty(settings, 'keystoreSecret', { value: new Secret(secretText), enumerable: false });
+  if (secretText !== undefined)
+    Object.defineProperty(settings, 'keystoreSecret', { value: new Secret(secretText), enumerable: false });
   return settings;
 }
 
-function connection(label: string, raw: string | undefined, fallback: string, cwd: string, problems: string[]): ConnectionTarget | undefined {
+function connection(
+  label: string,
+  raw: string | undefined,
+  fallback: string,
+  cwd: string,
+  problems: string[],
+): ConnectionTarget | undefined {
   const parsed = parseConnectionTarget(raw && raw.trim() ? raw : fallback, cwd);
   if (typeof parsed === 'string') {
     problems.push(`${label}: ${parsed}`);

@@ -3,7 +3,14 @@ import { DERIVATIONS, deriveKey, diagnoseCell, guidStringToBytes, type Derivatio
 import type { Secret } from '../config/secret';
 import { CellcryptError } from './errors';
 import { assessActivity } from './key-access';
-import { CERTIFICATE_NAME, generateMasterKeyPassword, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import {
+  CERTIFICATE_NAME,
+  generateMasterKeyPassword,
+  generationOf,
+  identityValueFor,
+  keyGuidFor,
+  keyName,
+} from './key-identity';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
 import { columnLabel } from './registry';
@@ -40,22 +47,37 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   const started = Date.now();
   const activity = await assessActivity(tk);
   if (activity.active) {
-    throw new CellcryptError('SqlEncryptionIsActiveCannotRestoreEncryptionKey', `encryption is active with key ${activity.access.current.name} (${activity.access.current.keyGuid}); activate is for an org whose key is missing`, {
-      exitCode: 2,
-      hint: 'to use another key run `cellcrypt change-key --key-file F`',
-    });
+    throw new CellcryptError(
+      'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
+      `encryption is active with key ${activity.access.current.name} (${activity.access.current.keyGuid}); activate is for an org whose key is missing`,
+      {
+        exitCode: 2,
+        hint: 'to use another key run `cellcrypt change-key --key-file F`',
+      },
+    );
   }
-  if (!(await tk.organizationId())) throw new CellcryptError('CellcryptUsage', 'this organization has not been installed', { exitCode: 2, hint: 'run `cellcrypt install`' });
+  if (!(await tk.organizationId()))
+    throw new CellcryptError('CellcryptUsage', 'this organization has not been installed', {
+      exitCode: 2,
+      hint: 'run `cellcrypt install`',
+    });
 
   const keyGuid = keyGuidFor(passphrase);
   const columns = await encryptedColumns(tk);
   const cellGuids = new Set<string>();
-  for (const column of columns) for (const guid of Object.keys((await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false })).byKey)) cellGuids.add(guid);
+  for (const column of columns)
+    for (const guid of Object.keys((await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false })).byKey))
+      cellGuids.add(guid);
   const knownKeys = activity.hierarchy.symmetricKeys;
   const foreign = [...cellGuids].filter((guid) => guid !== keyGuid);
-  if (foreign.length || (cellGuids.size === 0 && knownKeys.length > 0 && !knownKeys.some((k) => k.keyGuid === keyGuid))) {
+  if (
+    foreign.length ||
+    (cellGuids.size === 0 && knownKeys.length > 0 && !knownKeys.some((k) => k.keyGuid === keyGuid))
+  ) {
     const found = cellGuids.size ? [...cellGuids] : knownKeys.map((k) => k.keyGuid);
-    throw mismatch(`this key has GUID ${keyGuid}, the organization's ${cellGuids.size ? 'cells are' : 'keys are'} under ${found.join(', ')}`);
+    throw mismatch(
+      `this key has GUID ${keyGuid}, the organization's ${cellGuids.size ? 'cells are' : 'keys are'} under ${found.join(', ')}`,
+    );
   }
 
   const derivation = await matchingDerivation(tk, columns, passphrase, keyGuid);
@@ -76,18 +98,37 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
     await keys.createMasterKey(trx, masterPassword);
     await keys.openMasterKey(trx, masterPassword);
     await keys.createCertificate(trx, CERTIFICATE_NAME);
-    await keys.createSymmetricKey(trx, { name, certificate: CERTIFICATE_NAME, keySource: passphrase, identityValue: identityValueFor(passphrase), derivation });
+    await keys.createSymmetricKey(trx, {
+      name,
+      certificate: CERTIFICATE_NAME,
+      keySource: passphrase,
+      identityValue: identityValueFor(passphrase),
+      derivation,
+    });
     await keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
     for (const column of columns) {
       const census = await tk.engine.columns.census(trx, column, { decrypt: true });
-      if (census.undecryptable) throw mismatch(`${columnLabel(column)}: ${census.undecryptable} of ${census.cells} cell(s) do not decrypt under this key`);
+      if (census.undecryptable)
+        throw mismatch(
+          `${columnLabel(column)}: ${census.undecryptable} of ${census.cells} cell(s) do not decrypt under this key`,
+        );
       cells += census.cells;
     }
-    await writeAudit(trx, { createdBy: tk.actor, operation: 'activate', outcome: 'succeeded', newKeyGuid: keyGuid, cells, durationMs: Date.now() - started, detail: `derivation ${derivation}` });
+    await writeAudit(trx, {
+      createdBy: tk.actor,
+      operation: 'activate',
+      outcome: 'succeeded',
+      newKeyGuid: keyGuid,
+      cells,
+      durationMs: Date.now() - started,
+      detail: `derivation ${derivation}`,
+    });
   });
   const replaced = await keystore.get('passphrase');
   if (replaced && keyGuidFor(replaced) !== keyGuid) {
-    tk.reporter.log(`the key store's previous key (${keyGuidFor(replaced)}) does not open this organization's data and is replaced; if you need it for another copy of this org, it is in the file you saved with show-key before`);
+    tk.reporter.log(
+      `the key store's previous key (${keyGuidFor(replaced)}) does not open this organization's data and is replaced; if you need it for another copy of this org, it is in the file you saved with show-key before`,
+    );
   }
   await keystore.put('passphrase', passphrase);
   await keystore.put('master-key-password', masterPassword);
@@ -96,10 +137,14 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
 }
 
 function mismatch(message: string): CellcryptError {
-  return new CellcryptError('SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData', `the key cannot decrypt this organization's data: ${message}; nothing was changed`, {
-    exitCode: 2,
-    hint: 'use the key saved from this organization (`show-key --out F` on the deployment it came from)',
-  });
+  return new CellcryptError(
+    'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+    `the key cannot decrypt this organization's data: ${message}; nothing was changed`,
+    {
+      exitCode: 2,
+      hint: 'use the key saved from this organization (`show-key --out F` on the deployment it came from)',
+    },
+  );
 }
 
 async function encryptedColumns(tk: Toolkit) {
@@ -112,14 +157,24 @@ async function encryptedColumns(tk: Toolkit) {
 }
 
 /** The derivation under which every sampled cell decrypts with its row's authenticator. */
-async function matchingDerivation(tk: Toolkit, columns: Awaited<ReturnType<typeof encryptedColumns>>, passphrase: Secret, keyGuid: string): Promise<Derivation> {
+async function matchingDerivation(
+  tk: Toolkit,
+  columns: Awaited<ReturnType<typeof encryptedColumns>>,
+  passphrase: Secret,
+  keyGuid: string,
+): Promise<Derivation> {
   const samples = [];
-  for (const column of columns) samples.push({ column, cells: await tk.engine.columns.sampleCells(tk.engine.knex, column, ACTIVATE_SAMPLE) });
+  for (const column of columns)
+    samples.push({ column, cells: await tk.engine.columns.sampleCells(tk.engine.knex, column, ACTIVATE_SAMPLE) });
   if (samples.every((s) => s.cells.length === 0)) return 'sql2017';
   const failures: string[] = [];
   for (const derivation of [...DERIVATIONS].reverse()) {
     const key = { keyGuid: guidStringToBytes(keyGuid), key: deriveKey(passphrase.reveal(), derivation) };
-    const bad = samples.flatMap((s) => s.cells.filter(({ id, cell }) => !diagnoseCell(cell, key, guidStringToBytes(id)).ok).map(({ id }) => `${columnLabel(s.column)} ${id}`));
+    const bad = samples.flatMap((s) =>
+      s.cells
+        .filter(({ id, cell }) => !diagnoseCell(cell, key, guidStringToBytes(id)).ok)
+        .map(({ id }) => `${columnLabel(s.column)} ${id}`),
+    );
     if (bad.length === 0) return derivation;
     failures.push(`${derivation}: ${bad.length} sampled cell(s) fail, e.g. ${bad[0]}`);
   }

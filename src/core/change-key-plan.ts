@@ -26,7 +26,11 @@ export interface ColumnWork {
   readonly bytes: number;
 }
 
-export async function planColumns(tk: Toolkit, access: KeyAccess, options: { decrypt: boolean }): Promise<ColumnWork[]> {
+export async function planColumns(
+  tk: Toolkit,
+  access: KeyAccess,
+  options: { decrypt: boolean },
+): Promise<ColumnWork[]> {
   const { engine } = tk;
   const problems: string[] = [];
   const encrypted: SensitiveColumn[] = [];
@@ -41,16 +45,23 @@ export async function planColumns(tk: Toolkit, access: KeyAccess, options: { dec
     for (const column of encrypted) {
       const census = await engine.columns.census(trx, column, { decrypt: options.decrypt });
       undecryptable += census.undecryptable ?? 0;
-      if (census.undecryptable) problems.push(`${columnLabel(column)} has ${census.undecryptable} cell(s) that do not decrypt`);
+      if (census.undecryptable)
+        problems.push(`${columnLabel(column)} has ${census.undecryptable} cell(s) that do not decrypt`);
       found.push({ column, cells: census.cells, bytes: await engine.columns.cellBytes(trx, column) });
     }
     return found;
   });
   if (problems.length) {
-    throw new CellcryptError(undecryptable ? 'CellcryptCellsNotDecryptable' : 'CellcryptUsage', `the key cannot be changed yet:\n  - ${problems.join('\n  - ')}`, {
-      exitCode: undecryptable ? 3 : 2,
-      hint: undecryptable ? 'run `cellcrypt verify` to see which cells, and restore them before changing the key' : 'run `cellcrypt install` to finish encrypting every registered column',
-    });
+    throw new CellcryptError(
+      undecryptable ? 'CellcryptCellsNotDecryptable' : 'CellcryptUsage',
+      `the key cannot be changed yet:\n  - ${problems.join('\n  - ')}`,
+      {
+        exitCode: undecryptable ? 3 : 2,
+        hint: undecryptable
+          ? 'run `cellcrypt verify` to see which cells, and restore them before changing the key'
+          : 'run `cellcrypt install` to finish encrypting every registered column',
+      },
+    );
   }
   return work;
 }
@@ -83,7 +94,17 @@ export function dryRunStatements(
     renderStatement(statements.openMasterKey, [secrets.masterPassword]),
     renderStatement(statements.openSymmetricKey, [from.name, CERTIFICATE_NAME]),
     // A resumed change's key already exists (its first batch committed it).
-    ...(to.exists ? [] : [renderStatement(statements.createSymmetricKey, [to.name, secrets.passphrase, secrets.identityValue, CERTIFICATE_NAME, 'sql2017'])]),
+    ...(to.exists
+      ? []
+      : [
+          renderStatement(statements.createSymmetricKey, [
+            to.name,
+            secrets.passphrase,
+            secrets.identityValue,
+            CERTIFICATE_NAME,
+            'sql2017',
+          ]),
+        ]),
     renderStatement(statements.openSymmetricKey, [to.name, CERTIFICATE_NAME]),
     ...work.map(({ column }) => moveStatement(tk, column, from.keyGuid, to.keyGuid, batchSize, cellsBinding)),
     `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,
@@ -93,7 +114,14 @@ export function dryRunStatements(
 }
 
 /** The re-encryption statement of one column as the chosen mode runs it. */
-function moveStatement(tk: Toolkit, column: SensitiveColumn, fromGuid: string, toGuid: string, batchSize: number | undefined, cellsBinding: (guid: string) => string): string {
+function moveStatement(
+  tk: Toolkit,
+  column: SensitiveColumn,
+  fromGuid: string,
+  toGuid: string,
+  batchSize: number | undefined,
+  cellsBinding: (guid: string) => string,
+): string {
   const { columns } = tk.engine;
   if (batchSize === undefined && columns.reencryptColumnStatement) {
     const sql = columns.reencryptColumnStatement(column);

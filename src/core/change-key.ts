@@ -70,14 +70,22 @@ export async function changeKey(tk: Toolkit, options: ChangeKeyOptions): Promise
   return withOrgLock(tk, 'change-key', () => changeKeyLocked(tk, options, requested));
 }
 
-async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested: Secret | undefined): Promise<ChangeKeyResult> {
+async function changeKeyLocked(
+  tk: Toolkit,
+  options: ChangeKeyOptions,
+  requested: Secret | undefined,
+): Promise<ChangeKeyResult> {
   const started = Date.now();
   const activity = await assessActivity(tk);
   if (!activity.active) {
-    throw new CellcryptError('SqlEncryptionIsInactiveCannotChangeEncryptionKey', `encryption is inactive, so the key cannot be changed: ${activity.reason}`, {
-      exitCode: 2,
-      hint: activity.hint,
-    });
+    throw new CellcryptError(
+      'SqlEncryptionIsInactiveCannotChangeEncryptionKey',
+      `encryption is inactive, so the key cannot be changed: ${activity.reason}`,
+      {
+        exitCode: 2,
+        hint: activity.hint,
+      },
+    );
   }
   // After the activity check: an org that is not installed has no migration table to read.
   await requireCurrentSchema(tk, 'change-key');
@@ -94,7 +102,11 @@ async function changeKeyLocked(tk: Toolkit, options: ChangeKeyOptions, requested
     columns: work.map((w) => ({ table: w.column.table, column: w.column.column, cells: w.cells, bytes: w.bytes })),
   };
   if (options.dryRun) {
-    const secrets = { masterPassword: access.masterPassword, passphrase: target.passphrase, identityValue: identityValueFor(target.passphrase) };
+    const secrets = {
+      masterPassword: access.masterPassword,
+      passphrase: target.passphrase,
+      identityValue: identityValueFor(target.passphrase),
+    };
     const statements = dryRunStatements(tk, secrets, target.from, target, work, options.batchSize);
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
@@ -132,9 +144,15 @@ interface Target {
 }
 
 function chooseKey(options: ChangeKeyOptions): Secret {
-  if (options.newKey && options.generate) throw new CellcryptError('CellcryptUsage', 'give either --key-file or --generate, not both', { exitCode: 2 });
+  if (options.newKey && options.generate)
+    throw new CellcryptError('CellcryptUsage', 'give either --key-file or --generate, not both', { exitCode: 2 });
   if (options.generate) return generatePassphrase();
-  if (!options.newKey) throw new CellcryptError('CellcryptUsage', 'no new key: give --key-file F (or - for stdin), --generate, or --resume', { exitCode: 2 });
+  if (!options.newKey)
+    throw new CellcryptError(
+      'CellcryptUsage',
+      'no new key: give --key-file F (or - for stdin), --generate, or --resume',
+      { exitCode: 2 },
+    );
   validatePassphrase(options.newKey);
   return options.newKey;
 }
@@ -142,21 +160,39 @@ function chooseKey(options: ChangeKeyOptions): Secret {
 function targetOf(access: KeyAccess, requested: Secret | undefined, options: ChangeKeyOptions): Target {
   if (access.inFlight) {
     if (!options.resume) {
-      throw new CellcryptError('CellcryptKeyChangeInProgress', `a batched change from ${access.inFlight.from.name} to ${access.current.name} (${access.current.keyGuid}) has not finished`, {
-        exitCode: 2,
-        hint: 'finish it with `cellcrypt change-key --resume --batch-size N`; start another change after that',
-      });
+      throw new CellcryptError(
+        'CellcryptKeyChangeInProgress',
+        `a batched change from ${access.inFlight.from.name} to ${access.current.name} (${access.current.keyGuid}) has not finished`,
+        {
+          exitCode: 2,
+          hint: 'finish it with `cellcrypt change-key --resume --batch-size N`; start another change after that',
+        },
+      );
     }
-    return { from: access.inFlight.from, name: access.current.name, keyGuid: access.current.keyGuid, passphrase: access.passphrase, exists: true };
+    return {
+      from: access.inFlight.from,
+      name: access.current.name,
+      keyGuid: access.current.keyGuid,
+      passphrase: access.passphrase,
+      exists: true,
+    };
   }
-  if (options.resume) throw new CellcryptError('CellcryptUsage', 'no key change is in progress: nothing to resume', { exitCode: 2, hint: 'start one with --key-file F or --generate' });
+  if (options.resume)
+    throw new CellcryptError('CellcryptUsage', 'no key change is in progress: nothing to resume', {
+      exitCode: 2,
+      hint: 'start one with --key-file F or --generate',
+    });
   const passphrase = requested!;
   const keyGuid = keyGuidFor(passphrase);
   if (access.readable.some((k) => k.keyGuid === keyGuid)) {
-    throw new CellcryptError('SqlEncryptionEncryptionKeyValidationError', `the new key is the key this organization already uses (${keyGuid})`, {
-      exitCode: 2,
-      hint: 'choose a different key, or use --generate',
-    });
+    throw new CellcryptError(
+      'SqlEncryptionEncryptionKeyValidationError',
+      `the new key is the key this organization already uses (${keyGuid})`,
+      {
+        exitCode: 2,
+        hint: 'choose a different key, or use --generate',
+      },
+    );
   }
   const generation = Math.max(...access.readable.map((k) => generationOf(k.name) ?? 0)) + 1;
   return { from: access.current, name: keyName(generation), keyGuid, passphrase, exists: false };
@@ -166,14 +202,23 @@ async function checkQuota(tk: Toolkit): Promise<void> {
   const quota = tk.settings.changeQuota;
   const recent = await countRecentAudits(tk.engine.knex, 'change-key', QUOTA_MINUTES);
   if (recent >= quota) {
-    throw new CellcryptError('SqlEncryptionChangeEncryptionKeyExceededQuotaForTheInterval', `the key was changed ${recent} time(s) in the last ${QUOTA_MINUTES} minutes (quota ${quota})`, {
-      exitCode: 2,
-      hint: `wait until the oldest of those changes is ${QUOTA_MINUTES} minutes old (CELLCRYPT_CHANGE_QUOTA sets the quota)`,
-    });
+    throw new CellcryptError(
+      'SqlEncryptionChangeEncryptionKeyExceededQuotaForTheInterval',
+      `the key was changed ${recent} time(s) in the last ${QUOTA_MINUTES} minutes (quota ${quota})`,
+      {
+        exitCode: 2,
+        hint: `wait until the oldest of those changes is ${QUOTA_MINUTES} minutes old (CELLCRYPT_CHANGE_QUOTA sets the quota)`,
+      },
+    );
   }
 }
 
-async function openKeys(tk: Toolkit, trx: Knex.Transaction, access: KeyAccess, names: readonly string[]): Promise<void> {
+async function openKeys(
+  tk: Toolkit,
+  trx: Knex.Transaction,
+  access: KeyAccess,
+  names: readonly string[],
+): Promise<void> {
   await tk.engine.keys.openMasterKey(trx, access.masterPassword);
   for (const name of names) await tk.engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
 }
@@ -185,19 +230,32 @@ async function createNewKey(tk: Toolkit, trx: Knex.Transaction, target: Target):
     keySource: target.passphrase,
     identityValue: identityValueFor(target.passphrase),
   });
-  if (guid !== target.keyGuid) throw new CellcryptError('CellcryptInternal', `the database derived key GUID ${guid}, expected ${target.keyGuid}`);
+  if (guid !== target.keyGuid)
+    throw new CellcryptError('CellcryptInternal', `the database derived key GUID ${guid}, expected ${target.keyGuid}`);
 }
 
 /** Moves cells of one column in steps of `limit` until none is left on the old key (or `once`). */
-async function moveCells(tk: Toolkit, trx: Knex.Transaction, work: ColumnWork, target: Target, limit: number, once: boolean, onStep: (n: number) => void): Promise<number> {
+async function moveCells(
+  tk: Toolkit,
+  trx: Knex.Transaction,
+  work: ColumnWork,
+  target: Target,
+  limit: number,
+  once: boolean,
+  onStep: (n: number) => void,
+): Promise<number> {
   let moved = 0;
   for (;;) {
     const step = await tk.engine.columns.reencryptBatch(trx, work.column, target.from.keyGuid, target.keyGuid, limit);
     if (step.undecryptable > 0) {
-      throw new CellcryptError('CellcryptCellsNotDecryptable', `${columnLabel(work.column)}: ${step.undecryptable} cell(s) on ${target.from.keyGuid} do not decrypt; they were not rewritten`, {
-        exitCode: 3,
-        hint: 'run `cellcrypt verify` to find them',
-      });
+      throw new CellcryptError(
+        'CellcryptCellsNotDecryptable',
+        `${columnLabel(work.column)}: ${step.undecryptable} cell(s) on ${target.from.keyGuid} do not decrypt; they were not rewritten`,
+        {
+          exitCode: 3,
+          hint: 'run `cellcrypt verify` to find them',
+        },
+      );
     }
     moved += step.written;
     onStep(step.written);
@@ -206,23 +264,48 @@ async function moveCells(tk: Toolkit, trx: Knex.Transaction, work: ColumnWork, t
 }
 
 /** Before commit: no cell left on the old key, as many cells as before, every cell decrypts. */
-async function proveMoved(tk: Toolkit, trx: Knex.Transaction, work: readonly ColumnWork[], target: Target, expectCounts: boolean): Promise<void> {
+async function proveMoved(
+  tk: Toolkit,
+  trx: Knex.Transaction,
+  work: readonly ColumnWork[],
+  target: Target,
+  expectCounts: boolean,
+): Promise<void> {
   const problems: string[] = [];
   for (const item of work) {
     const census = await tk.engine.columns.census(trx, item.column, { decrypt: true });
     const onOld = census.byKey[target.from.keyGuid] ?? 0;
     const onNew = census.byKey[target.keyGuid] ?? 0;
     if (onOld) problems.push(`${columnLabel(item.column)}: ${onOld} cell(s) still on ${target.from.keyGuid}`);
-    if (census.undecryptable) problems.push(`${columnLabel(item.column)}: ${census.undecryptable} cell(s) do not decrypt under ${target.keyGuid}`);
-    if (onNew !== census.cells) problems.push(`${columnLabel(item.column)}: ${census.cells - onNew} cell(s) on neither key`);
-    if (expectCounts && census.cells !== item.cells) problems.push(`${columnLabel(item.column)}: ${item.cells} cell(s) before, ${census.cells} after`);
+    if (census.undecryptable)
+      problems.push(
+        `${columnLabel(item.column)}: ${census.undecryptable} cell(s) do not decrypt under ${target.keyGuid}`,
+      );
+    if (onNew !== census.cells)
+      problems.push(`${columnLabel(item.column)}: ${census.cells - onNew} cell(s) on neither key`);
+    if (expectCounts && census.cells !== item.cells)
+      problems.push(`${columnLabel(item.column)}: ${item.cells} cell(s) before, ${census.cells} after`);
   }
-  if (problems.length) throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `the re-encrypted data did not check out:\n  - ${problems.join('\n  - ')}`);
+  if (problems.length)
+    throw new CellcryptError(
+      'SqlEncryptionEncryptionDecryptionTestError',
+      `the re-encrypted data did not check out:\n  - ${problems.join('\n  - ')}`,
+    );
 }
 
-async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], started: number, path: 'server' | 'client'): Promise<void> {
+async function runInOneTransaction(
+  tk: Toolkit,
+  access: KeyAccess,
+  target: Target,
+  work: readonly ColumnWork[],
+  started: number,
+  path: 'server' | 'client',
+): Promise<void> {
   if (path === 'client' && !supportsClientSide(tk.engine)) {
-    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, { exitCode: 2, hint: 'use the server-side path (the default)' });
+    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, {
+      exitCode: 2,
+      hint: 'use the server-side path (the default)',
+    });
   }
   const total = work.reduce((sum, w) => sum + w.cells, 0);
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
@@ -235,14 +318,20 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
     if (path === 'client') {
       // Resuming an interrupted batched change in one transaction: the cells left are under the in-flight change's old key.
-      const fromPassphrase = access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
-      const from = { keyGuid: target.from.keyGuid, key: cellKeyFor(fromPassphrase, target.from.keyGuid, target.from.derivation) };
+      const fromPassphrase =
+        access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
+      const from = {
+        keyGuid: target.from.keyGuid,
+        key: cellKeyFor(fromPassphrase, target.from.keyGuid, target.from.derivation),
+      };
       const to = cellKeyFor(target.passphrase, target.keyGuid);
-      for (const item of work) await moveCellsInClient(tk.engine, trx, item.column, from, to, STEP, (n) => progress.tick(n));
+      for (const item of work)
+        await moveCellsInClient(tk.engine, trx, item.column, from, to, STEP, (n) => progress.tick(n));
     } else {
       const { columns } = tk.engine;
       for (const item of work) {
-        if (columns.reencryptColumn) await columns.reencryptColumn(trx, item.column, target.from.keyGuid, target.keyGuid, (n) => progress.tick(n));
+        if (columns.reencryptColumn)
+          await columns.reencryptColumn(trx, item.column, target.from.keyGuid, target.keyGuid, (n) => progress.tick(n));
         else await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
       }
     }
@@ -252,7 +341,14 @@ async function runInOneTransaction(tk: Toolkit, access: KeyAccess, target: Targe
   progress.done();
 }
 
-async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: readonly ColumnWork[], options: ChangeKeyOptions, started: number): Promise<void> {
+async function runBatched(
+  tk: Toolkit,
+  access: KeyAccess,
+  target: Target,
+  work: readonly ColumnWork[],
+  options: ChangeKeyOptions,
+  started: number,
+): Promise<void> {
   const batchSize = options.batchSize!;
   if (!target.exists) {
     await keyTransaction(tk.engine, async (trx) => {
@@ -260,9 +356,17 @@ async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: 
       await createNewKey(tk, trx, target);
     });
   }
-  const remaining = await Promise.all(work.map(async (w) => (await tk.engine.columns.census(tk.engine.knex, w.column, { decrypt: false })).byKey[target.from.keyGuid] ?? 0));
+  const remaining = await Promise.all(
+    work.map(
+      async (w) =>
+        (await tk.engine.columns.census(tk.engine.knex, w.column, { decrypt: false })).byKey[target.from.keyGuid] ?? 0,
+    ),
+  );
   const total = remaining.reduce((a, b) => a + b, 0);
-  const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name} in batches of ${batchSize}`, total);
+  const progress = tk.reporter.progress(
+    `re-encrypting ${total} cell(s) under ${target.name} in batches of ${batchSize}`,
+    total,
+  );
   let moved = 0;
   for (const item of work) {
     for (;;) {
@@ -284,7 +388,13 @@ async function runBatched(tk: Toolkit, access: KeyAccess, target: Target, work: 
   progress.done();
 }
 
-async function finish(tk: Toolkit, trx: Knex.Transaction, target: Target, cells: number, durationMs: number): Promise<void> {
+async function finish(
+  tk: Toolkit,
+  trx: Knex.Transaction,
+  target: Target,
+  cells: number,
+  durationMs: number,
+): Promise<void> {
   await tk.engine.keys.dropSymmetricKey(trx, target.from.name);
   await writeAudit(trx, {
     createdBy: tk.actor,
@@ -298,7 +408,9 @@ async function finish(tk: Toolkit, trx: Knex.Transaction, target: Target, cells:
 }
 
 async function recordFailure(tk: Toolkit, target: Target, error: unknown, durationMs: number): Promise<void> {
-  const reason = isCellcryptError(error) ? `${error.code}: ${error.message}` : 'unexpected error (see the command output)';
+  const reason = isCellcryptError(error)
+    ? `${error.code}: ${error.message}`
+    : 'unexpected error (see the command output)';
   await writeAudit(tk.engine.knex, {
     createdBy: tk.actor,
     operation: 'change-key',
@@ -318,7 +430,10 @@ async function refuseDamagedCells(tk: Toolkit, access: KeyAccess): Promise<void>
 }
 
 function mayBeDamagedCells(error: unknown): boolean {
-  return isCellcryptError(error) && (error.code === 'CellcryptCellsNotDecryptable' || error.code === 'SqlEncryptionEncryptionDecryptionTestError');
+  return (
+    isCellcryptError(error) &&
+    (error.code === 'CellcryptCellsNotDecryptable' || error.code === 'SqlEncryptionEncryptionDecryptionTestError')
+  );
 }
 
 function failed(error: unknown, batched: boolean): CellcryptError {
@@ -335,7 +450,9 @@ function failed(error: unknown, batched: boolean): CellcryptError {
   const message = error instanceof Error ? error.message : String(error);
   return new CellcryptError('CellcryptInternal', `key change failed: ${message}\n${outcome}`, {
     exitCode: 1,
-    hint: batched ? 'fix the cause, then `cellcrypt change-key --resume --batch-size N`' : 'fix the cause and run change-key again',
+    hint: batched
+      ? 'fix the cause, then `cellcrypt change-key --resume --batch-size N`'
+      : 'fix the cause and run change-key again',
     cause: error,
   });
 }

@@ -38,17 +38,25 @@ export async function moveCellsInClient(
       const authenticator = guidStringToBytes(id);
       const plaintext = decryptByKey(cell, from.key, authenticator);
       if (!plaintext) {
-        throw new CellcryptError('CellcryptCellsNotDecryptable', `${columnLabel(column)}: the cell of row ${id} on ${from.keyGuid} does not decrypt; it was not rewritten`, {
-          exitCode: 3,
-          hint: 'run `cellcrypt verify` to find such cells',
-        });
+        throw new CellcryptError(
+          'CellcryptCellsNotDecryptable',
+          `${columnLabel(column)}: the cell of row ${id} on ${from.keyGuid} does not decrypt; it was not rewritten`,
+          {
+            exitCode: 3,
+            hint: 'run `cellcrypt verify` to find such cells',
+          },
+        );
       }
       const next = encryptByKey(to, plaintext, { authenticator });
       plaintext.fill(0);
       return { id, cell: next };
     });
     const written = rewritten.length ? await engine.columns.writeCells!(trx, column, rewritten) : 0;
-    if (written !== rewritten.length) throw new CellcryptError('CellcryptInternal', `${columnLabel(column)}: wrote ${written} of ${rewritten.length} cells`);
+    if (written !== rewritten.length)
+      throw new CellcryptError(
+        'CellcryptInternal',
+        `${columnLabel(column)}: wrote ${written} of ${rewritten.length} cells`,
+      );
     moved += written;
     onStep(written);
     if (last === undefined) return moved;

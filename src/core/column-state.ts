@@ -17,15 +17,19 @@ export function classifyColumn(column: SensitiveColumn, shape: ColumnShape): Cla
   if (!shape.tableExists) return { problem: `${label}: table ${column.table} does not exist` };
   if (!shape.column) return { problem: `${label}: column ${column.column} does not exist` };
   if (!shape.primaryKey) return { problem: `${label}: primary key column ${column.primaryKey} does not exist` };
-  if (!shape.primaryKey.isPrimaryKey) return { problem: `${label}: ${column.primaryKey} is not the (single-column) primary key of ${column.table}` };
+  if (!shape.primaryKey.isPrimaryKey)
+    return { problem: `${label}: ${column.primaryKey} is not the (single-column) primary key of ${column.table}` };
   if (!shape.primaryKey.isUuid) {
-    return { problem: `${label}: primary key ${column.primaryKey} is ${shape.primaryKey.dataType}, not a uniqueidentifier/uuid (its 16 bytes authenticate each cell)` };
+    return {
+      problem: `${label}: primary key ${column.primaryKey} is ${shape.primaryKey.dataType}, not a uniqueidentifier/uuid (its 16 bytes authenticate each cell)`,
+    };
   }
   switch (shape.column.kind) {
     case 'text':
       return { state: shape.shadowExists ? 'converting' : 'plaintext' };
     case 'binary':
-      if (shape.shadowExists) return { problem: `${label}: is binary and also has a shadow column; inspect it by hand before going on` };
+      if (shape.shadowExists)
+        return { problem: `${label}: is binary and also has a shadow column; inspect it by hand before going on` };
       return { state: 'encrypted' };
     default:
       return { problem: `${label}: type ${shape.column.dataType} is neither text (nvarchar) nor binary (varbinary)` };

@@ -6,8 +6,22 @@ import { CellcryptError } from './errors';
  * Node's socket errors, tedious's ESOCKET / ELOGIN / ETIMEOUT on connect, and PostgreSQL's
  * SQLSTATEs for a failed login (28000, 28P01) or a missing database (3D000).
  */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'ESOCKET', 'ELOGIN', 'ETIMEDOUT']);
-const SQLSTATES: Record<string, string> = { '28000': 'login refused', '28P01': 'wrong password', '3D000': 'no such database' };
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'EAI_AGAIN',
+  'ESOCKET',
+  'ELOGIN',
+  'ETIMEDOUT',
+]);
+const SQLSTATES: Record<string, string> = {
+  '28000': 'login refused',
+  '28P01': 'wrong password',
+  '3D000': 'no such database',
+};
 
 export function connectionFailure(error: unknown): CellcryptError | undefined {
   if (!(error instanceof Error) || error instanceof CellcryptError) return undefined;
@@ -15,8 +29,12 @@ export function connectionFailure(error: unknown): CellcryptError | undefined {
   const known = typeof code === 'string' && (SOCKET_CODES.has(code) || code in SQLSTATES);
   if (!known && !/^Failed to connect to /.test(error.message)) return undefined;
   const what = typeof code === 'string' && code in SQLSTATES ? `${SQLSTATES[code]}: ` : '';
-  return new CellcryptError('CellcryptDatabaseUnavailable', `cannot connect to the database: ${what}${error.message}; nothing was changed`, {
-    exitCode: 1,
-    hint: 'check --database-url / DATABASE_URL (and --config-url for the key store), that the server is running and that this user may log in; `cellcrypt doctor` checks the rest',
-  });
+  return new CellcryptError(
+    'CellcryptDatabaseUnavailable',
+    `cannot connect to the database: ${what}${error.message}; nothing was changed`,
+    {
+      exitCode: 1,
+      hint: 'check --database-url / DATABASE_URL (and --config-url for the key store), that the server is running and that this user may log in; `cellcrypt doctor` checks the rest',
+    },
+  );
 }

@@ -58,7 +58,9 @@ export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
       const limit = plaintextByteLimit(column);
       const tooLong = await columns.findTooLong(db, column, limit);
       if (tooLong.count > 0) {
-        problems.push(`${columnLabel(column)}: ${tooLong.count} value(s) longer than ${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one 8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`);
+        problems.push(
+          `${columnLabel(column)}: ${tooLong.count} value(s) longer than ${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one 8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`,
+        );
       }
       values = await columns.countNonNull(db, column, 'plaintext');
     }
@@ -66,8 +68,13 @@ export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
   }
   if (problems.length > 0) {
     const tooLong = problems.some((p) => p.includes('longer than'));
-    throw refuse(tooLong ? 'CellcryptValueTooLong' : 'CellcryptRegistryInvalid', `nothing was changed; cannot encrypt:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-      tooLong ? 'shorten or clear those values, then run the command again' : 'fix the organization schema or the registry (CELLCRYPT_REGISTRY), then run the command again');
+    throw refuse(
+      tooLong ? 'CellcryptValueTooLong' : 'CellcryptRegistryInvalid',
+      `nothing was changed; cannot encrypt:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      tooLong
+        ? 'shorten or clear those values, then run the command again'
+        : 'fix the organization schema or the registry (CELLCRYPT_REGISTRY), then run the command again',
+    );
   }
   return plans;
 }
@@ -82,7 +89,12 @@ export async function convertColumns(tk: Toolkit, options: ConvertOptions = {}):
   return results;
 }
 
-async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, options: ConvertOptions): Promise<ColumnConversion> {
+async function convertColumn(
+  tk: Toolkit,
+  access: KeyAccess,
+  plan: ColumnPlan,
+  options: ConvertOptions,
+): Promise<ColumnConversion> {
   const { columns } = tk.engine;
   const { column, sizeBytes } = plan;
   const label = columnLabel(column);
@@ -118,13 +130,29 @@ async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, o
     if ((await columns.countShadowMismatches(trx, column)) > 0) {
       await columns.reconcile(trx, column, keyGuid);
       const left = await columns.countShadowMismatches(trx, column);
-      if (left > 0) throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `${label}: ${left} value(s) did not round-trip through encryption; nothing was swapped`, { exitCode: 1 });
+      if (left > 0)
+        throw new CellcryptError(
+          'SqlEncryptionEncryptionDecryptionTestError',
+          `${label}: ${left} value(s) did not round-trip through encryption; nothing was swapped`,
+          { exitCode: 1 },
+        );
     }
     const largest = await columns.maxShadowBytes(trx, column);
-    if (largest > sizeBytes) throw new CellcryptError('CellcryptConversionFailed', `${label}: a cell of ${largest} bytes exceeds varbinary(${sizeBytes}); nothing was swapped`);
+    if (largest > sizeBytes)
+      throw new CellcryptError(
+        'CellcryptConversionFailed',
+        `${label}: a cell of ${largest} bytes exceeds varbinary(${sizeBytes}); nothing was swapped`,
+      );
     const encrypted = await columns.countNonNull(trx, column, 'shadow');
     await columns.swap(trx, column);
-    await writeLedger(trx, { table: column.table, column: column.column, state: 'encrypted', sizeBytes, keyGuid, cells: encrypted });
+    await writeLedger(trx, {
+      table: column.table,
+      column: column.column,
+      state: 'encrypted',
+      sizeBytes,
+      keyGuid,
+      cells: encrypted,
+    });
     return encrypted;
   });
   tk.reporter.log(`${label}: ${cells} cell(s) encrypted as varbinary(${sizeBytes})`);
@@ -132,5 +160,9 @@ async function convertColumn(tk: Toolkit, access: KeyAccess, plan: ColumnPlan, o
 }
 
 function lostCells(label: string, lost: number): CellcryptError {
-  return new CellcryptError('SqlEncryptionSymmetricKeyDoesNotExistOrNoPermission', `${label}: ${lost} non-null value(s) encrypted to NULL (key not open); the batch was rolled back`, { exitCode: 1 });
+  return new CellcryptError(
+    'SqlEncryptionSymmetricKeyDoesNotExistOrNoPermission',
+    `${label}: ${lost} non-null value(s) encrypted to NULL (key not open); the batch was rolled back`,
+    { exitCode: 1 },
+  );
 }

@@ -19,11 +19,15 @@ export async function seedDemo(tk: Toolkit, rows: number): Promise<SeedResult> {
   for (const column of tk.registry) {
     if (!engine.demo.tables.some((t) => t.table === column.table)) continue;
     const verdict = classifyColumn(column, await engine.columns.describe(db, column));
-    if ('state' in verdict && verdict.state !== 'plaintext') encrypted.push(`${column.table}.${column.column} (${verdict.state})`);
+    if ('state' in verdict && verdict.state !== 'plaintext')
+      encrypted.push(`${column.table}.${column.column} (${verdict.state})`);
   }
   if (encrypted.length) {
-    throw refuse('CellcryptUsage', `demo seed adds plaintext rows to an org that is not installed yet; already converted: ${encrypted.join(', ')}`,
-      'seed a fresh database (e.g. --database-url pglite:/tmp/demo), then run `cellcrypt install`');
+    throw refuse(
+      'CellcryptUsage',
+      `demo seed adds plaintext rows to an org that is not installed yet; already converted: ${encrypted.join(', ')}`,
+      'seed a fresh database (e.g. --database-url pglite:/tmp/demo), then run `cellcrypt install`',
+    );
   }
   const tables = [];
   for (const spec of engine.demo.tables) {

@@ -23,7 +23,8 @@ const PERMISSIONS: KeyPermission[] = ['read-key', 'change-key', 'activate'];
 
 export async function doctor(tk: Toolkit): Promise<DoctorReport> {
   const checks: Diagnosis[] = [];
-  const add = (check: string, outcome: Diagnosis['outcome'], detail: string, hint?: string) => checks.push({ check, outcome, detail, ...(hint ? { hint } : {}) });
+  const add = (check: string, outcome: Diagnosis['outcome'], detail: string, hint?: string) =>
+    checks.push({ check, outcome, detail, ...(hint ? { hint } : {}) });
 
   checks.push(...(await tk.engine.diagnose()));
   const orgId = await tk.organizationId();
@@ -34,40 +35,87 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
   add('installed', 'ok', `organization ${orgId}`);
 
   const [completed, pending] = (await tk.engine.knex.migrate.list(MIGRATIONS_CONFIG)) as [unknown[], unknown[]];
-  if (pending.length) add('migrations', 'warn', `${pending.length} migration(s) not applied (${completed.length} applied)`, 'run `cellcrypt install`');
+  if (pending.length)
+    add(
+      'migrations',
+      'warn',
+      `${pending.length} migration(s) not applied (${completed.length} applied)`,
+      'run `cellcrypt install`',
+    );
   else add('migrations', 'ok', `${completed.length} applied`);
   // knex's builder, not raw SQL: the same check on every engine (no table yet: not locked).
-  const lock = await tk.engine.knex('cellcrypt_migrations_lock').max({ locked: 'is_locked' }).first().catch(() => undefined);
-  if (Number(lock?.locked ?? 0) > 0) add('migration lock', 'warn', 'the knex migration lock is set (a killed run left it, or an install is running now)', 'run `cellcrypt install` (it clears a stale lock safely) or `cellcrypt migrate unlock`');
+  const lock = await tk.engine
+    .knex('cellcrypt_migrations_lock')
+    .max({ locked: 'is_locked' })
+    .first()
+    .catch(() => undefined);
+  if (Number(lock?.locked ?? 0) > 0)
+    add(
+      'migration lock',
+      'warn',
+      'the knex migration lock is set (a killed run left it, or an install is running now)',
+      'run `cellcrypt install` (it clears a stale lock safely) or `cellcrypt migrate unlock`',
+    );
 
   const activity = await assessActivity(tk);
   if (!activity.active) {
     add('key', 'fail', `${activity.code}: ${activity.reason}`, activity.hint);
   } else {
     const { access } = activity;
-    add('key', 'ok', `active: ${access.current.name} (${access.current.keyGuid}), derivation ${access.current.derivation}`);
-    if (access.inFlight) add('key change', 'warn', `a batched change from ${access.inFlight.from.keyGuid} has not finished`, 'run `cellcrypt change-key --resume --batch-size N`');
+    add(
+      'key',
+      'ok',
+      `active: ${access.current.name} (${access.current.keyGuid}), derivation ${access.current.derivation}`,
+    );
+    if (access.inFlight)
+      add(
+        'key change',
+        'warn',
+        `a batched change from ${access.inFlight.from.keyGuid} has not finished`,
+        'run `cellcrypt change-key --resume --batch-size N`',
+      );
     const pendingKey = await (await tk.keystore()).get('passphrase.pending');
     if (pendingKey && !access.inFlight && keyGuidFor(pendingKey) !== access.current.keyGuid) {
-      add('key store', 'warn', 'an unused pending key is left from a key change that failed before its database commit (harmless)', 'the next change-key replaces it');
+      add(
+        'key store',
+        'warn',
+        'an unused pending key is left from a key change that failed before its database commit (harmless)',
+        'the next change-key replaces it',
+      );
     }
   }
 
   const status = await readStatus(tk);
   for (const column of status.columns) {
     const label = `${column.table}.${column.column}`;
-    if (column.state === 'encrypted' && column.plaintext === 0 && column.undecryptable === 0) add(`column ${label}`, 'ok', `${column.cells} cell(s) encrypted`);
-    else add(`column ${label}`, 'fail', `${column.state}: ${column.plaintext} plaintext, ${column.undecryptable} undecryptable of ${column.cells}${column.problem ? ` (${column.problem})` : ''}`, column.plaintext ? 'run `cellcrypt install`' : 'run `cellcrypt verify` for the failing cells');
+    if (column.state === 'encrypted' && column.plaintext === 0 && column.undecryptable === 0)
+      add(`column ${label}`, 'ok', `${column.cells} cell(s) encrypted`);
+    else
+      add(
+        `column ${label}`,
+        'fail',
+        `${column.state}: ${column.plaintext} plaintext, ${column.undecryptable} undecryptable of ${column.cells}${column.problem ? ` (${column.problem})` : ''}`,
+        column.plaintext ? 'run `cellcrypt install`' : 'run `cellcrypt verify` for the failing cells',
+      );
   }
   if (!status.columns.length) add('columns', 'warn', 'no sensitive columns are registered');
 
   const used = await countRecentAudits(tk.engine.knex, 'change-key', 15);
-  add('change quota', used >= tk.settings.changeQuota ? 'warn' : 'ok', `${used} of ${tk.settings.changeQuota} key changes used in the last 15 minutes`);
+  add(
+    'change quota',
+    used >= tk.settings.changeQuota ? 'warn' : 'ok',
+    `${used} of ${tk.settings.changeQuota} key changes used in the last 15 minutes`,
+  );
 
   for (const permission of PERMISSIONS) {
     try {
       const check = await tk.engine.checkPermission(permission);
-      add(`permission ${permission}`, check.granted ? 'ok' : 'warn', check.granted ? `granted to ${check.user}` : `not granted to ${check.user}`, check.granted ? undefined : `needs ${check.grantedBy}`);
+      add(
+        `permission ${permission}`,
+        check.granted ? 'ok' : 'warn',
+        check.granted ? `granted to ${check.user}` : `not granted to ${check.user}`,
+        check.granted ? undefined : `needs ${check.grantedBy}`,
+      );
     } catch (error) {
       add(`permission ${permission}`, 'warn', isCellcryptError(error) ? error.message : 'could not be checked');
     }

@@ -10,14 +10,19 @@ import { validatePassphrase } from './passphrase';
  * CellcryptError carrying exit code 2. Anything else (a TypeError, a crash, another exit
  * code) is a bug. Used by the fuzz script and by its short form in the unit tests.
  */
-export type FuzzVerdict = { ok: true } | { ok: false; refused: true; code: string } | { ok: false; refused: false; error: unknown };
+export type FuzzVerdict =
+  { ok: true } | { ok: false; refused: true; code: string } | { ok: false; refused: false; error: unknown };
 
 export const PARSERS = {
   keyFile: (input: Buffer) => {
     parseKeyFile(input);
   },
   databaseUrl: (input: Buffer) => {
-    loadSettings({ env: { CELLCRYPT_KEYSTORE_SECRET: 'fuzz-secret-0123456789' }, databaseUrl: input.toString('utf8'), cwd: '/tmp' });
+    loadSettings({
+      env: { CELLCRYPT_KEYSTORE_SECRET: 'fuzz-secret-0123456789' },
+      databaseUrl: input.toString('utf8'),
+      cwd: '/tmp',
+    });
   },
   passphrase: (input: Buffer) => {
     validatePassphrase(new Secret(input.toString('utf8')));

@@ -32,11 +32,18 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   if (!currentKey(await tk.engine.keys.read(tk.engine.knex))) {
     const stranded = [];
     for (const plan of plans) {
-      if (plan.state === 'encrypted' && (await tk.engine.columns.countNonNull(tk.engine.knex, plan.column, 'plaintext')) > 0) stranded.push(columnLabel(plan.column));
+      if (
+        plan.state === 'encrypted' &&
+        (await tk.engine.columns.countNonNull(tk.engine.knex, plan.column, 'plaintext')) > 0
+      )
+        stranded.push(columnLabel(plan.column));
     }
     if (stranded.length) {
-      throw refuse('SqlEncryptionSymmetricKeyDoesNotExist', `nothing was changed: ${stranded.join(', ')} already hold binary cells, but the database has no cellcrypt key`,
-        'if this org was restored, run `cellcrypt activate --key-file F` with its saved key; otherwise clear those columns');
+      throw refuse(
+        'SqlEncryptionSymmetricKeyDoesNotExist',
+        `nothing was changed: ${stranded.join(', ')} already hold binary cells, but the database has no cellcrypt key`,
+        'if this org was restored, run `cellcrypt activate --key-file F` with its saved key; otherwise clear those columns',
+      );
     }
   }
   await tk.engine.prepare();
@@ -47,7 +54,10 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   // mark behind and every later run would fail. We hold the org lock, so no other install is
   // running: the mark is stale by definition and is cleared.
   await tk.engine.knex.migrate.forceFreeMigrationsLock(MIGRATIONS_CONFIG);
-  const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [number, string[]];
+  const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [
+    number,
+    string[],
+  ];
   const conversions = await convertColumns(tk);
   const durationMs = Date.now() - started;
   if (applied.length > 0 || conversions.length > 0) {
@@ -56,7 +66,9 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
       operation: 'install',
       outcome: 'succeeded',
       durationMs,
-      detail: applied.length ? `migrations: ${applied.join(', ')}` : `late conversions: ${conversions.map((c) => `${c.table}.${c.column}`).join(', ')}`,
+      detail: applied.length
+        ? `migrations: ${applied.join(', ')}`
+        : `late conversions: ${conversions.map((c) => `${c.table}.${c.column}`).join(', ')}`,
     });
   }
   return { migrations: applied, conversions, durationMs };

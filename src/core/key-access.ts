@@ -36,16 +36,25 @@ export function currentKey(hierarchy: KeyHierarchy): SymmetricKeyInfo | undefine
   return best;
 }
 
-const ACTIVATE = 'run `cellcrypt activate --key-file F` with the key you saved (`show-key --out F` on the old deployment)';
+const ACTIVATE =
+  'run `cellcrypt activate --key-file F` with the key you saved (`show-key --out F` on the old deployment)';
 
 export async function assessActivity(tk: Toolkit): Promise<Activity> {
   const hierarchy = await tk.engine.keys.read(tk.engine.knex);
-  const inactive = (code: CellcryptError['code'], reason: string, hint = ACTIVATE): Activity => ({ active: false, code, reason, hint, hierarchy });
+  const inactive = (code: CellcryptError['code'], reason: string, hint = ACTIVATE): Activity => ({
+    active: false,
+    code,
+    reason,
+    hint,
+    hierarchy,
+  });
   if (!(await tk.organizationId())) return inactive('CellcryptUsage', 'not installed', 'run `cellcrypt install`');
   const current = currentKey(hierarchy);
-  if (!hierarchy.masterKey) return inactive('SqlEncryptionDatabaseMasterKeyDoesNotExist', 'the database has no master key');
+  if (!hierarchy.masterKey)
+    return inactive('SqlEncryptionDatabaseMasterKeyDoesNotExist', 'the database has no master key');
   if (!current) return inactive('SqlEncryptionSymmetricKeyDoesNotExist', 'the database has no cellcrypt symmetric key');
-  if (!hierarchy.certificates.includes(CERTIFICATE_NAME)) return inactive('SqlEncryptionCertificateDoesNotExist', `certificate ${CERTIFICATE_NAME} is missing`);
+  if (!hierarchy.certificates.includes(CERTIFICATE_NAME))
+    return inactive('SqlEncryptionCertificateDoesNotExist', `certificate ${CERTIFICATE_NAME} is missing`);
   let passphrase: Secret | undefined;
   let masterPassword: Secret | undefined;
   let keystore: KeyStore | undefined;
@@ -57,11 +66,20 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     if (error instanceof CellcryptError) return inactive(error.code, error.message, error.hint ?? ACTIVATE);
     throw error;
   }
-  if (!passphrase) return inactive('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization');
-  if (!masterPassword) return inactive('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the key store holds no master-key password for this organization');
+  if (!passphrase)
+    return inactive(
+      'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+      'the key store holds no encryption key for this organization',
+    );
+  if (!masterPassword)
+    return inactive(
+      'SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB',
+      'the key store holds no master-key password for this organization',
+    );
   const readable = hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined);
   const base = { masterPassword, current, certificate: CERTIFICATE_NAME, readable };
-  if (keyGuidFor(passphrase) === current.keyGuid) return opened(tk, { active: true, access: { ...base, passphrase }, hierarchy }, inactive);
+  if (keyGuidFor(passphrase) === current.keyGuid)
+    return opened(tk, { active: true, access: { ...base, passphrase }, hierarchy }, inactive);
 
   // The key store's passphrase is not the current key's. A key change writes the new passphrase
   // as `passphrase.pending` before the database commits and promotes it after; if the process
@@ -71,14 +89,27 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     const previous = readable.find((k) => k.keyGuid === keyGuidFor(passphrase!));
     if (previous) {
       // Both generations still in the database: a batched change is under way (or was stopped).
-      return opened(tk, { active: true, access: { ...base, passphrase: pending, inFlight: { from: previous, passphrase: passphrase! } }, hierarchy }, inactive);
+      return opened(
+        tk,
+        {
+          active: true,
+          access: { ...base, passphrase: pending, inFlight: { from: previous, passphrase: passphrase! } },
+          hierarchy,
+        },
+        inactive,
+      );
     }
     await keystore!.put('passphrase', pending);
     await keystore!.remove('passphrase.pending');
-    tk.reporter.log(`repaired the key store: key change to ${current.name} (${current.keyGuid}) had committed in the database but not in the key store`);
+    tk.reporter.log(
+      `repaired the key store: key change to ${current.name} (${current.keyGuid}) had committed in the database but not in the key store`,
+    );
     return opened(tk, { active: true, access: { ...base, passphrase: pending }, hierarchy }, inactive);
   }
-  return inactive('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`);
+  return inactive(
+    'SqlEncryptionKeyCannotDecryptExistingData',
+    `the key store's encryption key does not belong to the current key ${current.name} (${current.keyGuid})`,
+  );
 }
 
 /**
@@ -86,7 +117,11 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
  * symmetric key are tried in a transaction that touches nothing (a wrong password or a key
  * moved to another certificate would otherwise pass every check above and fail mid-operation).
  */
-async function opened(tk: Toolkit, activity: Activity & { active: true }, inactive: (code: CellcryptError['code'], reason: string, hint?: string) => Activity): Promise<Activity> {
+async function opened(
+  tk: Toolkit,
+  activity: Activity & { active: true },
+  inactive: (code: CellcryptError['code'], reason: string, hint?: string) => Activity,
+): Promise<Activity> {
   try {
     await withOpenKeys(tk, activity.access, async () => undefined);
   } catch (error) {
@@ -96,7 +131,10 @@ async function opened(tk: Toolkit, activity: Activity & { active: true }, inacti
   // cellcrypt opens the master key with its password; the applications that read cells rely on
   // it opening by itself, which a restore on another server breaks (SQL Server error 15581).
   const { keys } = tk.engine;
-  if (keys.opensByItself && !(await keys.opensByItself(tk.engine.knex, activity.access.current.name, activity.access.certificate))) {
+  if (
+    keys.opensByItself &&
+    !(await keys.opensByItself(tk.engine.knex, activity.access.current.name, activity.access.certificate))
+  ) {
     return inactive(
       'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
       'the database master key does not open by itself on this server (error 15581: restored or failed over from another server), so applications cannot read the cells',
@@ -108,12 +146,20 @@ async function opened(tk: Toolkit, activity: Activity & { active: true }, inacti
 /** Throws the inactive reason as an error (for operations that need an active org). */
 export async function requireActive(tk: Toolkit): Promise<{ access: KeyAccess; hierarchy: KeyHierarchy }> {
   const activity = await assessActivity(tk);
-  if (!activity.active) throw new CellcryptError(activity.code, `encryption is inactive: ${activity.reason}`, { exitCode: 2, hint: activity.hint });
+  if (!activity.active)
+    throw new CellcryptError(activity.code, `encryption is inactive: ${activity.reason}`, {
+      exitCode: 2,
+      hint: activity.hint,
+    });
   return activity;
 }
 
 /** Runs `work` in one transaction with the master key and every readable key open. */
-export async function withOpenKeys<T>(tk: Toolkit, access: KeyAccess, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function withOpenKeys<T>(
+  tk: Toolkit,
+  access: KeyAccess,
+  work: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
   const { keys } = tk.engine;
   return keyTransaction(tk.engine, async (trx) => {
     await keys.openMasterKey(trx, access.masterPassword);

@@ -50,7 +50,8 @@ export function formatKeyFile(passphrase: Secret, encoding: KeyFileEncoding): Bu
   const text = passphrase.reveal();
   // Exactly what parseKeyFile refuses, so a written file can always be read back.
   if (text.length === 0 || /[\p{Surrogate}\p{Cc}]/u.test(text)) {
-    const message = 'the key cannot be written to a key file: it is empty or has control characters or an unpaired surrogate';
+    const message =
+      'the key cannot be written to a key file: it is empty or has control characters or an unpaired surrogate';
     throw invalid(message, undefined, 'change to a key that passes the key rule with `cellcrypt change-key`');
   }
   const checksumLine = `sha256:${checksumOf(text)}\n`;
@@ -75,7 +76,8 @@ function decodeText(bytes: Buffer): { text: string; encoding: DetectedKeyFileEnc
   const littleEndian = bytes[0] === 0xff && bytes[1] === 0xfe;
   if (littleEndian || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     const units = Buffer.from(bytes.subarray(2));
-    if (units.length % 2 !== 0) throw invalid('the UTF-16 key file has an odd number of bytes (truncated or not UTF-16)');
+    if (units.length % 2 !== 0)
+      throw invalid('the UTF-16 key file has an odd number of bytes (truncated or not UTF-16)');
     const text = (littleEndian ? units : units.swap16()).toString('utf16le');
     if (/\p{Surrogate}/u.test(text)) throw invalid('the UTF-16 key file contains an unpaired surrogate');
     return { text, encoding: littleEndian ? 'utf16le-bom' : 'utf16be-bom' };
@@ -95,7 +97,8 @@ function splitLines(text: string): [string, string | undefined] {
 
 export function parseKeyFile(bytes: Buffer): ParsedKeyFile {
   if (bytes.length === 0) throw invalid('the key file is empty');
-  if (bytes.length > MAX_KEY_FILE_BYTES) throw invalid(`the key file is larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`);
+  if (bytes.length > MAX_KEY_FILE_BYTES)
+    throw invalid(`the key file is larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`);
   const decoded = decodeText(bytes);
   const [firstLine, secondLine] = splitLines(decoded.text);
   let passphrase = firstLine;
@@ -109,7 +112,9 @@ export function parseKeyFile(bytes: Buffer): ParsedKeyFile {
   if (passphrase === '') throw invalid('the key file has no key on its first line');
   // NUL and other controls are never part of a key; they mean UTF-16 read as UTF-8 (no BOM).
   if (/\p{Cc}/u.test(passphrase)) {
-    throw invalid('the key contains control characters: the file is damaged or in the wrong encoding (UTF-16 without a BOM?)');
+    throw invalid(
+      'the key contains control characters: the file is damaged or in the wrong encoding (UTF-16 without a BOM?)',
+    );
   }
   if (secondLine === undefined) return { passphrase: new Secret(passphrase), encoding, checksum: 'absent' };
   const match = CHECKSUM_LINE.exec(secondLine);

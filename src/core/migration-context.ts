@@ -39,7 +39,10 @@ export async function withMigrationToolkit<T>(knex: Knex, work: (tk: Toolkit) =>
     settings.database.kind === 'mssql'
       ? mssqlEngine(settings.database, knex, mssqlTimeouts(settings.database))
       : postgresEngine(settings.database, wrapKnex(settings.database, knex));
-  const tk = await openToolkit(settings, { engine, reporter: lineReporter((text) => process.stderr.write(`${text}\n`)) });
+  const tk = await openToolkit(settings, {
+    engine,
+    reporter: lineReporter((text) => process.stderr.write(`${text}\n`)),
+  });
   try {
     return await work(tk);
   } finally {
@@ -49,8 +52,12 @@ export async function withMigrationToolkit<T>(knex: Knex, work: (tk: Toolkit) =>
 
 /** What every down migration does: Dynamics data encryption cannot be turned off. */
 export function refuseDown(): never {
-  throw new CellcryptError('CellcryptEncryptionCannotBeDisabled', 'data encryption cannot be turned off; this migration has no down step', {
-    exitCode: 2,
-    hint: 'to use another key run `cellcrypt change-key`; to read cells without the database use `cellcrypt decrypt-offline`',
-  });
+  throw new CellcryptError(
+    'CellcryptEncryptionCannotBeDisabled',
+    'data encryption cannot be turned off; this migration has no down step',
+    {
+      exitCode: 2,
+      hint: 'to use another key run `cellcrypt change-key`; to read cells without the database use `cellcrypt decrypt-offline`',
+    },
+  );
 }

@@ -12,8 +12,15 @@ import { SCHEMA, TOOLKIT_TABLE_DEFINITIONS } from './toolkit-tables';
  */
 export type ScriptOperation = 'install' | 'change-key' | 'activate';
 
-export function renderMssqlScript(operation: ScriptOperation, registry: readonly SensitiveColumn[], generation: number): string {
-  if (!Number.isSafeInteger(generation) || generation < 1) throw new CellcryptError('CellcryptUsage', `--generation must be a whole number from 1, got ${generation}`, { exitCode: 2 });
+export function renderMssqlScript(
+  operation: ScriptOperation,
+  registry: readonly SensitiveColumn[],
+  generation: number,
+): string {
+  if (!Number.isSafeInteger(generation) || generation < 1)
+    throw new CellcryptError('CellcryptUsage', `--generation must be a whole number from 1, got ${generation}`, {
+      exitCode: 2,
+    });
   const columns: ScriptColumn[] = registry.map((column) => ({ ...column, sizeBytes: encryptedColumnBytes(column) }));
   const base = { columns, certificate: CERTIFICATE_NAME };
   switch (operation) {
@@ -30,7 +37,10 @@ export function renderMssqlScript(operation: ScriptOperation, registry: readonly
 function toolkitTablesTsql(): string[] {
   const knex = knexFactory({ client: 'mssql' });
   return TOOLKIT_TABLE_DEFINITIONS.map(([name, define]) => {
-    const ddl = knex.schema.withSchema(SCHEMA).createTable(name, (t) => define(t, knex)).toString();
+    const ddl = knex.schema
+      .withSchema(SCHEMA)
+      .createTable(name, (t) => define(t, knex))
+      .toString();
     return `IF OBJECT_ID(N'${SCHEMA}.${name}', N'U') IS NULL\nBEGIN\n${ddl.trim().replace(/;?$/, ';')}\nEND`;
   });
 }

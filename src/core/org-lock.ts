@@ -11,10 +11,14 @@ export const ORG_KEY_LOCK = 'cellcrypt-key-operation';
 export async function withOrgLock<T>(tk: Toolkit, operation: string, work: () => Promise<T>): Promise<T> {
   const release = await tk.engine.tryLock(ORG_KEY_LOCK);
   if (!release) {
-    throw new CellcryptError('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel', `${operation}: another install, change-key or activate is running for this organization`, {
-      exitCode: 2,
-      hint: 'wait for it to finish, then check `cellcrypt status`',
-    });
+    throw new CellcryptError(
+      'SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel',
+      `${operation}: another install, change-key or activate is running for this organization`,
+      {
+        exitCode: 2,
+        hint: 'wait for it to finish, then check `cellcrypt status`',
+      },
+    );
   }
   try {
     return await work();

@@ -12,8 +12,12 @@ const WHAT: Readonly<Record<KeyPermission, string>> = {
 export async function requirePermission(tk: Toolkit, permission: KeyPermission): Promise<void> {
   const check = await tk.engine.checkPermission(permission);
   if (check.granted) return;
-  throw new CellcryptError('CellcryptPermissionDenied', `database user "${check.user}" may not ${WHAT[permission]} of ${tk.settings.database.display}`, {
-    exitCode: 2,
-    hint: `it needs ${check.grantedBy}; ask the DBA to grant it, or connect as a user who has it`,
-  });
+  throw new CellcryptError(
+    'CellcryptPermissionDenied',
+    `database user "${check.user}" may not ${WHAT[permission]} of ${tk.settings.database.display}`,
+    {
+      exitCode: 2,
+      hint: `it needs ${check.grantedBy}; ask the DBA to grant it, or connect as a user who has it`,
+    },
+  );
 }

@@ -28,16 +28,29 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
   const current = currentKey(hierarchy);
   let passphrase = await keystore.get('passphrase');
   let masterPassword = await keystore.get('master-key-password');
-  const activate = 'this organization was restored or imported without its key: run `cellcrypt activate --key-file F` with the key you saved';
+  const activate =
+    'this organization was restored or imported without its key: run `cellcrypt activate --key-file F` with the key you saved';
 
   if (current && !passphrase) {
-    throw refuse('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', `the database has key ${current.name} but the key store holds no encryption key for it`, activate);
+    throw refuse(
+      'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+      `the database has key ${current.name} but the key store holds no encryption key for it`,
+      activate,
+    );
   }
   if (hierarchy.masterKey && !masterPassword) {
-    throw refuse('SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB', 'the database has a master key but the key store holds no password for it', activate);
+    throw refuse(
+      'SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB',
+      'the database has a master key but the key store holds no password for it',
+      activate,
+    );
   }
   if (!current && (await hasEncryptedColumns(tk))) {
-    throw refuse('SqlEncryptionSymmetricKeyDoesNotExist', 'encrypted columns exist but the database has no cellcrypt key', activate);
+    throw refuse(
+      'SqlEncryptionSymmetricKeyDoesNotExist',
+      'encrypted columns exist but the database has no cellcrypt key',
+      activate,
+    );
   }
 
   const created: string[] = [];
@@ -52,10 +65,14 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
     created.push('master-key password (key store)');
   }
   if (current && current.keyGuid !== keyGuidFor(passphrase)) {
-    throw new CellcryptError('SqlEncryptionKeyCannotDecryptExistingData', `the key store's encryption key does not belong to key ${current.name} (${current.keyGuid})`, {
-      exitCode: 2,
-      hint: 'run `cellcrypt status` for the reason; `cellcrypt activate --key-file F` installs the right key',
-    });
+    throw new CellcryptError(
+      'SqlEncryptionKeyCannotDecryptExistingData',
+      `the key store's encryption key does not belong to key ${current.name} (${current.keyGuid})`,
+      {
+        exitCode: 2,
+        hint: 'run `cellcrypt status` for the reason; `cellcrypt activate --key-file F` installs the right key',
+      },
+    );
   }
 
   const secrets = { passphrase, masterPassword };
@@ -72,12 +89,20 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
     }
     let guid = current?.keyGuid;
     if (!guid) {
-      guid = await engine.keys.createSymmetricKey(trx, { name, certificate: CERTIFICATE_NAME, keySource: secrets.passphrase, identityValue: identityValueFor(secrets.passphrase) });
+      guid = await engine.keys.createSymmetricKey(trx, {
+        name,
+        certificate: CERTIFICATE_NAME,
+        keySource: secrets.passphrase,
+        identityValue: identityValueFor(secrets.passphrase),
+      });
       created.push(`symmetric key ${name} (AES_256)`);
     }
     await engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
     if (!(await engine.keys.roundTrip(trx, guid, new Secret('cellcrypt round-trip probe Ω😀')))) {
-      throw new CellcryptError('SqlEncryptionEncryptionDecryptionTestError', `key ${name} failed the encryption/decryption test; nothing was changed`);
+      throw new CellcryptError(
+        'SqlEncryptionEncryptionDecryptionTestError',
+        `key ${name} failed the encryption/decryption test; nothing was changed`,
+      );
     }
     return guid;
   });

@@ -17,11 +17,46 @@ export interface SensitiveColumn {
 }
 
 export const DYNAMICS_DEFAULT_COLUMNS: readonly SensitiveColumn[] = Object.freeze([
-  { entity: 'EmailServerProfile', attribute: 'IncomingPassword', table: 'EmailServerProfileBase', column: 'IncomingPassword', primaryKey: 'EmailServerProfileId', maxLength: 250 },
-  { entity: 'EmailServerProfile', attribute: 'OutgoingPassword', table: 'EmailServerProfileBase', column: 'OutgoingPassword', primaryKey: 'EmailServerProfileId', maxLength: 250 },
-  { entity: 'Mailbox', attribute: 'Password', table: 'MailboxBase', column: 'Password', primaryKey: 'MailboxId', maxLength: 200 },
-  { entity: 'Queue', attribute: 'EmailPassword', table: 'QueueBase', column: 'EmailPassword', primaryKey: 'QueueId', maxLength: 200 },
-  { entity: 'UserSettings', attribute: 'EmailPassword', table: 'UserSettingsBase', column: 'EmailPassword', primaryKey: 'SystemUserId', maxLength: 200 },
+  {
+    entity: 'EmailServerProfile',
+    attribute: 'IncomingPassword',
+    table: 'EmailServerProfileBase',
+    column: 'IncomingPassword',
+    primaryKey: 'EmailServerProfileId',
+    maxLength: 250,
+  },
+  {
+    entity: 'EmailServerProfile',
+    attribute: 'OutgoingPassword',
+    table: 'EmailServerProfileBase',
+    column: 'OutgoingPassword',
+    primaryKey: 'EmailServerProfileId',
+    maxLength: 250,
+  },
+  {
+    entity: 'Mailbox',
+    attribute: 'Password',
+    table: 'MailboxBase',
+    column: 'Password',
+    primaryKey: 'MailboxId',
+    maxLength: 200,
+  },
+  {
+    entity: 'Queue',
+    attribute: 'EmailPassword',
+    table: 'QueueBase',
+    column: 'EmailPassword',
+    primaryKey: 'QueueId',
+    maxLength: 200,
+  },
+  {
+    entity: 'UserSettings',
+    attribute: 'EmailPassword',
+    table: 'UserSettingsBase',
+    column: 'EmailPassword',
+    primaryKey: 'SystemUserId',
+    maxLength: 200,
+  },
 ]);
 
 const FIELDS = ['entity', 'attribute', 'table', 'column', 'primaryKey'] as const;
@@ -33,23 +68,35 @@ export function loadRegistry(file?: string): SensitiveColumn[] {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (cause) {
-    throw refuse('CellcryptRegistryInvalid', `CELLCRYPT_REGISTRY ${file}: not readable JSON (${(cause as Error).message})`, undefined, cause);
+    throw refuse(
+      'CellcryptRegistryInvalid',
+      `CELLCRYPT_REGISTRY ${file}: not readable JSON (${(cause as Error).message})`,
+      undefined,
+      cause,
+    );
   }
   const extra = (parsed as { columns?: unknown })?.columns;
-  if (!Array.isArray(extra)) throw refuse('CellcryptRegistryInvalid', `CELLCRYPT_REGISTRY ${file}: expected { "columns": [ ... ] }`);
+  if (!Array.isArray(extra))
+    throw refuse('CellcryptRegistryInvalid', `CELLCRYPT_REGISTRY ${file}: expected { "columns": [ ... ] }`);
   const problems: string[] = [];
   extra.forEach((entry, index) => {
     const missing = FIELDS.filter((field) => typeof entry?.[field] !== 'string' || entry[field].length === 0);
     const length = entry?.maxLength;
     if (missing.length) problems.push(`columns[${index}]: missing or empty ${missing.join(', ')}`);
-    if (!Number.isInteger(length) || length < 1 || length > 4000) problems.push(`columns[${index}]: maxLength must be a whole number from 1 to 4000 (nvarchar(n))`);
+    if (!Number.isInteger(length) || length < 1 || length > 4000)
+      problems.push(`columns[${index}]: maxLength must be a whole number from 1 to 4000 (nvarchar(n))`);
     if (!missing.length && columns.some((c) => c.table === entry.table && c.column === entry.column)) {
       problems.push(`columns[${index}]: ${entry.table}.${entry.column} is registered twice`);
     }
     if (!missing.length && !problems.length) columns.push(Object.freeze({ ...entry }) as SensitiveColumn);
   });
-  if (problems.length) throw refuse('CellcryptRegistryInvalid', `CELLCRYPT_REGISTRY ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  if (problems.length)
+    throw refuse(
+      'CellcryptRegistryInvalid',
+      `CELLCRYPT_REGISTRY ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
   return columns;
 }
 
-export const columnLabel = (column: Pick<SensitiveColumn, 'table' | 'column'>): string => `${column.table}.${column.column}`;
+export const columnLabel = (column: Pick<SensitiveColumn, 'table' | 'column'>): string =>
+  `${column.table}.${column.column}`;

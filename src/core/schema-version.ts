@@ -10,11 +10,18 @@ import type { Toolkit } from './toolkit';
  * data that is already encrypted.
  */
 export async function requireCurrentSchema(tk: Toolkit, operation: string): Promise<void> {
-  const [, pending] = (await tk.engine.knex.migrate.list(MIGRATIONS_CONFIG)) as [unknown[], Array<{ file: string } | string>];
+  const [, pending] = (await tk.engine.knex.migrate.list(MIGRATIONS_CONFIG)) as [
+    unknown[],
+    Array<{ file: string } | string>,
+  ];
   if (pending.length === 0) return;
   const names = pending.map((m) => (typeof m === 'string' ? m : m.file)).join(', ');
-  throw new CellcryptError('CellcryptSchemaOutdated', `${operation} needs this organization's cellcrypt schema to be current; ${pending.length} migration(s) not applied: ${names}`, {
-    exitCode: 2,
-    hint: 'run `cellcrypt install` (it applies them and leaves encrypted data as it is), then run the command again',
-  });
+  throw new CellcryptError(
+    'CellcryptSchemaOutdated',
+    `${operation} needs this organization's cellcrypt schema to be current; ${pending.length} migration(s) not applied: ${names}`,
+    {
+      exitCode: 2,
+      hint: 'run `cellcrypt install` (it applies them and leaves encrypted data as it is), then run the command again',
+    },
+  );
 }

@@ -27,10 +27,14 @@ export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
   }
   const passphrase = await (await tk.keystore()).get('passphrase');
   if (!passphrase) {
-    throw new CellcryptError('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'the key store holds no encryption key for this organization', {
-      exitCode: 2,
-      hint: 'run `cellcrypt status` for the reason; after a restore use `cellcrypt activate --key-file F`',
-    });
+    throw new CellcryptError(
+      'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+      'the key store holds no encryption key for this organization',
+      {
+        exitCode: 2,
+        hint: 'run `cellcrypt status` for the reason; after a restore use `cellcrypt activate --key-file F`',
+      },
+    );
   }
   // Still handed out (it may be the only copy of a key another copy of this org needs), but
   // never silently: saved as "the key", it would not restore this organization.
@@ -47,7 +51,12 @@ export function writeKeyFile(path: string, passphrase: Secret, encoding: KeyFile
     writeFileSync(path, formatKeyFile(passphrase, encoding), { mode: 0o600, flag: 'wx' });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw refuse('CellcryptUsage', `${path} already exists; it may be the only copy of an earlier key, so it is not overwritten`, 'choose another file name');
+    if (code === 'EEXIST')
+      throw refuse(
+        'CellcryptUsage',
+        `${path} already exists; it may be the only copy of an earlier key, so it is not overwritten`,
+        'choose another file name',
+      );
     throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
   }
 }

@@ -42,7 +42,13 @@ export async function readStatus(tk: Toolkit): Promise<StatusReport> {
     engine: tk.engine.kind,
     ...(activity.active ? {} : { reason: explain(activity.reason, columns), hint: activity.hint }),
     ...(activity.active && activity.access.inFlight
-      ? { keyChange: { from: activity.access.inFlight.from.keyGuid, to: activity.access.current.keyGuid, hint: 'finish it with `cellcrypt change-key --resume --batch-size N`' } }
+      ? {
+          keyChange: {
+            from: activity.access.inFlight.from.keyGuid,
+            to: activity.access.current.keyGuid,
+            hint: 'finish it with `cellcrypt change-key --resume --batch-size N`',
+          },
+        }
       : {}),
     keys: keyList(activity.hierarchy),
     columns,
@@ -60,7 +66,12 @@ function explain(reason: string, columns: ColumnStatus[]): string {
 }
 
 function keyList(hierarchy: KeyHierarchy): StatusReport['keys'] {
-  return hierarchy.symmetricKeys.map((k) => ({ name: k.name, guid: k.keyGuid, algorithm: k.algorithm, createdAt: k.createdAt.toISOString() }));
+  return hierarchy.symmetricKeys.map((k) => ({
+    name: k.name,
+    guid: k.keyGuid,
+    algorithm: k.algorithm,
+    createdAt: k.createdAt.toISOString(),
+  }));
 }
 
 // One column after the other: a transaction's queries must not interleave, and PGlite has a
@@ -79,7 +90,13 @@ async function columnStatus(tk: Toolkit, column: SensitiveColumn, db: Db, decryp
   if (verdict.state === 'encrypted') {
     const census = await columns.census(db, column, { decrypt });
     // Without an open key no cell can be shown to decrypt: all count as undecryptable.
-    return { ...base, state: verdict.state, cells: census.cells, byKey: { ...census.byKey }, undecryptable: census.undecryptable ?? census.cells };
+    return {
+      ...base,
+      state: verdict.state,
+      cells: census.cells,
+      byKey: { ...census.byKey },
+      undecryptable: census.undecryptable ?? census.cells,
+    };
   }
   const plaintext = await columns.countNonNull(db, column, 'plaintext');
   const shadowCells = verdict.state === 'converting' ? await columns.countNonNull(db, column, 'shadow') : 0;

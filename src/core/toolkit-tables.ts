@@ -60,7 +60,8 @@ export const TOOLKIT_TABLE_DEFINITIONS: ReadonlyArray<readonly [string, TableDef
 
 export async function createToolkitTables(knex: Knex): Promise<void> {
   for (const [name, define] of TOOLKIT_TABLE_DEFINITIONS) {
-    if (!(await knex.schema.withSchema(SCHEMA).hasTable(name))) await knex.schema.withSchema(SCHEMA).createTable(name, (t) => define(t, knex));
+    if (!(await knex.schema.withSchema(SCHEMA).hasTable(name)))
+      await knex.schema.withSchema(SCHEMA).createTable(name, (t) => define(t, knex));
   }
   const existing = await knex.withSchema(SCHEMA).table(TABLES.organization).first('id');
   if (!existing) await knex.withSchema(SCHEMA).table(TABLES.organization).insert({ id: randomUUID() });
@@ -85,16 +86,19 @@ export interface AuditEntry {
 }
 
 export async function writeAudit(db: Db, entry: AuditEntry): Promise<void> {
-  await db.withSchema(SCHEMA).table(TABLES.audit).insert({
-    created_by: entry.createdBy.slice(0, 256),
-    operation: entry.operation,
-    outcome: entry.outcome,
-    old_key_guid: entry.oldKeyGuid ?? null,
-    new_key_guid: entry.newKeyGuid ?? null,
-    cells: entry.cells ?? null,
-    duration_ms: entry.durationMs ?? null,
-    detail: entry.detail?.slice(0, 1000) ?? null,
-  });
+  await db
+    .withSchema(SCHEMA)
+    .table(TABLES.audit)
+    .insert({
+      created_by: entry.createdBy.slice(0, 256),
+      operation: entry.operation,
+      outcome: entry.outcome,
+      old_key_guid: entry.oldKeyGuid ?? null,
+      new_key_guid: entry.newKeyGuid ?? null,
+      cells: entry.cells ?? null,
+      duration_ms: entry.durationMs ?? null,
+      detail: entry.detail?.slice(0, 1000) ?? null,
+    });
 }
 
 export interface LedgerEntry {
@@ -122,7 +126,9 @@ export async function writeLedger(db: Db, entry: LedgerEntry): Promise<void> {
 
 /** Successful operations of one kind in the last `minutes` (the change-key quota). */
 export async function countRecentAudits(db: Db, operation: AuditEntry['operation'], minutes: number): Promise<number> {
-  const row = await db.withSchema(SCHEMA).table(TABLES.audit)
+  const row = await db
+    .withSchema(SCHEMA)
+    .table(TABLES.audit)
     .where({ operation, outcome: 'succeeded' })
     .andWhere('created_on', '>', new Date(Date.now() - minutes * 60_000))
     .count<{ n: string | number }>({ n: '*' })

@@ -51,7 +51,12 @@ export async function openToolkit(settings: Settings, options: ToolkitOptions = 
     async keystore() {
       if (keystore) return keystore;
       const orgId = await organizationId();
-      if (!orgId) throw refuse('CellcryptUsage', `${settings.database.display} has not been installed yet`, 'run `cellcrypt install` first');
+      if (!orgId)
+        throw refuse(
+          'CellcryptUsage',
+          `${settings.database.display} has not been installed yet`,
+          'run `cellcrypt install` first',
+        );
       connection ??= await openKeyStore(settings, (text) => reporter.log(text));
       keystore = connection.forOrganization(orgId);
       return keystore;

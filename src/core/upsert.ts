@@ -8,10 +8,18 @@ import type { Db } from '../engines/engine';
  * running the core over knex's real mssql client: both the ledger and the key store used
  * `onConflict`.
  */
-export async function upsert(db: Db, target: { schema?: string; table: string }, key: Record<string, unknown>, values: Record<string, unknown>): Promise<void> {
+export async function upsert(
+  db: Db,
+  target: { schema?: string; table: string },
+  key: Record<string, unknown>,
+  values: Record<string, unknown>,
+): Promise<void> {
   const table = (q: Db) => (target.schema ? q.withSchema(target.schema).table(target.table) : q.table(target.table));
   if (db.client.dialect !== 'mssql') {
-    await table(db).insert({ ...key, ...values }).onConflict(Object.keys(key)).merge(values);
+    await table(db)
+      .insert({ ...key, ...values })
+      .onConflict(Object.keys(key))
+      .merge(values);
     return;
   }
   const run = async (trx: Db) => {

@@ -1,4 +1,11 @@
-import { deriveKey, diagnoseCell, guidStringToBytes, keyGuidFromIdentity, type CellKey, type Derivation } from '../cellcrypt';
+import {
+  deriveKey,
+  diagnoseCell,
+  guidStringToBytes,
+  keyGuidFromIdentity,
+  type CellKey,
+  type Derivation,
+} from '../cellcrypt';
 import type { Secret } from '../config/secret';
 import { CERTIFICATE_NAME, identityValueFor } from './key-identity';
 import { assessActivity } from './key-access';
@@ -26,7 +33,10 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
   const activity = await assessActivity(tk);
   if (activity.active) {
     const { access } = activity;
-    const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({ keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), derivation) });
+    const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({
+      keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+      key: deriveKey(passphrase.reveal(), derivation),
+    });
     // The key store's passphrases alone (plus the previous one while a batched change runs).
     const key: CellKey[] = [cellKey(access.passphrase, access.current.derivation)];
     if (access.inFlight) key.push(cellKey(access.inFlight.passphrase, access.inFlight.from.derivation));
@@ -39,8 +49,17 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
         const diagnosis = diagnoseCell(cell, key, guidStringToBytes(id));
         if (!diagnosis.ok) failures.push(`${column.primaryKey} ${id}: ${diagnosis.reason}`);
       }
-      offline.push({ table: column.table, column: column.column, sampled: sample.length, failed: failures.length, failures: failures.slice(0, 5) });
-      if (failures.length) tk.reporter.log(`${columnLabel(column)}: ${failures.length} sampled cell(s) do not decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`);
+      offline.push({
+        table: column.table,
+        column: column.column,
+        sampled: sample.length,
+        failed: failures.length,
+        failures: failures.slice(0, 5),
+      });
+      if (failures.length)
+        tk.reporter.log(
+          `${columnLabel(column)}: ${failures.length} sampled cell(s) do not decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`,
+        );
     }
   }
   const ok = status.active && !needsAttention(status) && offline.every((o) => o.failed === 0);

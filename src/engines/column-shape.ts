@@ -24,6 +24,10 @@ export function columnShape(ref: ColumnRef, facts: CatalogFacts): ColumnShape {
     primaryKey:
       pkType === undefined
         ? undefined
-        : { dataType: pkType, isUuid: pkType === facts.uuidType, isPrimaryKey: facts.primaryKeyColumns.length === 1 && facts.primaryKeyColumns[0] === ref.primaryKey },
+        : {
+            dataType: pkType,
+            isUuid: pkType === facts.uuidType,
+            isPrimaryKey: facts.primaryKeyColumns.length === 1 && facts.primaryKeyColumns[0] === ref.primaryKey,
+          },
   };
 }

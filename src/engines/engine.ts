@@ -91,7 +91,9 @@ export interface KeyHierarchyOps {
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
   /** The statements behind the calls that take secrets, with `?` for every value (for `--dry-run`). */
-  readonly statements: Readonly<Record<'openMasterKey' | 'createSymmetricKey' | 'openSymmetricKey' | 'dropSymmetricKey', string>>;
+  readonly statements: Readonly<
+    Record<'openMasterKey' | 'createSymmetricKey' | 'openSymmetricKey' | 'dropSymmetricKey', string>
+  >;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
   roundTrip(trx: Knex.Transaction, keyGuid: string, probe: Secret): Promise<boolean>;
 }
@@ -109,7 +111,13 @@ export interface ColumnOps {
    * re-reading the rows already done; it is only an optimisation (the final reconcile step
    * catches any row a cursor skipped).
    */
-  encryptBatch(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, limit: number, after?: string): Promise<{ written: number; lost: number; last?: string }>;
+  encryptBatch(
+    trx: Knex.Transaction,
+    ref: ColumnRef,
+    keyGuid: string,
+    limit: number,
+    after?: string,
+  ): Promise<{ written: number; lost: number; last?: string }>;
   /** Re-encrypts rows whose shadow cell does not decrypt to the current plaintext; returns how many. */
   reconcile(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string): Promise<number>;
   /** Rows whose shadow does not round-trip to the plaintext (must be 0 before the swap). */
@@ -124,7 +132,13 @@ export interface ColumnOps {
    * Re-encrypts, inside the database, up to `limit` cells whose key GUID is `fromGuid` to
    * `toGuid` (both keys open). Cells that do not decrypt are left as they are and counted.
    */
-  reencryptBatch(trx: Knex.Transaction, ref: ColumnRef, fromGuid: string, toGuid: string, limit: number): Promise<{ written: number; undecryptable: number }>;
+  reencryptBatch(
+    trx: Knex.Transaction,
+    ref: ColumnRef,
+    fromGuid: string,
+    toGuid: string,
+    limit: number,
+  ): Promise<{ written: number; undecryptable: number }>;
   /** The statement `reencryptBatch` runs, with `?` for its values (for `--dry-run`). */
   reencryptStatement(ref: ColumnRef): string;
   /**
@@ -135,7 +149,13 @@ export interface ColumnOps {
    * keep the same plaintext block, so a damaged cell stays damaged, and the caller's proof
    * (a decrypting census before commit) rolls the whole change back if any cell fails.
    */
-  reencryptColumn?(trx: Knex.Transaction, ref: ColumnRef, fromGuid: string, toGuid: string, onStep: (moved: number) => void): Promise<number>;
+  reencryptColumn?(
+    trx: Knex.Transaction,
+    ref: ColumnRef,
+    fromGuid: string,
+    toGuid: string,
+    onStep: (moved: number) => void,
+  ): Promise<number>;
   /** The statement `reencryptColumn` runs per chunk, with `?` for its values (for `--dry-run`). */
   reencryptColumnStatement?(ref: ColumnRef): string;
   /**
@@ -144,9 +164,19 @@ export interface ColumnOps {
    * update, and returns those whose cell is on `keyGuid`, with `last`, the primary key to pass
    * as `afterId` next (undefined once the column is done), so a caller walks a column once.
    */
-  readCellsOnKey?(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string, afterId: string | undefined, limit: number): Promise<{ cells: Array<{ id: string; cell: Buffer }>; last?: string }>;
+  readCellsOnKey?(
+    trx: Knex.Transaction,
+    ref: ColumnRef,
+    keyGuid: string,
+    afterId: string | undefined,
+    limit: number,
+  ): Promise<{ cells: Array<{ id: string; cell: Buffer }>; last?: string }>;
   /** Writes cells back by primary key in one statement; returns how many rows it wrote. */
-  writeCells?(trx: Knex.Transaction, ref: ColumnRef, cells: ReadonlyArray<{ id: string; cell: Buffer }>): Promise<number>;
+  writeCells?(
+    trx: Knex.Transaction,
+    ref: ColumnRef,
+    cells: ReadonlyArray<{ id: string; cell: Buffer }>,
+  ): Promise<number>;
   /** Total bytes of the non-null cells (the dry-run estimate of what a key change rewrites). */
   cellBytes(db: Db, ref: ColumnRef): Promise<number>;
   /** Up to `limit` random non-null cells with their row's primary key (string form). */

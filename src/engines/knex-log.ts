@@ -12,4 +12,9 @@ const write = (level: string) => (message: unknown) => {
   process.stderr.write(`knex ${level}: ${text}\n`);
 };
 
-export const KNEX_LOG: Knex.Config['log'] = { warn: write('warning'), error: write('error'), deprecate: write('deprecation'), debug: write('debug') };
+export const KNEX_LOG: Knex.Config['log'] = {
+  warn: write('warning'),
+  error: write('error'),
+  deprecate: write('deprecation'),
+  debug: write('debug'),
+};

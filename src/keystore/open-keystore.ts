@@ -15,20 +15,32 @@ export interface KeyStoreConnection {
 }
 
 /** Connects to the config database named by the settings and prepares the key-store table. */
-export async function openKeyStore(settings: Settings, onWarning?: (text: string) => void): Promise<KeyStoreConnection> {
+export async function openKeyStore(
+  settings: Settings,
+  onWarning?: (text: string) => void,
+): Promise<KeyStoreConnection> {
   const target = settings.config;
   const secret = resolveKeystoreSecret(settings, onWarning);
   let connection;
   try {
-    connection = target.kind === 'mssql' ? { knex: knexFactory(mssqlKnexConfig(target)) } : target.kind === 'pglite' ? await connectPglite(target) : await connectPostgres(target);
+    connection =
+      target.kind === 'mssql'
+        ? { knex: knexFactory(mssqlKnexConfig(target)) }
+        : target.kind === 'pglite'
+          ? await connectPglite(target)
+          : await connectPostgres(target);
     await ensureKeystoreTable(connection.knex);
   } catch (cause) {
     await connection?.knex.destroy();
-    throw new CellcryptError('CellcryptKeyStoreUnavailable', `cannot open the key store at ${target.display}: ${(cause as Error).message}`, {
-      exitCode: 1,
-      cause,
-      hint: 'check --config-url / CELLCRYPT_CONFIG_URL',
-    });
+    throw new CellcryptError(
+      'CellcryptKeyStoreUnavailable',
+      `cannot open the key store at ${target.display}: ${(cause as Error).message}`,
+      {
+        exitCode: 1,
+        cause,
+        hint: 'check --config-url / CELLCRYPT_CONFIG_URL',
+      },
+    );
   }
   const { knex } = connection;
   const sealer = createSealer(secret);

@@ -54,7 +54,9 @@ export function createSealer(secret: Secret): Sealer {
       decipher.setAAD(Buffer.from(associatedData, 'utf8'));
       decipher.setAuthTag(tag);
       try {
-        return Buffer.concat([decipher.update(sealed.subarray(1 + SALT + IV + TAG)), decipher.final()]).toString('utf8');
+        return Buffer.concat([decipher.update(sealed.subarray(1 + SALT + IV + TAG)), decipher.final()]).toString(
+          'utf8',
+        );
       } catch (cause) {
         throw locked(`the key-store secret does not open the key-store value for ${associatedData}`, cause);
       }

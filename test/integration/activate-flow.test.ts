@@ -98,7 +98,10 @@ for (const target of targetNames()) {
         utf16le: formatKeyFile(passphrase, 'utf16le'),
         base64: formatKeyFile(passphrase, 'base64'),
         'utf8 without BOM or checksum': Buffer.from(`${passphrase.reveal()}\n`, 'utf8'),
-        'utf16le with BOM, no checksum': Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(passphrase.reveal(), 'utf16le')]),
+        'utf16le with BOM, no checksum': Buffer.concat([
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(passphrase.reveal(), 'utf16le'),
+        ]),
       };
       for (const [name, bytes] of Object.entries(files)) {
         await loseKeyStore();
@@ -109,7 +112,9 @@ for (const target of targetNames()) {
       }
 
       await loseKeyStore();
-      const damaged = formatKeyFile(passphrase, 'utf8').toString('utf8').replace(/sha256:(.)/, (_, c: string) => `sha256:${c === '0' ? '1' : '0'}`);
+      const damaged = formatKeyFile(passphrase, 'utf8')
+        .toString('utf8')
+        .replace(/sha256:(.)/, (_, c: string) => `sha256:${c === '0' ? '1' : '0'}`);
       const file = join(org.dir, 'damaged.txt');
       writeFileSync(file, damaged);
       const before = await checksums();
@@ -152,10 +157,16 @@ for (const target of targetNames()) {
         const { access } = await requireActive(tk);
         for (const column of tk.registry) {
           const rows = await withOpenKeys(tk, access, (trx) =>
-            trx.raw(`select ${q(column.primaryKey)}::text as id, cellcrypt.decrypt_by_key(${q(column.column)}, cellcrypt.guid_bytes(${q(column.primaryKey)})) as plain from ${q(column.table)} where ${q(column.column)} is not null`));
+            trx.raw(
+              `select ${q(column.primaryKey)}::text as id, cellcrypt.decrypt_by_key(${q(column.column)}, cellcrypt.guid_bytes(${q(column.primaryKey)})) as plain from ${q(column.table)} where ${q(column.column)} is not null`,
+            ),
+          );
           for (const row of rows.rows as Array<{ id: string; plain: Uint8Array }>) {
             const cell = encryptByKey(key2016, Buffer.from(row.plain), { authenticator: guidStringToBytes(row.id) });
-            await tk.engine.knex.raw(`update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`, [cell, row.id]);
+            await tk.engine.knex.raw(
+              `update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`,
+              [cell, row.id],
+            );
           }
         }
       } finally {

@@ -62,7 +62,13 @@ for (const target of targetNames()) {
     /** Extra server databases (lost key stores, backups) to drop after the test. */
     let drops: Array<() => Promise<void>>;
     const savedEnv = { ...process.env };
-    const touchedEnv = ['DATABASE_URL', 'CELLCRYPT_CONFIG_URL', 'CELLCRYPT_HOME', 'CELLCRYPT_KEYSTORE_SECRET', 'CELLCRYPT_CHANGE_QUOTA'];
+    const touchedEnv = [
+      'DATABASE_URL',
+      'CELLCRYPT_CONFIG_URL',
+      'CELLCRYPT_HOME',
+      'CELLCRYPT_KEYSTORE_SECRET',
+      'CELLCRYPT_CHANGE_QUOTA',
+    ];
 
     beforeEach(async () => {
       org = await createTestOrg(target);
@@ -141,16 +147,22 @@ for (const target of targetNames()) {
       try {
         const db = tk.engine.knex;
         const out: Record<string, unknown> = await tableChecksums(db, DEMO_TABLE_NAMES);
-        const tables = await db.raw(`select table_name as name from information_schema.tables where table_schema = 'cellcrypt' and table_type = 'BASE TABLE' order by 1`);
+        const tables = await db.raw(
+          `select table_name as name from information_schema.tables where table_schema = 'cellcrypt' and table_type = 'BASE TABLE' order by 1`,
+        );
         for (const { name } of tables.rows as Array<{ name: string }>) {
-          const rows = await db.raw(`select count(*)::int as n, md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum from cellcrypt.${q(name)} t`);
+          const rows = await db.raw(
+            `select count(*)::int as n, md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum from cellcrypt.${q(name)} t`,
+          );
           out[`cellcrypt.${name}`] = `rows=${rows.rows[0].n} md5=${rows.rows[0].sum}`;
         }
         const keystore = await tk.keystore();
         for (const name of ['passphrase', 'passphrase.pending', 'master-key-password'] as const) {
           // Hashed: a failing deep-equal prints both sides, and test logs must not show keys either.
           const value = await keystore.get(name);
-          out[`keystore.${name}`] = value ? createHash('sha256').update(value.reveal()).digest('hex').slice(0, 16) : null;
+          out[`keystore.${name}`] = value
+            ? createHash('sha256').update(value.reveal()).digest('hex').slice(0, 16)
+            : null;
         }
         return out;
       } finally {
@@ -250,7 +262,8 @@ for (const target of targetNames()) {
         const texts = [run.stderr, ...(showsKey ? [] : [run.stdout, ...stringsOf(run.json)])];
         for (const text of texts) {
           for (const form of forms) {
-            if (text.toLowerCase().includes(form.toLowerCase())) expect.fail(`a secret appears in the output of \`${args.join(' ')}\``);
+            if (text.toLowerCase().includes(form.toLowerCase()))
+              expect.fail(`a secret appears in the output of \`${args.join(' ')}\``);
           }
         }
       }
@@ -284,7 +297,13 @@ for (const target of targetNames()) {
       await expectRefused(2, 'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'show-key');
 
       const before = await fingerprint();
-      const old = await expectRefused(2, 'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData', 'activate', '--key-file', k1.file);
+      const old = await expectRefused(
+        2,
+        'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+        'activate',
+        '--key-file',
+        k1.file,
+      );
       expect(old.json.error.hresult).to.equal('0x8004852B');
       expect(old.json.error.message).to.contain(active.keys[0].guid);
       expect(await fingerprint(), 'a refused activate changes nothing').to.deep.equal(before);
@@ -300,14 +319,20 @@ for (const target of targetNames()) {
       expect((await expectOk('show-key', '--json')).json.key).to.equal(k2.passphrase);
 
       for (const file of [k2.file, k1.file]) {
-        const again = await expectRefused(2, 'SqlEncryptionIsActiveCannotRestoreEncryptionKey', 'activate', '--key-file', file);
+        const again = await expectRefused(
+          2,
+          'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
+          'activate',
+          '--key-file',
+          file,
+        );
         expect(again.json.error.hresult).to.equal('0x80048525');
         expect(again.json.error.hint).to.contain('change-key');
       }
       expectNoSecretLeaks();
     });
 
-    it('org restored from a backup older than the last key change: the key store\'s newer key is refused, the key saved before the change activates', async () => {
+    it("org restored from a backup older than the last key change: the key store's newer key is refused, the key saved before the change activates", async () => {
       await installDemo();
       const k1 = await saveKey('k1.txt');
       const restore = await backupOrg();
@@ -322,7 +347,13 @@ for (const target of targetNames()) {
       expect(status.json.hint).to.contain('activate');
 
       const before = await fingerprint();
-      await expectRefused(2, 'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData', 'activate', '--key-file', k2.file);
+      await expectRefused(
+        2,
+        'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+        'activate',
+        '--key-file',
+        k2.file,
+      );
       expect(await fingerprint()).to.deep.equal(before);
 
       const good = await activateOk(k1.file);
@@ -332,7 +363,7 @@ for (const target of targetNames()) {
       expectNoSecretLeaks();
     });
 
-    it('show-key on an org whose key store holds another key (org restored from before a key change) does not hand that key out as the org\'s key without saying so', async () => {
+    it("show-key on an org whose key store holds another key (org restored from before a key change) does not hand that key out as the org's key without saying so", async () => {
       await installDemo();
       const k1 = await saveKey('k1.txt');
       const restore = await backupOrg();
@@ -348,7 +379,9 @@ for (const target of targetNames()) {
       const run = await cli('show-key', '--out', file, '--json');
       if (run.code === 0) {
         expect(parseKeyFile(readFileSync(file)).passphrase.reveal()).not.to.equal(k1.passphrase);
-        expect(run.stderr, 'show-key exit 0 with a key that does not open the data: it must say so').to.match(/warning/i);
+        expect(run.stderr, 'show-key exit 0 with a key that does not open the data: it must say so').to.match(
+          /warning/i,
+        );
       } else {
         expect(run.code).to.equal(2);
         expect(run.json.error.code).to.equal('SqlEncryptionKeyCannotDecryptExistingData');
@@ -362,7 +395,9 @@ for (const target of targetNames()) {
     // `activate` takes one key file and refuses any key when the cells carry a second GUID
     // (0x8004852B "this key has GUID A, the organization's cells are under A, B"), for the old key
     // and for the new one alike.
-    it('an org restored from a backup taken during an unfinished batched key change can be activated with its two saved keys');
+    it(
+      'an org restored from a backup taken during an unfinished batched key change can be activated with its two saved keys',
+    );
 
     it('a refused activate leaves the key store alone also when the refusal comes from the full check inside the transaction (one damaged cell the sample missed)', async () => {
       // Enough cells that the random sample of ACTIVATE_SAMPLE per column usually misses the one
@@ -378,7 +413,8 @@ for (const target of targetNames()) {
       // One cell copied onto another row: right key GUID, wrong authenticator, so it never decrypts.
       const tk = await openCurrent();
       try {
-        await tk.engine.knex.raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "Password" is not null order by "MailboxId" limit 1)
+        await tk.engine.knex
+          .raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "Password" is not null order by "MailboxId" limit 1)
            where "MailboxId" = (select "MailboxId" from "MailboxBase" where "Password" is not null order by "MailboxId" desc limit 1)`);
       } finally {
         await tk.close();
@@ -387,7 +423,13 @@ for (const target of targetNames()) {
       const before = await fingerprint();
       // The sample is random: try until it has missed the damaged cell several times over.
       for (let attempt = 1; attempt <= DAMAGED_ATTEMPTS; attempt++) {
-        const run = await expectRefused(2, 'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData', 'activate', '--key-file', k1.file);
+        const run = await expectRefused(
+          2,
+          'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+          'activate',
+          '--key-file',
+          k1.file,
+        );
         expect(run.json.error.message).to.contain('nothing was changed');
         // "Nothing was changed" includes the key store: it may hold the only copy of another key.
         expect(await fingerprint(), `attempt ${attempt}: refused, yet something changed`).to.deep.equal(before);
@@ -463,7 +505,10 @@ for (const target of targetNames()) {
         passphrase ??= saved.passphrase;
         expect(saved.passphrase, 'every encoding holds the same key').to.equal(passphrase);
         const bytes = readFileSync(saved.file);
-        expect(bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]), `${encoding} file start`).to.equal(true);
+        expect(
+          bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]),
+          `${encoding} file start`,
+        ).to.equal(true);
         if (encoding === 'base64') expect(bytes.toString('ascii')).to.match(/^[\x20-\x7e\n]+$/); // ASCII only
 
         await loseKeyStore();
@@ -477,9 +522,18 @@ for (const target of targetNames()) {
       const handMade: Record<string, [Buffer, string]> = {
         'UTF-8, no BOM, no checksum, final newline': [Buffer.from(`${text}\n`, 'utf8'), 'utf8'],
         'UTF-8, no BOM, no checksum, no newline': [Buffer.from(text, 'utf8'), 'utf8'],
-        'UTF-8 with BOM and CRLF, no checksum (Notepad)': [Buffer.concat([expectedStart.utf8, Buffer.from(`${text}\r\n`, 'utf8')]), 'utf8-bom'],
-        'UTF-16LE with BOM, no checksum': [Buffer.concat([expectedStart.utf16le, Buffer.from(text, 'utf16le')]), 'utf16le-bom'],
-        'UTF-16BE with BOM, no checksum': [Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]), 'utf16be-bom'],
+        'UTF-8 with BOM and CRLF, no checksum (Notepad)': [
+          Buffer.concat([expectedStart.utf8, Buffer.from(`${text}\r\n`, 'utf8')]),
+          'utf8-bom',
+        ],
+        'UTF-16LE with BOM, no checksum': [
+          Buffer.concat([expectedStart.utf16le, Buffer.from(text, 'utf16le')]),
+          'utf16le-bom',
+        ],
+        'UTF-16BE with BOM, no checksum': [
+          Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
+          'utf16be-bom',
+        ],
       };
       for (const [name, [bytes, encoding]] of Object.entries(handMade)) {
         const file = writeKey(`hand-${randomBytes(4).toString('hex')}.txt`, bytes);
@@ -500,14 +554,23 @@ for (const target of targetNames()) {
 
       // Flip one hex digit in the middle of the sha256: line; the key line is untouched.
       const good = readFileSync(saved.file, 'utf8');
-      const flipped = good.replace(/(sha256:[0-9a-f]{31})([0-9a-f])/, (_, head: string, digit: string) => `${head}${digit === 'a' ? 'b' : 'a'}`);
+      const flipped = good.replace(
+        /(sha256:[0-9a-f]{31})([0-9a-f])/,
+        (_, head: string, digit: string) => `${head}${digit === 'a' ? 'b' : 'a'}`,
+      );
       expect(flipped).not.to.equal(good);
       // The same key as a Windows "ANSI" editor saves it: every character outside Latin-1 lost.
       const ansi = Buffer.from(saved.passphrase.replace(/[^\u0000-\u00ff]/gu, '?'), 'latin1');
       const damaged: Record<string, Buffer> = {
         'checksum digit flipped': Buffer.from(flipped, 'utf8'),
-        'checksum digit flipped, UTF-16LE': Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(flipped.replace(/^\uFEFF/, ''), 'utf16le')]),
-        'saved as ANSI, with its checksum line': Buffer.concat([ansi, Buffer.from(`\n${good.split('\n')[1]}\n`, 'ascii')]),
+        'checksum digit flipped, UTF-16LE': Buffer.concat([
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(flipped.replace(/^\uFEFF/, ''), 'utf16le'),
+        ]),
+        'saved as ANSI, with its checksum line': Buffer.concat([
+          ansi,
+          Buffer.from(`\n${good.split('\n')[1]}\n`, 'ascii'),
+        ]),
       };
       for (const [name, bytes] of Object.entries(damaged)) {
         const file = writeKey(`damaged-${randomBytes(4).toString('hex')}.txt`, bytes);
@@ -528,7 +591,9 @@ for (const target of targetNames()) {
     it('awkward passphrases (quotes, ], ?, ;, --, non-BMP, combining marks, right-to-left, length limits in UTF-16 units) survive change-key, show-key and activate exactly', async () => {
       await installDemo();
       process.env.CELLCRYPT_CHANGE_QUOTA = '100'; // one change per key, more than 3 in 15 minutes
-      expect(AWKWARD_KEYS['combining marks, not NFC'].normalize('NFC')).not.to.equal(AWKWARD_KEYS['combining marks, not NFC']);
+      expect(AWKWARD_KEYS['combining marks, not NFC'].normalize('NFC')).not.to.equal(
+        AWKWARD_KEYS['combining marks, not NFC'],
+      );
       let index = 0;
       for (const [name, key] of Object.entries(AWKWARD_KEYS)) {
         secrets.add(key);
@@ -558,7 +623,13 @@ for (const target of targetNames()) {
       for (const [name, key] of Object.entries(WEAK_KEYS)) {
         secrets.add(key);
         const file = writeKey(`weak-${randomBytes(4).toString('hex')}.txt`, Buffer.from(`${key}\n`, 'utf8'));
-        const run = await expectRefused(2, 'SqlEncryptionEncryptionKeyValidationError', 'change-key', '--key-file', file);
+        const run = await expectRefused(
+          2,
+          'SqlEncryptionEncryptionKeyValidationError',
+          'change-key',
+          '--key-file',
+          file,
+        );
         expect(run.json.error.hresult, name).to.equal('0x80048528');
       }
       expect(await fingerprint(), 'refused changes change nothing').to.deep.equal(before);
@@ -578,7 +649,10 @@ for (const target of targetNames()) {
         const password = `pw-${randomBytes(12).toString('hex')}`;
         secrets.add(password);
         const adminUser = decodeURIComponent(new URL(admin).username) || 'postgres';
-        await adminQuery(admin, `create role "${role}" login nosuperuser nocreatedb nocreaterole password '${password}'`);
+        await adminQuery(
+          admin,
+          `create role "${role}" login nosuperuser nocreatedb nocreaterole password '${password}'`,
+        );
         try {
           await adminQuery(admin, `grant connect on database "${database}" to "${role}"`);
           const url = new URL(orgUrl);
@@ -610,7 +684,10 @@ for (const target of targetNames()) {
           const db = knex({ client: 'pg', connection: asRole, pool: { min: 0, max: 1 } });
           try {
             for (const permission of ['read-key', 'change-key', 'activate'] as const) {
-              expect(await checkPostgresPermission(db, permission), permission).to.include({ granted: true, user: role });
+              expect(await checkPostgresPermission(db, permission), permission).to.include({
+                granted: true,
+                user: role,
+              });
             }
           } finally {
             await db.destroy();

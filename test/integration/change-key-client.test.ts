@@ -54,7 +54,8 @@ for (const target of targetNames()) {
     it('a cell that does not decrypt (moved onto another row) stops it: rolled back, every table byte-identical, old key kept', async () => {
       const column = tk.registry.find((c) => c.table === 'MailboxBase')!;
       const { t, c, pk } = { t: q(column.table), c: q(column.column), pk: q(column.primaryKey) };
-      await tk.engine.knex.raw(`update ${t} set ${c} = (select ${c} from ${t} where ${c} is not null order by ${pk} limit 1)
+      await tk.engine.knex
+        .raw(`update ${t} set ${c} = (select ${c} from ${t} where ${c} is not null order by ${pk} limit 1)
         where ${pk} = (select ${pk} from ${t} where ${c} is not null order by ${pk} desc limit 1)`);
       const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
       const keysBefore = (await readStatus(tk)).keys.map((k) => k.guid);

@@ -16,7 +16,6 @@ import { DEMO_TABLE_NAMES, decryptedValues, q, rawCells, tableChecksums } from '
 import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
-
 /** Every column's decrypted values, for "nothing was lost" comparisons across a key change. */
 async function allValues(tk: Toolkit) {
   const out: Record<string, Map<string, string | null>> = {};
@@ -54,7 +53,13 @@ for (const target of targetNames()) {
     /** A batched change to `newKey` that dies after its second committed batch: cells on both keys. */
     function interruptedBatchedChange(newKey: Secret): Promise<unknown> {
       let batches = 0;
-      return changeKey(tk, { newKey, batchSize: 20, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch((e: unknown) => e);
+      return changeKey(tk, {
+        newKey,
+        batchSize: 20,
+        afterBatch: () => {
+          if (++batches === 2) throw new Error('simulated crash');
+        },
+      }).catch((e: unknown) => e);
     }
 
     afterEach(async () => {
@@ -83,10 +88,15 @@ for (const target of targetNames()) {
 
       const audit = await tk.engine.knex.raw(`select * from cellcrypt.audit where operation = 'change-key'`);
       expect(audit.rows).to.have.length(1);
-      expect(audit.rows[0]).to.include({ outcome: 'succeeded', old_key_guid: keyGuidFor(oldPassphrase), new_key_guid: keyGuidFor(newKey) });
+      expect(audit.rows[0]).to.include({
+        outcome: 'succeeded',
+        old_key_guid: keyGuidFor(oldPassphrase),
+        new_key_guid: keyGuidFor(newKey),
+      });
       expect(Number(audit.rows[0].cells)).to.equal(5 * 54);
       const auditText = JSON.stringify(audit.rows);
-      for (const secret of [newKey, oldPassphrase, (await keystore.get('master-key-password'))!]) expect(auditText).not.to.contain(secret.reveal());
+      for (const secret of [newKey, oldPassphrase, (await keystore.get('master-key-password'))!])
+        expect(auditText).not.to.contain(secret.reveal());
     });
 
     it('a failure in the middle of the transaction (trigger on the 500th row) leaves every cell byte-identical', async () => {
@@ -97,7 +107,9 @@ for (const target of targetNames()) {
       await tk.engine.knex.raw(`create sequence boom_count`);
       await tk.engine.knex.raw(`create function boom() returns trigger language plpgsql as $$
         begin if nextval('boom_count') = 500 then raise exception 'injected failure at row 500'; end if; return new; end $$`);
-      await tk.engine.knex.raw(`create trigger boom before update on ${q('MailboxBase')} for each row execute function boom()`);
+      await tk.engine.knex.raw(
+        `create trigger boom before update on ${q('MailboxBase')} for each row execute function boom()`,
+      );
 
       const error = await rejection(changeKey(tk, { generate: true }));
       expect(error.exitCode).to.equal(1);
@@ -105,8 +117,12 @@ for (const target of targetNames()) {
       expect(await allCells(tk)).to.deep.equal(cells);
       expect((await keystore.get('passphrase'))!.reveal()).to.equal(passphrase);
       expect(await keystore.get('passphrase.pending')).to.equal(undefined);
-      expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_1']);
-      const failed = await tk.engine.knex.raw(`select outcome, detail from cellcrypt.audit where operation = 'change-key'`);
+      expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal([
+        'cellcrypt_key_1',
+      ]);
+      const failed = await tk.engine.knex.raw(
+        `select outcome, detail from cellcrypt.audit where operation = 'change-key'`,
+      );
       expect(failed.rows).to.have.length(1);
       expect(failed.rows[0].outcome).to.equal('failed');
       expect((await verify(tk)).ok).to.equal(true);
@@ -150,14 +166,17 @@ for (const target of targetNames()) {
       await interruptedBatchedChange(newKey);
       expect((await cellGuids(tk)).size).to.equal(2);
       const plan = await changeKey(tk, { resume: true, dryRun: true });
-      expect(plan.statements!.some((sql) => /create_symmetric_key/i.test(sql)), 'the key exists: the plan does not create it').to.equal(false);
+      expect(
+        plan.statements!.some((sql) => /create_symmetric_key/i.test(sql)),
+        'the key exists: the plan does not create it',
+      ).to.equal(false);
       const resumed = await changeKey(tk, { resume: true });
       expect(resumed.mode).to.equal('one-transaction');
       expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
       expect(await allValues(tk)).to.deep.equal(before);
       const hierarchy = await tk.engine.keys.read(tk.engine.knex);
       expect(hierarchy.symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
-      expect(((await (await tk.keystore()).get('passphrase'))!).reveal()).to.equal(newKey.reveal());
+      expect((await (await tk.keystore()).get('passphrase'))!.reveal()).to.equal(newKey.reveal());
       expect((await readStatus(tk)).keyChange).to.equal(undefined);
     });
 
@@ -166,12 +185,19 @@ for (const target of targetNames()) {
       const before = await allValues(tk);
       const newKey = generatePassphrase();
       await interruptedBatchedChange(newKey);
-      await tk.engine.knex.raw(`create function boom() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`);
-      await tk.engine.knex.raw(`create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`);
+      await tk.engine.knex.raw(
+        `create function boom() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`,
+      );
+      await tk.engine.knex.raw(
+        `create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`,
+      );
       const error = await rejection(changeKey(tk, { resume: true }));
       expect(error.message).to.contain('injected failure');
       const keystore = await tk.keystore();
-      expect((await keystore.get('passphrase.pending'))!.reveal(), 'the only copy of the key the committed batches use').to.equal(newKey.reveal());
+      expect(
+        (await keystore.get('passphrase.pending'))!.reveal(),
+        'the only copy of the key the committed batches use',
+      ).to.equal(newKey.reveal());
       expect((await readStatus(tk)).active).to.equal(true);
       expect(await allValues(tk)).to.deep.equal(before);
       await tk.engine.knex.raw(`drop trigger boom on ${q('QueueBase')}`);
@@ -236,7 +262,8 @@ for (const target of targetNames()) {
       const text = plan.statements!.join('\n');
       expect(text).to.contain("'***'").and.to.contain('drop_symmetric_key');
       const keystore = await tk.keystore();
-      for (const secret of [newKey, (await keystore.get('passphrase'))!, (await keystore.get('master-key-password'))!]) expect(JSON.stringify(plan)).not.to.contain(secret.reveal());
+      for (const secret of [newKey, (await keystore.get('passphrase'))!, (await keystore.get('master-key-password'))!])
+        expect(JSON.stringify(plan)).not.to.contain(secret.reveal());
       expect(await tableChecksums(tk.engine.knex, [...DEMO_TABLE_NAMES])).to.deep.equal(checksums);
       expect(await keystore.get('passphrase.pending')).to.equal(undefined);
       expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys).to.have.length(1);
@@ -279,8 +306,10 @@ for (const target of targetNames()) {
 
     if (target === 'postgres') {
       it('the single-flight lock is a session advisory lock: another session holding it blocks a change', async () => {
-      await installedOrg();
-        const other = new Client({ connectionString: org.settings.database.kind === 'postgres' ? org.env.DATABASE_URL : undefined });
+        await installedOrg();
+        const other = new Client({
+          connectionString: org.settings.database.kind === 'postgres' ? org.env.DATABASE_URL : undefined,
+        });
         await other.connect();
         try {
           await other.query(`select pg_advisory_lock(${0x63636c6b}, hashtext('cellcrypt-key-operation'))`);

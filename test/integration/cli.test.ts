@@ -36,7 +36,6 @@ for (const target of targetNames()) {
       }
     }
 
-
     it('demo seed, install, status --json (DESIGN.md shape), verify, show-key', async () => {
       expect((await inProcessCli('demo', 'seed', '--rows', '40')).code).to.equal(0);
       const before = await inProcessCli('status', '--json');
@@ -87,8 +86,14 @@ for (const target of targetNames()) {
       const mailbox = DYNAMICS_DEFAULT_COLUMNS.find((c) => c.table === 'MailboxBase')!;
       // One connection at a time: PGlite is single-process, so the test's own handle is closed
       // before the CLI opens the org again.
-      const { id, value } = await withOrg(async (db) =>
-        (await db.raw(`select "MailboxId"::text as id, "Password" as value from "MailboxBase" where "Password" <> '' limit 1`)).rows[0] as { id: string; value: string });
+      const { id, value } = await withOrg(
+        async (db) =>
+          (
+            await db.raw(
+              `select "MailboxId"::text as id, "Password" as value from "MailboxBase" where "Password" <> '' limit 1`,
+            )
+          ).rows[0] as { id: string; value: string },
+      );
       expect((await inProcessCli('install')).code).to.equal(0);
       const keyFile = join(org.dir, 'recovery-key.txt');
       expect((await inProcessCli('show-key', '--out', keyFile)).code).to.equal(0);
@@ -96,15 +101,35 @@ for (const target of targetNames()) {
       expect(cell.toString('hex')).not.to.contain(Buffer.from(value, 'utf16le').toString('hex'));
       const hex = `0x${cell.toString('hex')}`;
 
-      const read = await inProcessCli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', id, '--json', hex);
+      const read = await inProcessCli(
+        'decrypt-offline',
+        '--key-file',
+        keyFile,
+        '--authenticator-uuid',
+        id,
+        '--json',
+        hex,
+      );
       expect(read.code, read.stderr).to.equal(0);
       expect(read.json.results).to.have.length(1);
-      expect(read.json.results[0]).to.include({ ok: true, plaintext: value, derivation: 'sql2017', integrityChecked: true });
+      expect(read.json.results[0]).to.include({
+        ok: true,
+        plaintext: value,
+        derivation: 'sql2017',
+        integrityChecked: true,
+      });
       const plain = await inProcessCli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', id, hex);
       expect(plain.stdout).to.equal(value);
 
       // Another row's key as authenticator: the cell is refused, exit 3 with the reason.
-      const wrongRow = await inProcessCli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', '00000000-0000-0000-0000-000000000001', hex);
+      const wrongRow = await inProcessCli(
+        'decrypt-offline',
+        '--key-file',
+        keyFile,
+        '--authenticator-uuid',
+        '00000000-0000-0000-0000-000000000001',
+        hex,
+      );
       expect(wrongRow.code).to.equal(3);
       expect(wrongRow.stdout).not.to.contain(value);
     });

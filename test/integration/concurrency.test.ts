@@ -23,7 +23,10 @@ interface Run {
 function cellcrypt(env: NodeJS.ProcessEnv, args: string[]): Promise<Run> {
   const started = Date.now();
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args, '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args, '--json'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.resume();
@@ -81,7 +84,10 @@ for (const target of targetNames()) {
           cellcrypt(org.env, ['activate', '--key-file', keyFile]),
           cellcrypt(org.env, ['install']),
         ]);
-        const expected = target === 'postgres' ? 'SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel' : 'CellcryptDataDirectoryBusy';
+        const expected =
+          target === 'postgres'
+            ? 'SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel'
+            : 'CellcryptDataDirectoryBusy';
         for (const run of runs) {
           expect(run.code, JSON.stringify(run.json)).to.equal(2);
           expect(run.json.error.code).to.equal(expected);
@@ -91,7 +97,9 @@ for (const target of targetNames()) {
         await holder?.end();
       }
       expect(await tableChecksums(tk!.engine.knex, [...DEMO_TABLE_NAMES])).to.deep.equal(before);
-      expect((await tk!.engine.keys.read(tk!.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_1']);
+      expect((await tk!.engine.keys.read(tk!.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal([
+        'cellcrypt_key_1',
+      ]);
 
       // Once the holder is gone, one of them proceeds.
       await tk!.close();
@@ -111,7 +119,10 @@ for (const target of targetNames()) {
           const first = cellcrypt(org.env, ['change-key', '--generate']);
           // Wait until the first process holds the org's lock, then start the others.
           for (let i = 0; ; i++) {
-            const held = await watcher.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1::int::oid and granted`, [0x63636c6b]);
+            const held = await watcher.query(
+              `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1::int::oid and granted`,
+              [0x63636c6b],
+            );
             if (held.rows[0].n > 0) break;
             if (i > 600) throw new Error('the first change-key never took the lock');
             await new Promise((tick) => setTimeout(tick, 50));
@@ -127,7 +138,10 @@ for (const target of targetNames()) {
             expect(run.code, JSON.stringify(run.json)).to.equal(2);
             expect(run.json.error.code).to.equal('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel');
           }
-          expect(others.every((run) => run.ms < winner.ms), 'the others did not wait for the winner').to.equal(true);
+          expect(
+            others.every((run) => run.ms < winner.ms),
+            'the others did not wait for the winner',
+          ).to.equal(true);
         } finally {
           await watcher.end();
         }

@@ -28,9 +28,16 @@ describe('crash harness judge', function () {
     const clean = await checkOrg(tk, originals, [passphrase]);
     expect(clean).to.include({ cells: 5 * 18, lost: 0, corrupted: 0, ambiguous: 0, plaintextLeft: 0 });
 
-    const ids = (await tk.engine.knex.raw(`select "MailboxId" as id from "MailboxBase" where "Password" is not null order by 1 limit 3`)).rows.map((r: { id: string }) => r.id);
+    const ids = (
+      await tk.engine.knex.raw(
+        `select "MailboxId" as id from "MailboxBase" where "Password" is not null order by 1 limit 3`,
+      )
+    ).rows.map((r: { id: string }) => r.id);
     await tk.engine.knex.raw(`update "MailboxBase" set "Password" = null where "MailboxId" = ?`, [ids[0]]);
-    await tk.engine.knex.raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`, [ids[1], ids[2]]);
+    await tk.engine.knex.raw(
+      `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
+      [ids[1], ids[2]],
+    );
     const damaged = await checkOrg(tk, originals, [passphrase]);
     expect(damaged.lost).to.equal(2); // the NULL, and the moved cell (its authenticator is the other row)
     expect((await checkOrg(tk, originals, [])).lost).to.equal(5 * 18);

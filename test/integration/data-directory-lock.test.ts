@@ -28,7 +28,10 @@ describe('embedded data directory lock', function () {
   };
 
   async function refusal(promise: Promise<unknown>): Promise<CellcryptError> {
-    const error = await promise.then(() => undefined, (e) => e);
+    const error = await promise.then(
+      () => undefined,
+      (e) => e,
+    );
     expect(error).to.be.instanceOf(CellcryptError);
     return error;
   }

@@ -38,12 +38,26 @@ for (const target of targetNames()) {
       const healthy = await doctor(tk);
       expect(healthy.healthy).to.equal(true);
       expect(healthy.checks.filter((c) => c.outcome !== 'ok')).to.deep.equal([]);
-      expect(healthy.checks.map((c) => c.check)).to.include.members(['server', 'installed', 'migrations', 'key', 'change quota', 'permission activate', 'column MailboxBase.Password']);
+      expect(healthy.checks.map((c) => c.check)).to.include.members([
+        'server',
+        'installed',
+        'migrations',
+        'key',
+        'change quota',
+        'permission activate',
+        'column MailboxBase.Password',
+      ]);
 
       // A stale knex migration lock and an unfinished batched key change: warnings with fixes.
       await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
       let batches = 0;
-      await changeKey(tk, { newKey: generatePassphrase(), batchSize: 5, afterBatch: () => { if (++batches === 1) throw new Error('stop'); } }).catch(() => undefined);
+      await changeKey(tk, {
+        newKey: generatePassphrase(),
+        batchSize: 5,
+        afterBatch: () => {
+          if (++batches === 1) throw new Error('stop');
+        },
+      }).catch(() => undefined);
       const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
       const warned = await doctor(tk);
       expect(warned.healthy).to.equal(true);

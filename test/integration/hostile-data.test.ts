@@ -11,7 +11,6 @@ import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
 import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 
-
 /** Damaged and hostile data: every case is named, gets its exit code, and changes nothing. */
 for (const target of targetNames()) {
   describe(`hostile data on ${target}`, function () {
@@ -44,13 +43,29 @@ for (const target of targetNames()) {
     it('truncated, flipped, moved and foreign-key cells: status and verify exit 3 naming them, change-key refuses, nothing changes', async () => {
       await seedDemo(tk, 10);
       await install(tk);
-      const ids: string[] = (await tk.engine.knex.raw(`select "MailboxId"::text as id from "MailboxBase" where "Password" is not null order by 1 limit 5`)).rows.map((r: { id: string }) => r.id);
+      const ids: string[] = (
+        await tk.engine.knex.raw(
+          `select "MailboxId"::text as id from "MailboxBase" where "Password" is not null order by 1 limit 5`,
+        )
+      ).rows.map((r: { id: string }) => r.id);
       const db = tk.engine.knex;
-      await db.raw(`update "MailboxBase" set "Password" = substring("Password" from 1 for 40) where "MailboxId" = ?`, [ids[0]]);
-      await db.raw(`update "MailboxBase" set "Password" = set_byte("Password", 60, get_byte("Password", 60) # 1) where "MailboxId" = ?`, [ids[1]]);
-      await db.raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`, [ids[3], ids[2]]);
+      await db.raw(`update "MailboxBase" set "Password" = substring("Password" from 1 for 40) where "MailboxId" = ?`, [
+        ids[0],
+      ]);
+      await db.raw(
+        `update "MailboxBase" set "Password" = set_byte("Password", 60, get_byte("Password", 60) # 1) where "MailboxId" = ?`,
+        [ids[1]],
+      );
+      await db.raw(
+        `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
+        [ids[3], ids[2]],
+      );
       // A cell written under a key generation nobody has (a valid blob, unknown key GUID).
-      const stranger = encryptByKey({ keyGuid: randomBytes(16), key: randomBytes(32) }, nvarcharBytes('from elsewhere'), { authenticator: guidStringToBytes(ids[4]) });
+      const stranger = encryptByKey(
+        { keyGuid: randomBytes(16), key: randomBytes(32) },
+        nvarcharBytes('from elsewhere'),
+        { authenticator: guidStringToBytes(ids[4]) },
+      );
       await db.raw(`update "MailboxBase" set "Password" = ? where "MailboxId" = ?`, [stranger, ids[4]]);
       const before = await checksums();
 
@@ -72,9 +87,15 @@ for (const target of targetNames()) {
 
     it('a registered column that is already binary and holds garbage, with no key: install refuses (exit 2) and changes nothing', async () => {
       await seedDemo(tk, 4);
-      await tk.engine.knex.raw(`alter table "QueueBase" alter column "EmailPassword" type bytea using case when "EmailPassword" is null then null else gen_random_bytes(30) end`).catch(async () => {
-        await tk.engine.knex.raw(`alter table "QueueBase" alter column "EmailPassword" type bytea using convert_to(coalesce("EmailPassword", ''), 'UTF8')`);
-      });
+      await tk.engine.knex
+        .raw(
+          `alter table "QueueBase" alter column "EmailPassword" type bytea using case when "EmailPassword" is null then null else gen_random_bytes(30) end`,
+        )
+        .catch(async () => {
+          await tk.engine.knex.raw(
+            `alter table "QueueBase" alter column "EmailPassword" type bytea using convert_to(coalesce("EmailPassword", ''), 'UTF8')`,
+          );
+        });
       const before = await checksums();
       const error = await rejection(install(tk));
       expect(error.code).to.equal('SqlEncryptionSymmetricKeyDoesNotExist');

@@ -12,10 +12,17 @@ import { verify } from '../../src/core/verify';
 import type { Toolkit } from '../../src/core/toolkit';
 import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
-import { DEMO_TABLE_NAMES, TRICKY_VALUES, decryptedValues, insertRows, q, rawCells, tableChecksums } from '../support/org-data';
+import {
+  DEMO_TABLE_NAMES,
+  TRICKY_VALUES,
+  decryptedValues,
+  insertRows,
+  q,
+  rawCells,
+  tableChecksums,
+} from '../support/org-data';
 
 const [profileIncoming, , mailbox] = DYNAMICS_DEFAULT_COLUMNS;
-
 
 for (const target of targetNames()) {
   describe(`install on ${target}`, function () {
@@ -39,14 +46,26 @@ for (const target of targetNames()) {
       expect(status.active).to.equal(true);
       expect(status.keys).to.have.length(1);
       expect(status.keys[0].algorithm).to.equal('AES_256');
-      expect(status.columns.map((c) => c.state)).to.deep.equal(['encrypted', 'encrypted', 'encrypted', 'encrypted', 'encrypted']);
-      const types = await tk.engine.knex.raw(`select data_type from information_schema.columns where table_name = 'MailboxBase' and column_name = 'Password'`);
+      expect(status.columns.map((c) => c.state)).to.deep.equal([
+        'encrypted',
+        'encrypted',
+        'encrypted',
+        'encrypted',
+        'encrypted',
+      ]);
+      const types = await tk.engine.knex.raw(
+        `select data_type from information_schema.columns where table_name = 'MailboxBase' and column_name = 'Password'`,
+      );
       expect(types.rows[0].data_type).to.equal('bytea');
     });
 
     it('upgraded org: every plaintext value (NULL, empty, max length, non-BMP, quotes) round-trips with its row authenticator', async () => {
       await seedDemo(tk, 0);
-      const expected = await insertRows(tk.engine.knex, profileIncoming, TRICKY_VALUES.map((v) => (v === 'x'.repeat(200) ? 'y'.repeat(250) : v)));
+      const expected = await insertRows(
+        tk.engine.knex,
+        profileIncoming,
+        TRICKY_VALUES.map((v) => (v === 'x'.repeat(200) ? 'y'.repeat(250) : v)),
+      );
       const mailboxExpected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
       await install(tk);
       expect(await decryptedValues(tk, profileIncoming)).to.deep.equal(expected);
@@ -63,7 +82,10 @@ for (const target of targetNames()) {
       const expected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
       await install(tk);
       const passphrase = (await (await tk.keystore()).get('passphrase'))!;
-      const key = { keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), 'sql2017') };
+      const key = {
+        keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+        key: deriveKey(passphrase.reveal(), 'sql2017'),
+      };
       for (const [id, cell] of await rawCells(tk.engine.knex, mailbox)) {
         const plaintext = cell === null ? null : decryptByKey(cell, key, guidStringToBytes(id));
         expect(plaintext === null ? null : nvarcharText(plaintext)).to.equal(expected.get(id));
@@ -75,23 +97,38 @@ for (const target of targetNames()) {
       await seedDemo(tk, 30);
       await install(tk);
       const keystore = await tk.keystore();
-      const before = { tables: await tableChecksums(tk.engine.knex, [...DEMO_TABLE_NAMES, 'cellcrypt_migrations']), passphrase: (await keystore.get('passphrase'))!.reveal() };
+      const before = {
+        tables: await tableChecksums(tk.engine.knex, [...DEMO_TABLE_NAMES, 'cellcrypt_migrations']),
+        passphrase: (await keystore.get('passphrase'))!.reveal(),
+      };
       const again = await install(tk);
       expect(again.migrations).to.deep.equal([]);
       expect(again.conversions).to.deep.equal([]);
-      const after = { tables: await tableChecksums(tk.engine.knex, [...DEMO_TABLE_NAMES, 'cellcrypt_migrations']), passphrase: (await keystore.get('passphrase'))!.reveal() };
+      const after = {
+        tables: await tableChecksums(tk.engine.knex, [...DEMO_TABLE_NAMES, 'cellcrypt_migrations']),
+        passphrase: (await keystore.get('passphrase'))!.reveal(),
+      };
       expect(after).to.deep.equal(before);
     });
 
     it('an interrupted conversion resumes where it stopped and loses nothing', async () => {
       await seedDemo(tk, 0);
-      const expected = await insertRows(tk.engine.knex, mailbox, Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? null : `secret-${i}-😀`)));
+      const expected = await insertRows(
+        tk.engine.knex,
+        mailbox,
+        Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? null : `secret-${i}-😀`)),
+      );
       // Install the keys (migrations 1-2) but interrupt the conversion after its first batch.
       await tk.engine.prepare();
       await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
       await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
       let batches = 0;
-      const crash = await convertColumns(tk, { batchSize: 7, afterBatch: () => { if (++batches === 2) throw new Error('simulated crash'); } }).catch((e) => e);
+      const crash = await convertColumns(tk, {
+        batchSize: 7,
+        afterBatch: () => {
+          if (++batches === 2) throw new Error('simulated crash');
+        },
+      }).catch((e) => e);
       expect(crash).to.be.instanceOf(Error).with.property('message', 'simulated crash');
       const midway = await readStatus(tk);
       const mailboxState = midway.columns.find((c) => c.table === 'MailboxBase')!;
@@ -100,12 +137,18 @@ for (const target of targetNames()) {
       await install(tk);
       expect(await decryptedValues(tk, mailbox)).to.deep.equal(expected);
       const done = await readStatus(tk);
-      expect(done.columns.every((c) => c.state === 'encrypted' && c.plaintext === 0 && c.undecryptable === 0)).to.equal(true);
+      expect(done.columns.every((c) => c.state === 'encrypted' && c.plaintext === 0 && c.undecryptable === 0)).to.equal(
+        true,
+      );
     });
 
     it('rows written between batches, behind the batch cursor or already encrypted, are caught by the final reconcile', async () => {
       await seedDemo(tk, 0);
-      const expected = await insertRows(tk.engine.knex, mailbox, Array.from({ length: 30 }, (_, i) => `secret-${i}`));
+      const expected = await insertRows(
+        tk.engine.knex,
+        mailbox,
+        Array.from({ length: 30 }, (_, i) => `secret-${i}`),
+      );
       await tk.engine.prepare();
       await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
       await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
@@ -118,8 +161,13 @@ for (const target of targetNames()) {
           if (column.table !== 'MailboxBase' || ++batches !== 2) return;
           // What an application may do while the conversion runs: a new row that sorts before
           // every batch still to come, and a new value for a row already encrypted.
-          await tk.engine.knex.table('MailboxBase').insert({ MailboxId: lowest, Name: 'late row', Password: 'late secret' });
-          await tk.engine.knex.table('MailboxBase').where('MailboxId', firstId).update({ Password: 'changed after its batch' });
+          await tk.engine.knex
+            .table('MailboxBase')
+            .insert({ MailboxId: lowest, Name: 'late row', Password: 'late secret' });
+          await tk.engine.knex
+            .table('MailboxBase')
+            .where('MailboxId', firstId)
+            .update({ Password: 'changed after its batch' });
         },
       });
       expect(batches).to.be.greaterThan(2);
@@ -151,9 +199,14 @@ for (const target of targetNames()) {
 
     it('a cell copied to another row does not decrypt (the primary key authenticates it)', async () => {
       await seedDemo(tk, 0);
-      const [first, second] = [...(await insertRows(tk.engine.knex, mailbox, ['first-secret', 'second-secret'])).keys()];
+      const [first, second] = [
+        ...(await insertRows(tk.engine.knex, mailbox, ['first-secret', 'second-secret'])).keys(),
+      ];
       await install(tk);
-      await tk.engine.knex.raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`, [first, second]);
+      await tk.engine.knex.raw(
+        `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
+        [first, second],
+      );
       const values = await decryptedValues(tk, mailbox);
       expect(values.get(first)).to.equal('first-secret');
       expect(values.get(second)).to.equal('<undecryptable>');
@@ -173,7 +226,9 @@ for (const target of targetNames()) {
       expect(error.exitCode).to.equal(2);
       expect(error.message).to.match(/MailboxBase\.Password: 1 value/);
       expect(await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES)).to.deep.equal(before);
-      const schema = await tk.engine.knex.raw(`select to_regclass('cellcrypt.symmetric_keys') is null as absent, to_regclass('cellcrypt_migrations') is null as no_migrations`);
+      const schema = await tk.engine.knex.raw(
+        `select to_regclass('cellcrypt.symmetric_keys') is null as absent, to_regclass('cellcrypt_migrations') is null as no_migrations`,
+      );
       expect(schema.rows[0]).to.deep.equal({ absent: true, no_migrations: true });
       if (target === 'pglite') expect(existsSync(`${org.dir}/config`)).to.equal(false);
     });
@@ -183,19 +238,34 @@ for (const target of targetNames()) {
       // A 10-byte limit: 5 UTF-16 units. UTF-8 sizes differ (1, 2, 3, 4 bytes per character), which
       // is what the cheap "2 * octet_length" pre-filter must never get wrong.
       const values: Array<[string, boolean]> = [
-        ['abcde', false], ['abcdef', true],
-        ['ééééé', false], ['éééééé', true],
-        ['€€€€€', false], ['€€€€€€', true],
-        ['😀😀a', false], ['😀😀ab', true], ['😀a😀', false],
+        ['abcde', false],
+        ['abcdef', true],
+        ['ééééé', false],
+        ['éééééé', true],
+        ['€€€€€', false],
+        ['€€€€€€', true],
+        ['😀😀a', false],
+        ['😀😀ab', true],
+        ['😀a😀', false],
         ['', false],
       ];
-      const ids = await insertRows(tk.engine.knex, mailbox, values.map(([v]) => v));
+      const ids = await insertRows(
+        tk.engine.knex,
+        mailbox,
+        values.map(([v]) => v),
+      );
       const idOf = new Map([...ids].map(([id, v]) => [v, id]));
       const found = await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 10);
-      const expected = values.filter(([, tooLong]) => tooLong).map(([v]) => idOf.get(v)!).sort();
+      const expected = values
+        .filter(([, tooLong]) => tooLong)
+        .map(([v]) => idOf.get(v)!)
+        .sort();
       expect(found.count).to.equal(expected.length);
       expect([...found.examples].sort()).to.deep.equal(expected);
-      expect(await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 12)).to.deep.equal({ count: 0, examples: [] });
+      expect(await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 12)).to.deep.equal({
+        count: 0,
+        examples: [],
+      });
     });
 
     it('a registered table that does not exist is refused before anything changes (exit 2)', async () => {

@@ -62,11 +62,14 @@ for (const target of targetNames()) {
       await expectInactive('SqlEncryptionDatabaseMasterKeyDoesNotExist', '0x80048519');
     });
 
-    it('0x8004851A: the key store\'s master-key password does not open the master key', async () => {
+    it("0x8004851A: the key store's master-key password does not open the master key", async () => {
       await installed();
       const passphrase = (await (await tk.keystore()).get('passphrase'))!;
       await (await tk.keystore()).put('master-key-password', new Secret('not-the-master-key-password'));
-      await expectInactive('SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened', '0x8004851A');
+      await expectInactive(
+        'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
+        '0x8004851A',
+      );
       // The way out that status names: activate rebuilds the hierarchy from the saved key.
       await activate(tk, passphrase);
       expect((await verify(tk)).ok).to.equal(true);
@@ -118,7 +121,9 @@ for (const target of targetNames()) {
       await tk.engine.prepare();
       await createToolkitTables(tk.engine.knex);
       // Sabotage the round trip the way a broken server function would.
-      await tk.engine.knex.raw(`create or replace function cellcrypt.decrypt_text(blob bytea, row_id uuid) returns text language sql stable as $$ select 'wrong'::text $$`);
+      await tk.engine.knex.raw(
+        `create or replace function cellcrypt.decrypt_text(blob bytea, row_id uuid) returns text language sql stable as $$ select 'wrong'::text $$`,
+      );
       const error = await rejection(provisionKeys(tk));
       expect(error.code).to.equal('SqlEncryptionEncryptionDecryptionTestError');
       expect(error.hresult).to.equal('0x80048523');

@@ -24,7 +24,8 @@ const V1 = {
 
 const hex = (value: string) => Buffer.from(value, 'hex');
 const utf16 = (text: string) => Buffer.from(text, 'utf16le');
-const sha = (algorithm: 'sha1' | 'sha256', ...parts: Buffer[]) => createHash(algorithm).update(Buffer.concat(parts)).digest();
+const sha = (algorithm: 'sha1' | 'sha256', ...parts: Buffer[]) =>
+  createHash(algorithm).update(Buffer.concat(parts)).digest();
 
 interface InnerOptions {
   hash?: 'sha1' | 'sha256';
@@ -75,14 +76,30 @@ for (const target of rawTargets()) {
       return rows[0].v;
     }
 
-    const encryptCell = (key: Buffer | null, keyGuid: Buffer | null, plaintext: Buffer | null, authenticator: Buffer | null, iv: Buffer | null) =>
-      one<Buffer | null>('select cellcrypt.encrypt_cell($1, $2, $3, $4, $5) as v', [key, keyGuid, plaintext, authenticator, iv]);
+    const encryptCell = (
+      key: Buffer | null,
+      keyGuid: Buffer | null,
+      plaintext: Buffer | null,
+      authenticator: Buffer | null,
+      iv: Buffer | null,
+    ) =>
+      one<Buffer | null>('select cellcrypt.encrypt_cell($1, $2, $3, $4, $5) as v', [
+        key,
+        keyGuid,
+        plaintext,
+        authenticator,
+        iv,
+      ]);
 
     const decryptCell = (key: Buffer | null, blob: Buffer | null, authenticator: Buffer | null) =>
       one<Buffer | null>('select cellcrypt.decrypt_cell($1, $2, $3) as v', [key, blob, authenticator]);
 
     /** decrypt_cell over many blobs in one statement (hex literals: nothing but [0-9a-f] is inlined). */
-    async function decryptAll(key: Buffer, blobs: Buffer[], authenticator: Buffer | null): Promise<Array<Buffer | null>> {
+    async function decryptAll(
+      key: Buffer,
+      blobs: Buffer[],
+      authenticator: Buffer | null,
+    ): Promise<Array<Buffer | null>> {
       const values = blobs.map((blob, i) => `(${i}, '${blob.toString('hex')}')`).join(', ');
       const rows = await db.query<{ v: Buffer | null }>(
         `select cellcrypt.decrypt_cell($1, decode(h, 'hex'), $2) as v from (values ${values}) as blobs(i, h) order by i`,
@@ -128,11 +145,19 @@ for (const target of rawTargets()) {
 
       it('agrees with Buffer.from(s, "utf16le") on random Unicode text', async () => {
         await fc.assert(
-          fc.asyncProperty(fc.fullUnicodeString({ maxLength: 40 }).filter((s) => !s.includes('\0')), async (text) => {
-            const row = (await db.query<{ b: Buffer; t: string }>('select cellcrypt.utf16le($1) as b, cellcrypt.from_utf16le(cellcrypt.utf16le($1)) as t', [text]))[0];
-            expect(row.b.toString('hex')).to.equal(utf16(text).toString('hex'));
-            expect(row.t).to.equal(text);
-          }),
+          fc.asyncProperty(
+            fc.fullUnicodeString({ maxLength: 40 }).filter((s) => !s.includes('\0')),
+            async (text) => {
+              const row = (
+                await db.query<{ b: Buffer; t: string }>(
+                  'select cellcrypt.utf16le($1) as b, cellcrypt.from_utf16le(cellcrypt.utf16le($1)) as t',
+                  [text],
+                )
+              )[0];
+              expect(row.b.toString('hex')).to.equal(utf16(text).toString('hex'));
+              expect(row.t).to.equal(text);
+            },
+          ),
           { numRuns: 60 },
         );
       });
@@ -164,7 +189,11 @@ for (const target of rawTargets()) {
             return null;
           }
         };
-        const unit = fc.oneof(fc.integer({ min: 1, max: 0x7f }), fc.integer({ min: 0xd800, max: 0xdfff }), fc.integer({ min: 0, max: 0xffff }));
+        const unit = fc.oneof(
+          fc.integer({ min: 1, max: 0x7f }),
+          fc.integer({ min: 0xd800, max: 0xdfff }),
+          fc.integer({ min: 0, max: 0xffff }),
+        );
         await fc.assert(
           fc.asyncProperty(fc.array(unit, { maxLength: 12 }), async (units) => {
             const bytes = Buffer.alloc(units.length * 2);
@@ -185,15 +214,27 @@ for (const target of rawTargets()) {
       it('stores a uniqueidentifier mixed-endian, like CONVERT(varbinary(16), pk)', async () => {
         const bytes = await one<Buffer>('select cellcrypt.guid_bytes($1::uuid) as v', [V1.keyGuidString]);
         expect(bytes.toString('hex').toUpperCase()).to.equal(V1.keyGuid);
-        expect(await one('select cellcrypt.guid_from_bytes($1)::text as v', [hex(V1.keyGuid)])).to.equal(V1.keyGuidString.toLowerCase());
+        expect(await one('select cellcrypt.guid_from_bytes($1)::text as v', [hex(V1.keyGuid)])).to.equal(
+          V1.keyGuidString.toLowerCase(),
+        );
       });
 
       it('round-trips random UUIDs and swaps exactly the first three groups', async () => {
         for (let i = 0; i < 20; i++) {
           const uuid = randomUUID();
-          const row = (await db.query<{ b: Buffer; u: string }>('select cellcrypt.guid_bytes($1::uuid) as b, cellcrypt.guid_from_bytes(cellcrypt.guid_bytes($1::uuid))::text as u', [uuid]))[0];
+          const row = (
+            await db.query<{ b: Buffer; u: string }>(
+              'select cellcrypt.guid_bytes($1::uuid) as b, cellcrypt.guid_from_bytes(cellcrypt.guid_bytes($1::uuid))::text as u',
+              [uuid],
+            )
+          )[0];
           const plain = hex(uuid.replace(/-/g, ''));
-          const expected = Buffer.concat([plain.subarray(0, 4).reverse(), plain.subarray(4, 6).reverse(), plain.subarray(6, 8).reverse(), plain.subarray(8)]);
+          const expected = Buffer.concat([
+            plain.subarray(0, 4).reverse(),
+            plain.subarray(4, 6).reverse(),
+            plain.subarray(6, 8).reverse(),
+            plain.subarray(8),
+          ]);
           expect(row.b.toString('hex')).to.equal(expected.toString('hex'));
           expect(row.u).to.equal(uuid);
         }
@@ -207,20 +248,32 @@ for (const target of rawTargets()) {
 
     describe('derive_key / key_guid_for_identity', () => {
       it('reproduces the V1 key bytes: sql2016 (read back from a real server) and sql2017', async () => {
-        const row = (await db.query<{ k16: Buffer; k17: Buffer; kdefault: Buffer }>(
-          `select cellcrypt.derive_key($1, 'sql2016') as k16, cellcrypt.derive_key($1, 'sql2017', 'AES_256') as k17,
+        const row = (
+          await db.query<{ k16: Buffer; k17: Buffer; kdefault: Buffer }>(
+            `select cellcrypt.derive_key($1, 'sql2016') as k16, cellcrypt.derive_key($1, 'sql2017', 'AES_256') as k17,
                   cellcrypt.derive_key($1) as kdefault`,
-          [V1.keySource],
-        ))[0];
+            [V1.keySource],
+          )
+        )[0];
         expect(row.k16.toString('hex').toUpperCase()).to.equal(V1.keySql2016);
         expect(row.k17.toString('hex').toUpperCase()).to.equal(V1.keySql2017);
         expect(row.kdefault.toString('hex').toUpperCase()).to.equal(V1.keySql2017);
       });
 
       it('cuts 16/24/32 bytes for AES_128/192/256 from the same material', async () => {
-        for (const [algorithm, bytes] of [['AES_128', 16], ['AES_192', 24], ['AES_256', 32]] as const) {
-          const k16 = await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2016', $2) as v`, [V1.keySource, algorithm]);
-          const k17 = await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2017', $2) as v`, [V1.keySource, algorithm]);
+        for (const [algorithm, bytes] of [
+          ['AES_128', 16],
+          ['AES_192', 24],
+          ['AES_256', 32],
+        ] as const) {
+          const k16 = await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2016', $2) as v`, [
+            V1.keySource,
+            algorithm,
+          ]);
+          const k17 = await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2017', $2) as v`, [
+            V1.keySource,
+            algorithm,
+          ]);
           expect(k16.toString('hex').toUpperCase()).to.equal(V1.keySql2016.slice(0, 2 * bytes));
           expect(k17.toString('hex').toUpperCase()).to.equal(V1.keySql2017.slice(0, 2 * bytes));
         }
@@ -236,8 +289,12 @@ for (const target of rawTargets()) {
           };
           const expected2016 = Buffer.concat([sha('sha1', pad(0x36)), sha('sha1', pad(0x5c))]).subarray(0, 32);
           const expected2017 = createHash('sha512').update(utf16(passphrase)).digest().subarray(0, 32);
-          expect((await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2016') as v`, [passphrase])).toString('hex')).to.equal(expected2016.toString('hex'));
-          expect((await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2017') as v`, [passphrase])).toString('hex')).to.equal(expected2017.toString('hex'));
+          expect(
+            (await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2016') as v`, [passphrase])).toString('hex'),
+          ).to.equal(expected2016.toString('hex'));
+          expect(
+            (await one<Buffer>(`select cellcrypt.derive_key($1, 'sql2017') as v`, [passphrase])).toString('hex'),
+          ).to.equal(expected2017.toString('hex'));
         }
       });
 
@@ -252,7 +309,9 @@ for (const target of rawTargets()) {
         const other = 'Identität \u{1F511}';
         const expected = createHash('md5').update(utf16(other)).digest();
         expected[0] = 0;
-        expect((await one<Buffer>('select cellcrypt.key_guid_for_identity($1) as v', [other])).toString('hex')).to.equal(expected.toString('hex'));
+        expect(
+          (await one<Buffer>('select cellcrypt.key_guid_for_identity($1) as v', [other])).toString('hex'),
+        ).to.equal(expected.toString('hex'));
       });
     });
 
@@ -268,11 +327,14 @@ for (const target of rawTargets()) {
         );
         expect(blob.length).to.equal(68);
         expect(blob.toString('hex').toUpperCase().startsWith(V1.blubbPrefix)).to.equal(true);
-        expect(blob.toString('hex')).to.equal(sealByHand(v1Key, v1Guid, v1Iv, innerOf(utf16('blubb'), null)).toString('hex'));
+        expect(blob.toString('hex')).to.equal(
+          sealByHand(v1Key, v1Guid, v1Iv, innerOf(utf16('blubb'), null)).toString('hex'),
+        );
       });
 
       it('writes byte for byte what node:crypto builds from the format (random inputs, all AES sizes)', async () => {
-        const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));
+        const bytes = (min: number, max: number) =>
+          fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));
         await fc.assert(
           fc.asyncProperty(
             fc.constantFrom(16, 24, 32),
@@ -309,7 +371,8 @@ for (const target of rawTargets()) {
       });
 
       it('refuses keys, key GUIDs and IVs of the wrong length (pgcrypto would pad or cut them silently)', async () => {
-        for (const length of [0, 15, 20, 33]) await expectSqlError(encryptCell(randomBytes(length), v1Guid, utf16('x'), null, v1Iv), '22023');
+        for (const length of [0, 15, 20, 33])
+          await expectSqlError(encryptCell(randomBytes(length), v1Guid, utf16('x'), null, v1Iv), '22023');
         await expectSqlError(encryptCell(v1Key, randomBytes(15), utf16('x'), null, v1Iv), '22023');
         await expectSqlError(encryptCell(v1Key, null, utf16('x'), null, v1Iv), '22023');
         await expectSqlError(encryptCell(v1Key, v1Guid, utf16('x'), null, randomBytes(8)), '22023');
@@ -340,7 +403,10 @@ for (const target of rawTargets()) {
         await fc.assert(
           fc.asyncProperty(
             fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
-            fc.option(fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a)), { nil: null }),
+            fc.option(
+              fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a)),
+              { nil: null },
+            ),
             fc.constantFrom<'sha1' | 'sha256'>('sha1', 'sha256'),
             fc.constantFrom(1, 2),
             async (plain, authenticator, hash, version) => {
@@ -360,8 +426,14 @@ for (const target of rawTargets()) {
       });
 
       it('reads version-2 blobs without an authenticator and with SHA-1', async () => {
-        expect((await decryptCell(key, sealByHand(key, keyGuid, iv, innerOf(plaintext, null), 2), null))!.equals(plaintext)).to.equal(true);
-        expect((await decryptCell(key, sealByHand(key, keyGuid, iv, innerOf(plaintext, rowId), 2), rowId))!.equals(plaintext)).to.equal(true);
+        expect(
+          (await decryptCell(key, sealByHand(key, keyGuid, iv, innerOf(plaintext, null), 2), null))!.equals(plaintext),
+        ).to.equal(true);
+        expect(
+          (await decryptCell(key, sealByHand(key, keyGuid, iv, innerOf(plaintext, rowId), 2), rowId))!.equals(
+            plaintext,
+          ),
+        ).to.equal(true);
       });
 
       it('is NULL for every single-byte change after the key GUID of an authenticated blob', async () => {
@@ -388,7 +460,11 @@ for (const target of rawTargets()) {
       it('is NULL for every truncation and for an extra block', async () => {
         const blob = (await encryptCell(key, keyGuid, plaintext, rowId, iv))!;
         const prefixes = Array.from({ length: blob.length }, (_, n) => blob.subarray(0, n));
-        const results = await decryptAll(key, [...prefixes, Buffer.concat([blob, hex('00112233445566778899aabbccddeeff')])], rowId);
+        const results = await decryptAll(
+          key,
+          [...prefixes, Buffer.concat([blob, hex('00112233445566778899aabbccddeeff')])],
+          rowId,
+        );
         expect(results.filter((r) => r !== null)).to.have.length(0);
       });
 
@@ -415,16 +491,62 @@ for (const target of rawTargets()) {
           ['version 3', sealByHand(key, keyGuid, iv, innerOf(plaintext, null), 3), null],
           ['version 0x101', sealByHand(key, keyGuid, iv, innerOf(plaintext, null), 0x101), null],
           ['bad magic', sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { magic: 0xbaadf00e }), 1), null],
-          ['plaintext length one short', sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { plaintextLength: plaintext.length - 1 })), null],
-          ['plaintext length one long', sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { plaintextLength: plaintext.length + 1 })), null],
-          ['integrity length 16', sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { integrityLength: 16, plaintextLength: plaintext.length - 16 })), null],
-          ['SHA-1 hash labelled 32 bytes', sealByHand(key, keyGuid, iv, innerOf(plaintext, rowId, { integrityLength: 32, plaintextLength: plaintext.length - 12 })), rowId],
+          [
+            'plaintext length one short',
+            sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { plaintextLength: plaintext.length - 1 })),
+            null,
+          ],
+          [
+            'plaintext length one long',
+            sealByHand(key, keyGuid, iv, innerOf(plaintext, null, { plaintextLength: plaintext.length + 1 })),
+            null,
+          ],
+          [
+            'integrity length 16',
+            sealByHand(
+              key,
+              keyGuid,
+              iv,
+              innerOf(plaintext, null, { integrityLength: 16, plaintextLength: plaintext.length - 16 }),
+            ),
+            null,
+          ],
+          [
+            'SHA-1 hash labelled 32 bytes',
+            sealByHand(
+              key,
+              keyGuid,
+              iv,
+              innerOf(plaintext, rowId, { integrityLength: 32, plaintextLength: plaintext.length - 12 }),
+            ),
+            rowId,
+          ],
           ['inner shorter than its header', sealByHand(key, keyGuid, iv, hex('0df0adba0000')), null],
-          ['no padding block (pad:none over a whole-block inner)', sealByHand(key, keyGuid, iv, innerOf(Buffer.alloc(8, 0x41), null), 1, false), null],
-          ['padding bytes that disagree', sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(6, 0x41), null), hex('0102')]), 1, false), null],
-          ['padding byte 0', sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(7, 0x41), null), hex('00')]), 1, false), null],
-          ['padding byte 17', sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(7, 0x41), null), hex('11')]), 1, false), null],
-          ['ciphertext not whole blocks', Buffer.concat([sealByHand(key, keyGuid, iv, innerOf(plaintext, null)), hex('00')]), null],
+          [
+            'no padding block (pad:none over a whole-block inner)',
+            sealByHand(key, keyGuid, iv, innerOf(Buffer.alloc(8, 0x41), null), 1, false),
+            null,
+          ],
+          [
+            'padding bytes that disagree',
+            sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(6, 0x41), null), hex('0102')]), 1, false),
+            null,
+          ],
+          [
+            'padding byte 0',
+            sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(7, 0x41), null), hex('00')]), 1, false),
+            null,
+          ],
+          [
+            'padding byte 17',
+            sealByHand(key, keyGuid, iv, Buffer.concat([innerOf(Buffer.alloc(7, 0x41), null), hex('11')]), 1, false),
+            null,
+          ],
+          [
+            'ciphertext not whole blocks',
+            Buffer.concat([sealByHand(key, keyGuid, iv, innerOf(plaintext, null)), hex('00')]),
+            null,
+          ],
           ['no ciphertext at all', Buffer.concat([keyGuid, hex('01000000'), iv]), null],
           ['empty', Buffer.alloc(0), null],
         ];
@@ -433,7 +555,11 @@ for (const target of rawTargets()) {
         }
         // The same constructions with the right fields do decrypt, so the cases above fail for their stated reason.
         const control = Buffer.concat([innerOf(Buffer.alloc(6, 0x41), null), hex('0202')]);
-        expect((await decryptCell(key, sealByHand(key, keyGuid, iv, control, 1, false), null))!.equals(Buffer.alloc(6, 0x41))).to.equal(true);
+        expect(
+          (await decryptCell(key, sealByHand(key, keyGuid, iv, control, 1, false), null))!.equals(
+            Buffer.alloc(6, 0x41),
+          ),
+        ).to.equal(true);
       });
 
       it('never raises on random bytes', async () => {
@@ -466,7 +592,10 @@ for (const target of rawTargets()) {
         await fc.assert(
           fc.asyncProperty(
             fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-            fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)), { nil: null }),
+            fc.option(
+              fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)),
+              { nil: null },
+            ),
             fc.constantFrom(16, 24, 32),
             fc.constantFrom(16, 24, 32),
             fc.constantFrom<[number, 'sha1' | 'sha256']>([1, 'sha1'], [2, 'sha256'], [2, 'sha1']),
@@ -474,7 +603,13 @@ for (const target of rawTargets()) {
               const fromKey = randomBytes(fromSize);
               const toKey = randomBytes(toSize);
               const toGuid = randomBytes(16);
-              const blob = sealByHand(fromKey, randomBytes(16), randomBytes(16), innerOf(plain, authenticator, { hash }), version);
+              const blob = sealByHand(
+                fromKey,
+                randomBytes(16),
+                randomBytes(16),
+                innerOf(plain, authenticator, { hash }),
+                version,
+              );
               const moved = await reencrypt(blob, fromKey, toKey, toGuid);
               expect(moved.length).to.equal(blob.length);
               expect(moved.subarray(0, 16).equals(toGuid)).to.equal(true);
@@ -490,8 +625,16 @@ for (const target of rawTargets()) {
       it('draws a fresh IV per cell: the same cell moved twice gives two different IVs and ciphertexts', async () => {
         const fromKey = randomBytes(32);
         const toKey = randomBytes(32);
-        const blob = sealByHand(fromKey, randomBytes(16), randomBytes(16), innerOf(utf16('same value'), randomBytes(16)));
-        const [a, b] = [await reencrypt(blob, fromKey, toKey, randomBytes(16)), await reencrypt(blob, fromKey, toKey, randomBytes(16))];
+        const blob = sealByHand(
+          fromKey,
+          randomBytes(16),
+          randomBytes(16),
+          innerOf(utf16('same value'), randomBytes(16)),
+        );
+        const [a, b] = [
+          await reencrypt(blob, fromKey, toKey, randomBytes(16)),
+          await reencrypt(blob, fromKey, toKey, randomBytes(16)),
+        ];
         expect(a.subarray(20, 36).equals(b.subarray(20, 36))).to.equal(false);
         expect(a.subarray(36).equals(b.subarray(36))).to.equal(false);
         expect(a.subarray(20, 36).equals(blob.subarray(20, 36))).to.equal(false);
@@ -507,7 +650,9 @@ for (const target of rawTargets()) {
         const wrongKey = sealByHand(randomBytes(32), randomBytes(16), randomBytes(16), innerOf(utf16('secret'), rowId));
         for (const damaged of [flipped, wrongKey]) {
           expect(await decryptCell(fromKey, damaged, rowId)).to.equal(null);
-          expect(await decryptCell(toKey, await reencrypt(damaged, fromKey, toKey, randomBytes(16)), rowId)).to.equal(null);
+          expect(await decryptCell(toKey, await reencrypt(damaged, fromKey, toKey, randomBytes(16)), rowId)).to.equal(
+            null,
+          );
         }
       });
 
@@ -530,13 +675,15 @@ for (const target of rawTargets()) {
           await other.exec('set standard_conforming_strings = off');
           await loadSqlScripts(other, ['10-codec.sql']);
           const text = String.raw`a\b\\c\000`;
-          const row = (await other.query<{ blob: Buffer; bytes: Buffer; back: string; plain: Buffer }>(
-            `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), cellcrypt.key_guid_for_identity($2), cellcrypt.utf16le('blubb'), null, $3) as blob,
+          const row = (
+            await other.query<{ blob: Buffer; bytes: Buffer; back: string; plain: Buffer }>(
+              `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), cellcrypt.key_guid_for_identity($2), cellcrypt.utf16le('blubb'), null, $3) as blob,
                     cellcrypt.utf16le($4) as bytes, cellcrypt.from_utf16le(cellcrypt.utf16le($4)) as back,
                     cellcrypt.decrypt_cell(cellcrypt.derive_key($1, 'sql2016'),
                       cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), $5, cellcrypt.utf16le($4), $5, $3), $5) as plain`,
-            [V1.keySource, V1.identityValue, hex(V1.iv), text, hex(V1.keyGuid)],
-          ))[0];
+              [V1.keySource, V1.identityValue, hex(V1.iv), text, hex(V1.keyGuid)],
+            )
+          )[0];
           expect(row.blob.toString('hex').toUpperCase().startsWith(V1.blubbPrefix)).to.equal(true);
           expect(row.bytes.toString('hex')).to.equal(utf16(text).toString('hex'));
           expect(row.back).to.equal(text);
@@ -550,7 +697,9 @@ for (const target of rawTargets()) {
     describe('cell_key_guid and function properties', () => {
       it('cell_key_guid is the first 16 bytes, NULL when shorter', async () => {
         const blob = Buffer.concat([hex(V1.keyGuid), randomBytes(52)]);
-        expect((await one<Buffer>('select cellcrypt.cell_key_guid($1) as v', [blob])).toString('hex').toUpperCase()).to.equal(V1.keyGuid);
+        expect(
+          (await one<Buffer>('select cellcrypt.cell_key_guid($1) as v', [blob])).toString('hex').toUpperCase(),
+        ).to.equal(V1.keyGuid);
         expect(await one('select cellcrypt.cell_key_guid($1) as v', [randomBytes(15)])).to.equal(null);
       });
 
@@ -565,7 +714,17 @@ for (const target of rawTargets()) {
             where n.nspname = 'cellcrypt'`,
         );
         const byName = new Map(rows.map((row) => [row.name, row]));
-        for (const name of ['utf16le', 'from_utf16le', 'guid_bytes', 'guid_from_bytes', 'derive_key', 'key_guid_for_identity', 'encrypt_cell', 'decrypt_cell', 'cell_key_guid']) {
+        for (const name of [
+          'utf16le',
+          'from_utf16le',
+          'guid_bytes',
+          'guid_from_bytes',
+          'derive_key',
+          'key_guid_for_identity',
+          'encrypt_cell',
+          'decrypt_cell',
+          'cell_key_guid',
+        ]) {
           const row = byName.get(name);
           expect(row, name).to.not.equal(undefined);
           expect([row!.volatile, row!.parallel], name).to.deep.equal(['i', 's']);

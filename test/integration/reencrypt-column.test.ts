@@ -49,7 +49,12 @@ for (const target of targetNames()) {
       await tk.engine.keys.openMasterKey(trx, access.masterPassword);
       await tk.engine.keys.openSymmetricKey(trx, access.current.name, CERTIFICATE_NAME);
       const name = keyName(2);
-      await tk.engine.keys.createSymmetricKey(trx, { name, certificate: CERTIFICATE_NAME, keySource: passphrase, identityValue: identityValueFor(passphrase) });
+      await tk.engine.keys.createSymmetricKey(trx, {
+        name,
+        certificate: CERTIFICATE_NAME,
+        keySource: passphrase,
+        identityValue: identityValueFor(passphrase),
+      });
       if (options.openNew) await tk.engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
       return keyGuidFor(passphrase);
     }
@@ -57,13 +62,21 @@ for (const target of targetNames()) {
     it('moves every cell once across many one-page chunks, values intact, progress per chunk', async () => {
       const column = mailbox();
       const before = await decryptedValues(tk, column);
-      const pages = Number((await tk.engine.knex.raw(`select pg_relation_size(?::regclass) / current_setting('block_size')::int as n`, [q(column.table)])).rows[0].n);
+      const pages = Number(
+        (
+          await tk.engine.knex.raw(`select pg_relation_size(?::regclass) / current_setting('block_size')::int as n`, [
+            q(column.table),
+          ])
+        ).rows[0].n,
+      );
       expect(pages, 'the table must span several pages for this test to mean anything').to.be.greaterThan(3);
       const ticks: number[] = [];
       await keyTransaction(tk.engine, async (trx) => {
         const newGuid = await withBothKeys(trx, { openNew: true });
         await onePagePerChunk.lockTable(trx, column);
-        const moved = await onePagePerChunk.reencryptColumn!(trx, column, access.current.keyGuid, newGuid, (n) => ticks.push(n));
+        const moved = await onePagePerChunk.reencryptColumn!(trx, column, access.current.keyGuid, newGuid, (n) =>
+          ticks.push(n),
+        );
         const census = await onePagePerChunk.census(trx, column, { decrypt: true });
         expect(moved).to.equal(census.cells);
         expect(census.byKey).to.deep.equal({ [newGuid]: census.cells });
@@ -85,7 +98,10 @@ for (const target of targetNames()) {
       const [damagedId, damaged] = [...cells].find(([, cell]) => cell !== null)!;
       const flipped = Buffer.from(damaged!);
       flipped[flipped.length - 20] ^= 0x01;
-      await tk.engine.knex.raw(`update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`, [flipped, damagedId]);
+      await tk.engine.knex.raw(
+        `update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`,
+        [flipped, damagedId],
+      );
       await keyTransaction(tk.engine, async (trx) => {
         const newGuid = await withBothKeys(trx, { openNew: true });
         await onePagePerChunk.lockTable(trx, column);

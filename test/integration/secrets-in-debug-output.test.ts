@@ -34,7 +34,6 @@ for (const target of targetNames()) {
       await org.cleanup();
     });
 
-
     it('install, status, verify, change-key (--dry-run, one transaction, batched): no passphrase or master-key password in debug lines or output', async () => {
       const runs = [
         await inProcessCli('demo', 'seed', '--rows', '20'),
@@ -46,15 +45,26 @@ for (const target of targetNames()) {
         await inProcessCli('change-key', '--generate', '--batch-size', '7', '--json'),
       ];
       expect(runs.map((r) => r.code)).to.deep.equal([0, 0, 0, 0, 0, 0, 0]);
-      expect(captured.some((line) => line.includes('knex:bindings')), 'debug output was captured').to.equal(true);
+      expect(
+        captured.some((line) => line.includes('knex:bindings')),
+        'debug output was captured',
+      ).to.equal(true);
 
       const tk = await org.open();
       const keystore = await tk.keystore();
-      const secrets = [(await keystore.get('passphrase'))!.reveal(), (await keystore.get('master-key-password'))!.reveal()];
+      const secrets = [
+        (await keystore.get('passphrase'))!.reveal(),
+        (await keystore.get('master-key-password'))!.reveal(),
+      ];
       const audit = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.audit')).rows);
       const ledger = JSON.stringify((await tk.engine.knex.raw('select * from cellcrypt.ledger')).rows);
       await tk.close();
-      const everything = [...captured, ...runs.map((r) => [r.stdout, r.stderr, JSON.stringify(r.json ?? null)].join("\n")), audit, ledger].join('\n');
+      const everything = [
+        ...captured,
+        ...runs.map((r) => [r.stdout, r.stderr, JSON.stringify(r.json ?? null)].join('\n')),
+        audit,
+        ledger,
+      ].join('\n');
       for (const secret of secrets) expect(everything.includes(secret), 'a secret leaked').to.equal(false);
     });
 
@@ -64,10 +74,19 @@ for (const target of targetNames()) {
       const tk = await org.open();
       try {
         const { access } = await requireActive(tk);
-        const settings = await withOpenKeys(tk, access, async (trx) =>
-          (await trx.raw(`select current_setting('log_parameter_max_length') as normal, current_setting('log_parameter_max_length_on_error') as on_error`)).rows[0]);
+        const settings = await withOpenKeys(
+          tk,
+          access,
+          async (trx) =>
+            (
+              await trx.raw(
+                `select current_setting('log_parameter_max_length') as normal, current_setting('log_parameter_max_length_on_error') as on_error`,
+              )
+            ).rows[0],
+        );
         expect(settings).to.deep.equal({ normal: '0', on_error: '0' });
-        const outside = (await tk.engine.knex.raw(`select current_setting('log_parameter_max_length') as normal`)).rows[0];
+        const outside = (await tk.engine.knex.raw(`select current_setting('log_parameter_max_length') as normal`))
+          .rows[0];
         expect(outside.normal, 'only for that transaction').not.to.equal('0');
       } finally {
         await tk.close();

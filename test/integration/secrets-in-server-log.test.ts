@@ -19,7 +19,8 @@ if (targetNames().includes('postgres')) {
 
     before(function () {
       if (!logFile) {
-        if (process.env.CELLCRYPT_REQUIRE_PG_SERVER === '1') throw new Error('TEST_PG_LOG must name the server log in CI');
+        if (process.env.CELLCRYPT_REQUIRE_PG_SERVER === '1')
+          throw new Error('TEST_PG_LOG must name the server log in CI');
         this.skip();
       }
     });
@@ -42,13 +43,23 @@ if (targetNames().includes('postgres')) {
     it('install, status, verify, change-key (one transaction and batched), show-key', async () => {
       const start = statSync(logFile!).size;
       const codes = [];
-      for (const args of [['demo', 'seed', '--rows', '10'], ['install'], ['status'], ['verify'], ['change-key', '--generate'], ['change-key', '--generate', '--batch-size', '5']]) {
+      for (const args of [
+        ['demo', 'seed', '--rows', '10'],
+        ['install'],
+        ['status'],
+        ['verify'],
+        ['change-key', '--generate'],
+        ['change-key', '--generate', '--batch-size', '5'],
+      ]) {
         codes.push((await inProcessCli(...args)).code);
       }
       expect(codes).to.deep.equal([0, 0, 0, 0, 0, 0]);
       const tk = await org.open();
       const keystore = await tk.keystore();
-      const secrets = [(await keystore.get('passphrase'))!.reveal(), (await keystore.get('master-key-password'))!.reveal()];
+      const secrets = [
+        (await keystore.get('passphrase'))!.reveal(),
+        (await keystore.get('master-key-password'))!.reveal(),
+      ];
       await tk.close();
 
       const log = readFileSync(logFile!).subarray(start).toString('utf8');

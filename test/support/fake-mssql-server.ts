@@ -1,5 +1,12 @@
 import { readdirSync } from 'node:fs';
-import { encryptByKey, guidBytesToString, guidStringToBytes, keyGuidFromIdentity, deriveKey, nvarcharBytes } from '../../src/cellcrypt';
+import {
+  encryptByKey,
+  guidBytesToString,
+  guidStringToBytes,
+  keyGuidFromIdentity,
+  deriveKey,
+  nvarcharBytes,
+} from '../../src/cellcrypt';
 import type { Secret } from '../../src/config/secret';
 import { identityValueFor } from '../../src/core/key-identity';
 import { MIGRATIONS_CONFIG } from '../../src/core/migration-context';
@@ -39,12 +46,17 @@ export interface FakeServerState {
 
 type Row = Record<string, unknown>;
 
-const ALL_MIGRATIONS = readdirSync(MIGRATIONS_CONFIG.directory as string).filter((file) => file.endsWith('.ts')).sort();
+const ALL_MIGRATIONS = readdirSync(MIGRATIONS_CONFIG.directory as string)
+  .filter((file) => file.endsWith('.ts'))
+  .sort();
 
 const guidOf = (passphrase: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(passphrase).reveal()));
 
 export function sampleCells(passphrase: Secret, count: number): Array<{ id: string; cell: Buffer }> {
-  const key = { keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()), key: deriveKey(passphrase.reveal(), 'sql2017') };
+  const key = {
+    keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+    key: deriveKey(passphrase.reveal(), 'sql2017'),
+  };
   return Array.from({ length: count }, (_, i) => {
     const id = `0000000${i}-1111-2222-3333-444444444444`.slice(-36);
     return { id, cell: encryptByKey(key, nvarcharBytes(`secret ${i} 😀`), { authenticator: guidStringToBytes(id) }) };
@@ -54,48 +66,77 @@ export function sampleCells(passphrase: Secret, count: number): Array<{ id: stri
 export function fakeSqlServer(state: FakeServerState, columns: readonly SensitiveColumn[]) {
   let seen = 0;
   const label = (sql: string) =>
-    columns.find((c) => sql.includes(`[${c.table}]`) && (sql.includes(`[${c.column}`) || sql.includes(`N'${c.column}'`))) ?? columns.find((c) => sql.includes(`[${c.table}]`));
+    columns.find(
+      (c) => sql.includes(`[${c.table}]`) && (sql.includes(`[${c.column}`) || sql.includes(`N'${c.column}'`)),
+    ) ?? columns.find((c) => sql.includes(`[${c.table}]`));
   const keyByName = (name: string) => state.keys.find((k) => k.name === name);
-  const guids = (sql: string) => [...sql.matchAll(/CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/gi)].map((m) => m[1].toUpperCase());
+  const guids = (sql: string) =>
+    [...sql.matchAll(/CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/gi)].map((m) => m[1].toUpperCase());
 
   return (sql: string): Row[] | { rows?: Row[]; rowCount?: number } | Error | undefined => {
     seen++;
-    if (state.failOn && sql.includes(state.failOn.contains) && seen > (state.failOn.after ?? 0)) return state.failOn.error;
+    if (state.failOn && sql.includes(state.failOn.contains) && seen > (state.failOn.after ?? 0))
+      return state.failOn.error;
     const column = label(sql);
     const columnLabel = column ? `${column.table}.${column.column}` : '';
     // ---- knex's own queries (schema builder, toolkit tables) ----
-    if (/INFORMATION_SCHEMA\.TABLES/i.test(sql) || /from information_schema\.tables/i.test(sql)) return [{ TABLE_NAME: 'x' }];
+    if (/INFORMATION_SCHEMA\.TABLES/i.test(sql) || /from information_schema\.tables/i.test(sql))
+      return [{ TABLE_NAME: 'x' }];
     if (/from \[cellcrypt\]\.\[organization\]/i.test(sql)) return [{ id: state.orgId }];
     if (/insert into \[cellcrypt\]\.\[(audit|ledger)\]/i.test(sql)) return [];
     if (/update \[cellcrypt\]\.\[ledger\]/i.test(sql)) return [{ '': 0 }]; // knex appends 'select @@rowcount': no row yet, so it inserts
     if (/from \[cellcrypt\]\.\[audit\]/i.test(sql)) return [{ n: 0 }];
     // knex's migration list (change-key refuses an org whose migrations are behind): all applied.
     if (/from \[cellcrypt_migrations_lock\]/i.test(sql)) return [{ index: 1, is_locked: 0 }];
-    if (/from \[cellcrypt_migrations\]/i.test(sql)) return (state.appliedMigrations ?? ALL_MIGRATIONS).map((name) => ({ name }));
+    if (/from \[cellcrypt_migrations\]/i.test(sql))
+      return (state.appliedMigrations ?? ALL_MIGRATIONS).map((name) => ({ name }));
     // ---- permissions, lock ----
     if (sql.includes('HAS_PERMS_BY_NAME')) return [{ user_name: 'dbo', granted: 1 }];
     if (sql.includes('sp_getapplock')) return [{ result: 0 }];
     if (sql.includes('sp_releaseapplock')) return [];
     // ---- key hierarchy ----
-    if (sql.startsWith('SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N\'##MS_DatabaseMasterKey##\') THEN 1 ELSE 0 END AS master_key')) return [{ master_key: state.masterKey ? 1 : 0, prepared: 1 }];
+    if (
+      sql.startsWith(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key",
+      )
+    )
+      return [{ master_key: state.masterKey ? 1 : 0, prepared: 1 }];
     if (sql.startsWith('SELECT name FROM sys.certificates')) return state.certificates.map((name) => ({ name }));
     if (sql.includes('FROM sys.symmetric_keys AS k')) {
-      return state.keys.map((k, i) => ({ name: k.name, key_guid: guidOf(k.passphrase), algorithm: 'AES_256', created_at: new Date(Date.UTC(2026, 0, 1 + i)), derivation: 'sql2017' }));
+      return state.keys.map((k, i) => ({
+        name: k.name,
+        key_guid: guidOf(k.passphrase),
+        algorithm: 'AES_256',
+        created_at: new Date(Date.UTC(2026, 0, 1 + i)),
+        derivation: 'sql2017',
+      }));
     }
     if (state.restoredElsewhere && sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && sql.includes('OPEN SYMMETRIC KEY')) {
-      return Object.assign(new Error('Please create a master key in the database or open the master key in the session before performing this operation.'), { number: 15581 });
+      return Object.assign(
+        new Error(
+          'Please create a master key in the database or open the master key in the session before performing this operation.',
+        ),
+        { number: 15581 },
+      );
     }
     if (sql.includes('CREATE MASTER KEY')) {
       state.masterKey = true;
       state.restoredElsewhere = false;
       return [];
     }
-    if (sql.startsWith('SET XACT_ABORT ON; OPEN MASTER KEY') || sql.startsWith('OPEN SYMMETRIC KEY') || sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP')) return [];
+    if (
+      sql.startsWith('SET XACT_ABORT ON; OPEN MASTER KEY') ||
+      sql.startsWith('OPEN SYMMETRIC KEY') ||
+      (sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && !sql.includes('DROP'))
+    )
+      return [];
     if (sql.includes('CREATE CERTIFICATE')) {
       state.certificates.push('cellcrypt_certificate');
       return [];
     }
-    const created = /^CREATE SYMMETRIC KEY \[([^\]]+)\] WITH ALGORITHM = AES_256, KEY_SOURCE = N'((?:[^']|'')*)'/.exec(sql);
+    const created = /^CREATE SYMMETRIC KEY \[([^\]]+)\] WITH ALGORITHM = AES_256, KEY_SOURCE = N'((?:[^']|'')*)'/.exec(
+      sql,
+    );
     if (created) {
       const passphrase = { reveal: () => created[2].replace(/''/g, "'") } as Secret;
       state.keys.push({ name: created[1], passphrase });
@@ -104,7 +145,10 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     const probe = /^SELECT ENCRYPTBYKEY\(KEY_GUID\(N'([^']+)'\), 0x([0-9a-f]+)\)/.exec(sql);
     if (probe) {
       const key = keyByName(probe[1])!;
-      const cellKey = { keyGuid: keyGuidFromIdentity(identityValueFor(key.passphrase).reveal()), key: deriveKey(key.passphrase.reveal(), 'sql2017') };
+      const cellKey = {
+        keyGuid: keyGuidFromIdentity(identityValueFor(key.passphrase).reveal()),
+        key: deriveKey(key.passphrase.reveal(), 'sql2017'),
+      };
       return [{ probe: encryptByKey(cellKey, Buffer.from(probe[2], 'hex')), key_guid: guidOf(key.passphrase) }];
     }
     if (sql.includes('cellcrypt.key_derivation')) return [];
@@ -113,7 +157,12 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       state.keys = state.keys.filter((k) => k.name !== dropped[1]);
       return [];
     }
-    if (sql.includes('DROP SYMMETRIC KEY') || sql.includes('DROP CERTIFICATE') || sql.includes('DROP MASTER KEY') || sql === 'CLOSE ALL SYMMETRIC KEYS') {
+    if (
+      sql.includes('DROP SYMMETRIC KEY') ||
+      sql.includes('DROP CERTIFICATE') ||
+      sql.includes('DROP MASTER KEY') ||
+      sql === 'CLOSE ALL SYMMETRIC KEYS'
+    ) {
       if (sql.includes('DROP MASTER KEY')) state.masterKey = false;
       if (sql.includes('DROP CERTIFICATE')) state.certificates = [];
       if (sql.includes('QUOTENAME(name)')) state.keys = [];
@@ -128,7 +177,10 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       const converted = plaintext === 0;
       if (sql.includes('THEN 0 ELSE 1 END AS present')) return [{ present: 1 }];
       if (sql.startsWith('SELECT c.name, ty.name AS type_name')) {
-        return [{ name: column.column, type_name: converted ? 'varbinary' : 'nvarchar' }, { name: column.primaryKey, type_name: 'uniqueidentifier' }];
+        return [
+          { name: column.column, type_name: converted ? 'varbinary' : 'nvarchar' },
+          { name: column.primaryKey, type_name: 'uniqueidentifier' },
+        ];
       }
       if (sql.includes('i.is_primary_key = 1')) return [{ name: column.primaryKey }];
       if (sql.includes('DATALENGTH(CONVERT(nvarchar(max)')) return [{ n: 0, examples: null }];
@@ -151,7 +203,13 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
         return [];
       }
       if (sql.includes('GROUP BY SUBSTRING')) {
-        return [...byKey].filter(([, n]) => n > 0).map(([guid, n]) => ({ key_guid: guidStringToBytes(guid), cells: n, undecryptable: sql.includes('SUM(CASE') ? 0 : null }));
+        return [...byKey]
+          .filter(([, n]) => n > 0)
+          .map(([guid, n]) => ({
+            key_guid: guidStringToBytes(guid),
+            cells: n,
+            undecryptable: sql.includes('SUM(CASE') ? 0 : null,
+          }));
       }
       if (sql.includes('DECLARE @batch')) {
         const [to, from] = guids(sql); // ENCRYPTBYKEY(to, ...) comes before WHERE ... = from
@@ -161,8 +219,10 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
         byKey.set(to, (byKey.get(to) ?? 0) + written);
         return [{ written, undecryptable: 0 }];
       }
-      if (sql.includes('SUM(CONVERT(bigint, DATALENGTH')) return [{ n: [...byKey.values()].reduce((a, b) => a + b, 0) * 100 }];
-      if (sql.includes('ORDER BY NEWID()')) return (state.samples.get(columnLabel) ?? []).map((s) => ({ id: s.id.toUpperCase(), cell: s.cell }));
+      if (sql.includes('SUM(CONVERT(bigint, DATALENGTH'))
+        return [{ n: [...byKey.values()].reduce((a, b) => a + b, 0) * 100 }];
+      if (sql.includes('ORDER BY NEWID()'))
+        return (state.samples.get(columnLabel) ?? []).map((s) => ({ id: s.id.toUpperCase(), cell: s.cell }));
     }
     return new Error(`fake SQL Server: unrecognised statement: ${sql.slice(0, 200)}`);
   };

@@ -9,8 +9,12 @@ process.env.CELLCRYPT_HOME ??= mkdtempSync(join(tmpdir(), 'cellcrypt-test-home-'
 
 if (!process.env.TEST_PG_URL) {
   if (process.env.CELLCRYPT_REQUIRE_PG_SERVER === '1') {
-    process.stderr.write('CELLCRYPT_REQUIRE_PG_SERVER=1 but TEST_PG_URL is not set: the PostgreSQL server suite cannot be skipped here\n');
+    process.stderr.write(
+      'CELLCRYPT_REQUIRE_PG_SERVER=1 but TEST_PG_URL is not set: the PostgreSQL server suite cannot be skipped here\n',
+    );
     process.exit(1);
   }
-  process.stderr.write('PostgreSQL server suite skipped: TEST_PG_URL is not set (integration tests run on PGlite only)\n');
+  process.stderr.write(
+    'PostgreSQL server suite skipped: TEST_PG_URL is not set (integration tests run on PGlite only)\n',
+  );
 }

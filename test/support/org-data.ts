@@ -19,8 +19,12 @@ export async function tableChecksums(db: Db, tables: readonly string[]): Promise
     }
     const columns = await db.raw(
       `select string_agg(column_name || ':' || data_type, ',' order by ordinal_position) as shape
-         from information_schema.columns where table_schema = current_schema() and table_name = ?`, [table]);
-    const rows = await db.raw(`select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum, count(*)::int as n from ${q(table)} t`);
+         from information_schema.columns where table_schema = current_schema() and table_name = ?`,
+      [table],
+    );
+    const rows = await db.raw(
+      `select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum, count(*)::int as n from ${q(table)} t`,
+    );
     out[table] = `${columns.rows[0].shape} rows=${rows.rows[0].n} md5=${rows.rows[0].sum}`;
   }
   return out;
@@ -40,7 +44,11 @@ export const TRICKY_VALUES: ReadonlyArray<string | null> = [
   'e\u0301 combining, \u05E9\u05DC\u05D5\u05DD RTL',
 ];
 
-export async function insertRows(db: Db, column: SensitiveColumn, values: ReadonlyArray<string | null>): Promise<Map<string, string | null>> {
+export async function insertRows(
+  db: Db,
+  column: SensitiveColumn,
+  values: ReadonlyArray<string | null>,
+): Promise<Map<string, string | null>> {
   const expected = new Map<string, string | null>();
   for (const value of values) {
     const id = randomUUID();
@@ -55,12 +63,24 @@ export async function insertRows(db: Db, column: SensitiveColumn, values: Readon
 export async function decryptedValues(tk: Toolkit, column: SensitiveColumn): Promise<Map<string, string | null>> {
   const { access } = await requireActive(tk);
   const rows = await withOpenKeys(tk, access, (trx) =>
-    trx.raw(`select ${q(column.primaryKey)}::text as id, ${q(column.column)} is null as is_null, cellcrypt.decrypt_text(${q(column.column)}, ${q(column.primaryKey)}) as value from ${q(column.table)}`));
-  return new Map(rows.rows.map((r: { id: string; is_null: boolean; value: string | null }) => [r.id, r.is_null ? null : (r.value ?? '<undecryptable>')]));
+    trx.raw(
+      `select ${q(column.primaryKey)}::text as id, ${q(column.column)} is null as is_null, cellcrypt.decrypt_text(${q(column.column)}, ${q(column.primaryKey)}) as value from ${q(column.table)}`,
+    ),
+  );
+  return new Map(
+    rows.rows.map((r: { id: string; is_null: boolean; value: string | null }) => [
+      r.id,
+      r.is_null ? null : (r.value ?? '<undecryptable>'),
+    ]),
+  );
 }
 
 /** The raw cells of a column by primary key. */
 export async function rawCells(db: Db, column: SensitiveColumn): Promise<Map<string, Buffer | null>> {
-  const rows = await db.raw(`select ${q(column.primaryKey)}::text as id, ${q(column.column)} as cell from ${q(column.table)}`);
-  return new Map(rows.rows.map((r: { id: string; cell: Uint8Array | null }) => [r.id, r.cell ? Buffer.from(r.cell) : null]));
+  const rows = await db.raw(
+    `select ${q(column.primaryKey)}::text as id, ${q(column.column)} as cell from ${q(column.table)}`,
+  );
+  return new Map(
+    rows.rows.map((r: { id: string; cell: Uint8Array | null }) => [r.id, r.cell ? Buffer.from(r.cell) : null]),
+  );
 }

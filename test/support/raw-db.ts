@@ -120,4 +120,3 @@ async function openServerDatabase(baseUrl: string): Promise<RawDb> {
     },
   };
 }
-

@@ -39,7 +39,12 @@ export async function createTestOrg(target: TargetName): Promise<TestOrg> {
     const org = await createServerDatabase('org');
     const config = await createServerDatabase('cfg');
     drops.push(org.drop, config.drop);
-    env = { CELLCRYPT_HOME: dir, DATABASE_URL: org.url, CELLCRYPT_CONFIG_URL: config.url, CELLCRYPT_KEYSTORE_SECRET: TEST_KEYSTORE_SECRET };
+    env = {
+      CELLCRYPT_HOME: dir,
+      DATABASE_URL: org.url,
+      CELLCRYPT_CONFIG_URL: config.url,
+      CELLCRYPT_KEYSTORE_SECRET: TEST_KEYSTORE_SECRET,
+    };
   }
   const settings = loadSettings({ env, cwd: dir });
   return {
@@ -62,5 +67,3 @@ async function createServerDatabase(kind: string): Promise<{ url: string; drop: 
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => adminQuery(base, `drop database if exists "${name}" with (force)`) };
 }
-
-

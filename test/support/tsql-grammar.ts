@@ -20,14 +20,30 @@ class UpperCaseCharStream implements CharStream {
     const upper = String.fromCodePoint(c).toUpperCase();
     return upper.length === String.fromCodePoint(c).length ? upper.codePointAt(0)! : c;
   }
-  consume(): void { this.inner.consume(); }
-  mark(): number { return this.inner.mark(); }
-  release(marker: number): void { this.inner.release(marker); }
-  seek(index: number): void { this.inner.seek(index); }
-  get index(): number { return this.inner.index; }
-  get size(): number { return this.inner.size; }
-  get sourceName(): string { return this.inner.sourceName; }
-  getText(interval: Interval): string { return this.inner.getText(interval); }
+  consume(): void {
+    this.inner.consume();
+  }
+  mark(): number {
+    return this.inner.mark();
+  }
+  release(marker: number): void {
+    this.inner.release(marker);
+  }
+  seek(index: number): void {
+    this.inner.seek(index);
+  }
+  get index(): number {
+    return this.inner.index;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
+  get sourceName(): string {
+    return this.inner.sourceName;
+  }
+  getText(interval: Interval): string {
+    return this.inner.getText(interval);
+  }
 }
 
 /** antlr lists every token it expected (often ~1000 keywords): keep errors readable. */

@@ -25,7 +25,7 @@ const WORD_CHAR = /[\p{L}\p{N}_@#$]/u;
 
 /** Offset after the run opened just before `from` and closed by `close`; a doubled `close` is an escaped one. */
 function closingOffset(sql: string, from: number, close: string): number {
-  for (let j = from; ; ) {
+  for (let j = from; ;) {
     const k = sql.indexOf(close, j);
     if (k < 0) return sql.length; // unterminated: the grammar reports it, the rules just stop there
     if (sql[k + 1] !== close) return k + 1;
@@ -36,7 +36,7 @@ function closingOffset(sql: string, from: number, close: string): number {
 /** T-SQL block comments nest: `/* a /* b *\/ still comment *\/`. */
 function blockCommentEnd(sql: string, from: number): number {
   let depth = 0;
-  for (let j = from; j < sql.length; ) {
+  for (let j = from; j < sql.length;) {
     if (sql.startsWith('/*', j)) {
       depth++;
       j += 2;
@@ -90,7 +90,11 @@ const isPunct = (t: SqlToken | undefined, p: string) => t !== undefined && t.kin
 
 /** The value a literal or name stands for: `N'it''s'` → it's, `[a]]b]` → a]b, `"x"` → x, `k` → k. */
 export function tokenValue(t: SqlToken): string {
-  if (t.kind === 'string') return t.text.replace(/^[Nn]?'/, '').replace(/'$/, '').replace(/''/g, "'");
+  if (t.kind === 'string')
+    return t.text
+      .replace(/^[Nn]?'/, '')
+      .replace(/'$/, '')
+      .replace(/''/g, "'");
   if (t.kind === 'quoted' && t.text.startsWith('[')) return t.text.slice(1).replace(/]$/, '').replace(/]]/g, ']');
   if (t.kind === 'quoted') return t.text.slice(1).replace(/"$/, '').replace(/""/g, '"');
   return t.text;
@@ -143,8 +147,29 @@ function calls(code: SqlToken[], ...names: string[]) {
 
 /** Keywords that start a new statement: where a statement without `;` ends, for the rules that read one whole. */
 const STATEMENT_START = [
-  'ALTER', 'BEGIN', 'CLOSE', 'COMMIT', 'CREATE', 'DECLARE', 'DELETE', 'DROP', 'END', 'EXEC', 'EXECUTE', 'IF', 'INSERT',
-  'OPEN', 'PRINT', 'RAISERROR', 'RETURN', 'ROLLBACK', 'SELECT', 'SET', 'THROW', 'UPDATE', 'WHILE',
+  'ALTER',
+  'BEGIN',
+  'CLOSE',
+  'COMMIT',
+  'CREATE',
+  'DECLARE',
+  'DELETE',
+  'DROP',
+  'END',
+  'EXEC',
+  'EXECUTE',
+  'IF',
+  'INSERT',
+  'OPEN',
+  'PRINT',
+  'RAISERROR',
+  'RETURN',
+  'ROLLBACK',
+  'SELECT',
+  'SET',
+  'THROW',
+  'UPDATE',
+  'WHILE',
 ];
 
 /** The tokens of the statement starting at `from`, up to its `;` or the next statement's first keyword. */
@@ -174,14 +199,17 @@ export function symmetricKeyRules(sql: string): string[] {
     const algorithmAt = statement.findIndex((s) => isWord(s, 'ALGORITHM'));
     const algorithm = algorithmAt < 0 ? undefined : statement[algorithmAt + 2];
     if (!algorithm || !isWord(algorithm, ...AES)) {
-      violations.push(`CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not ${algorithm ? algorithm.text : 'none'}: ${name}`);
+      violations.push(
+        `CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not ${algorithm ? algorithm.text : 'none'}: ${name}`,
+      );
     }
     // The mechanisms follow `ENCRYPTION BY`, comma-separated: each must be a certificate.
     const byAt = statement.findIndex((s, j) => isWord(s, 'ENCRYPTION') && isWord(statement[j + 1], 'BY'));
     const mechanisms: (SqlToken | undefined)[] = [];
     if (byAt >= 0) {
       mechanisms.push(statement[byAt + 2]);
-      for (let j = byAt + 2; j < statement.length; j++) if (isPunct(statement[j], ',')) mechanisms.push(statement[j + 1]);
+      for (let j = byAt + 2; j < statement.length; j++)
+        if (isPunct(statement[j], ',')) mechanisms.push(statement[j + 1]);
     }
     if (mechanisms.length === 0 || mechanisms.some((m) => !isWord(m, 'CERTIFICATE'))) {
       const found = mechanisms.map((m) => m?.text ?? 'nothing').join(', ') || 'none';
@@ -204,14 +232,17 @@ export function encryptByKeyArity(sql: string): string[] {
     const expected = allowed[fn.text.toUpperCase()];
     if (args && expected.includes(args.length)) return [];
     const got = args ? `${args.length} arguments` : 'an unclosed argument list';
-    return [`${fn.text.toUpperCase()} takes ${expected.join(' or ')} arguments, got ${got}: ${statementAt(sql, fn.start)}`];
+    return [
+      `${fn.text.toUpperCase()} takes ${expected.join(' or ')} arguments, got ${got}: ${statementAt(sql, fn.start)}`,
+    ];
   });
 }
 
 const SIZED_TYPES = ['nvarchar', 'varchar', 'varbinary', 'nchar', 'char', 'binary'];
 
 /** A type name as written: `nvarchar` or `[nvarchar]`; undefined for anything else. */
-const typeName = (t: SqlToken | undefined) => (t && (t.kind === 'word' || t.kind === 'quoted') ? tokenValue(t).toLowerCase() : undefined);
+const typeName = (t: SqlToken | undefined) =>
+  t && (t.kind === 'word' || t.kind === 'quoted') ? tokenValue(t).toLowerCase() : undefined;
 
 /**
  * 3. CONVERT/CAST to a string or binary type always states its length: without one, SQL Server
@@ -223,7 +254,9 @@ export function convertLengthRules(sql: string): string[] {
   const check = (type: SqlToken | undefined, after: SqlToken | undefined, fn: SqlToken) => {
     const name = typeName(type);
     if (name && SIZED_TYPES.includes(name) && !isPunct(after, '(')) {
-      violations.push(`${fn.text.toUpperCase()} to ${name} needs an explicit length (n) or (max): ${statementAt(sql, fn.start)}`);
+      violations.push(
+        `${fn.text.toUpperCase()} to ${name} needs an explicit length (n) or (max): ${statementAt(sql, fn.start)}`,
+      );
     }
   };
   for (const { at, args } of calls(code, 'CONVERT', 'TRY_CONVERT')) {
@@ -254,7 +287,10 @@ export function noGoSent(sql: string): string[] {
   const violations: string[] = [];
   let offset = 0;
   sql.split('\n').forEach((line, i) => {
-    if (GO_LINE.test(line.replace(/\r$/, ''))) violations.push(`line ${i + 1} is only GO (a sqlcmd separator, never sent to the server): ${statementAt(sql, offset)}`);
+    if (GO_LINE.test(line.replace(/\r$/, '')))
+      violations.push(
+        `line ${i + 1} is only GO (a sqlcmd separator, never sent to the server): ${statementAt(sql, offset)}`,
+      );
     offset += line.length + 1;
   });
   return violations;
@@ -267,11 +303,17 @@ export function noGoSent(sql: string): string[] {
  * eats a binding meant for a later placeholder). A `?` in code is a real placeholder: fine.
  */
 export function noUnescapedPlaceholderInLiteral(sql: string): string[] {
-  const where: Partial<Record<SqlTokenKind, string>> = { string: 'string literal', quoted: 'quoted identifier', comment: 'comment' };
+  const where: Partial<Record<SqlTokenKind, string>> = {
+    string: 'string literal',
+    quoted: 'quoted identifier',
+    comment: 'comment',
+  };
   return tokenizeSql(sql).flatMap((t) => {
     const kind = where[t.kind];
     if (!kind || !/(^|[^\\])\?/.test(t.text)) return [];
-    return [`knex rewrites the bare ? in ${kind} ${t.text.slice(0, 40)}: write \\? instead: ${statementAt(sql, t.start)}`];
+    return [
+      `knex rewrites the bare ? in ${kind} ${t.text.slice(0, 40)}: write \\? instead: ${statementAt(sql, t.start)}`,
+    ];
   });
 }
 
@@ -290,7 +332,8 @@ export function openKeyBeforeUse(transactionStatements: string[]): string[] {
   const key = (t: SqlToken) => tokenValue(t).toLowerCase();
   transactionStatements.forEach((sql, n) => {
     const code = codeTokens(sql);
-    const report = (what: string, t: SqlToken) => violations.push(`${what} in statement ${n + 1}: ${statementAt(sql, t.start)}`);
+    const report = (what: string, t: SqlToken) =>
+      violations.push(`${what} in statement ${n + 1}: ${statementAt(sql, t.start)}`);
     code.forEach((t, i) => {
       const [a, b, c, d] = code.slice(i + 1, i + 5);
       if (isWord(t, 'OPEN') && isWord(a, 'SYMMETRIC') && isWord(b, 'KEY') && c) open.add(key(c));
@@ -298,9 +341,11 @@ export function openKeyBeforeUse(transactionStatements: string[]): string[] {
       else if (isWord(t, 'CLOSE') && isWord(a, 'ALL') && isWord(b, 'SYMMETRIC') && isWord(c, 'KEYS')) open.clear();
       else if (isWord(t, 'ENCRYPTBYKEY') && isPunct(a, '(')) {
         if (isWord(b, 'KEY_GUID') && isPunct(c, '(') && d?.kind === 'string') {
-          if (!open.has(key(d))) report(`ENCRYPTBYKEY uses key ${tokenValue(d)} while it is not open (no OPEN SYMMETRIC KEY before)`, t);
+          if (!open.has(key(d)))
+            report(`ENCRYPTBYKEY uses key ${tokenValue(d)} while it is not open (no OPEN SYMMETRIC KEY before)`, t);
         } else if (open.size === 0) report('ENCRYPTBYKEY with no symmetric key open', t);
-      } else if (isWord(t, 'DECRYPTBYKEY') && isPunct(a, '(') && open.size === 0) report('DECRYPTBYKEY with no symmetric key open', t);
+      } else if (isWord(t, 'DECRYPTBYKEY') && isPunct(a, '(') && open.size === 0)
+        report('DECRYPTBYKEY with no symmetric key open', t);
     });
   });
   return violations;

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { fakeMssqlKnex, type FakeMssql, type Responder } from '../support/fake-tedious';
 
-const sqlError = (number: number, message: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { number }, extra);
+const sqlError = (number: number, message: string, extra: Record<string, unknown> = {}) =>
+  Object.assign(new Error(message), { number }, extra);
 
 describe("fake tedious under knex's real mssql client", () => {
   let fake: FakeMssql | undefined;
@@ -24,9 +25,16 @@ describe("fake tedious under knex's real mssql client", () => {
   it('bindings become @p0.. parameters typed by knex (Int, NVarChar, VarBinary, Bit)', async () => {
     const { knex, calls } = make();
     await knex('t').insert({ a: 1 });
-    await knex('t').where({ s: 'x', b: Buffer.from([1]), f: true }).select('a');
+    await knex('t')
+      .where({ s: 'x', b: Buffer.from([1]), f: true })
+      .select('a');
     const sent = calls.filter((c) => c.kind === 'execSql');
-    expect(sent[0]).to.deep.equal({ connectionId: 1, kind: 'execSql', sql: 'insert into [t] ([a]) values (@p0)', parameters: [{ name: 'p0', type: 'Int', value: 1 }] });
+    expect(sent[0]).to.deep.equal({
+      connectionId: 1,
+      kind: 'execSql',
+      sql: 'insert into [t] ([a]) values (@p0)',
+      parameters: [{ name: 'p0', type: 'Int', value: 1 }],
+    });
     expect(sent[1].sql).to.equal('select [a] from [t] where [s] = @p0 and [b] = @p1 and [f] = @p2');
     expect(sent[1].parameters!.map((p) => p.type)).to.deep.equal(['NVarChar', 'VarBinary', 'Bit']);
   });
@@ -37,9 +45,18 @@ describe("fake tedious under knex's real mssql client", () => {
       await trx.raw('update t set a = 1');
       await trx('t').insert({ a: 2 });
     });
-    expect(sequence()).to.deep.equal(['begin', 'sql: update t set a = 1', 'sql: insert into [t] ([a]) values (@p0)', 'commit']);
+    expect(sequence()).to.deep.equal([
+      'begin',
+      'sql: update t set a = 1',
+      'sql: insert into [t] ([a]) values (@p0)',
+      'commit',
+    ]);
     expect(new Set(calls.map((c) => c.connectionId))).to.deep.equal(new Set([1]));
-    expect(calls.find((c) => c.kind === 'beginTransaction')).to.deep.equal({ connectionId: 1, kind: 'beginTransaction', isolationLevel: 2 });
+    expect(calls.find((c) => c.kind === 'beginTransaction')).to.deep.equal({
+      connectionId: 1,
+      kind: 'beginTransaction',
+      isolationLevel: 2,
+    });
   });
 
   it('a failing 2nd statement: begin → stmt → stmt → rollback, no commit, and the caller gets the error with its number', async () => {
@@ -51,7 +68,10 @@ describe("fake tedious under knex's real mssql client", () => {
         await trx.raw('select 2 as second');
         await trx.raw('select 3 as third');
       })
-      .then(() => undefined, (error: unknown) => error);
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     expect(failure).to.equal(truncated);
     expect((failure as { number?: number }).number).to.equal(8152);
     expect(sequence()).to.deep.equal(['begin', 'sql: select 1 as first', 'sql: select 2 as second', 'rollback']);
@@ -67,7 +87,9 @@ describe("fake tedious under knex's real mssql client", () => {
   });
 
   it('knex fact: a failed commit sends no rollback, and the pool gets the connection back still in its transaction', async () => {
-    const { knex, sequence } = make({ onTransaction: (kind) => (kind === 'commitTransaction' ? sqlError(3998, 'Uncommittable transaction') : undefined) });
+    const { knex, sequence } = make({
+      onTransaction: (kind) => (kind === 'commitTransaction' ? sqlError(3998, 'Uncommittable transaction') : undefined),
+    });
     const failure = await knex.transaction((trx) => trx.raw('select 1')).catch((error: unknown) => error);
     expect((failure as { number?: number }).number).to.equal(3998);
     expect(sequence()).to.deep.equal(['begin', 'sql: select 1', 'commit']);
@@ -80,10 +102,12 @@ describe("fake tedious under knex's real mssql client", () => {
     const { knex, sequence } = make();
     await knex.transaction(async (trx) => {
       await trx.transaction((inner) => inner.raw('select 1')).catch(() => undefined);
-      await trx.transaction(async (inner) => {
-        await inner.raw('select 2');
-        throw new Error('undo inner');
-      }).catch(() => undefined);
+      await trx
+        .transaction(async (inner) => {
+          await inner.raw('select 2');
+          throw new Error('undo inner');
+        })
+        .catch(() => undefined);
     });
     const names = sequence().filter((s) => /^(save|rollback)/.test(s));
     expect(names).to.have.length(3);
@@ -91,7 +115,7 @@ describe("fake tedious under knex's real mssql client", () => {
     expect(sequence().at(-1)).to.equal('commit');
   });
 
-  it("knex fact: a ? inside a literal of knex.raw is rewritten to @p0 with no parameter; \\? sends a plain ?", async () => {
+  it('knex fact: a ? inside a literal of knex.raw is rewritten to @p0 with no parameter; \\? sends a plain ?', async () => {
     const { knex, statements, calls } = make();
     await knex.raw("select 'a?b'");
     await knex.raw("select 'a\\?b'");
@@ -107,7 +131,13 @@ describe("fake tedious under knex's real mssql client", () => {
     await fake!.knex.raw('select 1');
     const config = fake!.connectionOptions[0] as { server: string; options: Record<string, unknown> };
     expect(config.server).to.equal('fake-sql-server');
-    expect(config.options).to.include({ requestTimeout: 123456, appName: 'cellcrypt', encrypt: true, useColumnNames: false, database: 'fake' });
+    expect(config.options).to.include({
+      requestTimeout: 123456,
+      appName: 'cellcrypt',
+      encrypt: true,
+      useColumnNames: false,
+      database: 'fake',
+    });
     await fake!.knex.destroy();
 
     make({ connection: { options: { requestTimeout: 654321 } } }); // connection.options wins: knex spreads it last
@@ -128,9 +158,13 @@ describe("fake tedious under knex's real mssql client", () => {
       try {
         rows = await new Promise<unknown[]>((resolve, reject) => {
           const found: unknown[] = [];
-          const request = new Request("OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'", (error) => (error ? reject(error) : resolve(found)));
+          const request = new Request("OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'", (error) =>
+            error ? reject(error) : resolve(found),
+          );
           request.setTimeout(7_200_000);
-          request.on('row', (columns: Array<{ metadata: { colName: string }; value: unknown }>) => found.push(columns.map((c) => [c.metadata.colName, c.value])));
+          request.on('row', (columns: Array<{ metadata: { colName: string }; value: unknown }>) =>
+            found.push(columns.map((c) => [c.metadata.colName, c.value])),
+          );
           connection.execSqlBatch(request);
         });
       } finally {
@@ -140,8 +174,19 @@ describe("fake tedious under knex's real mssql client", () => {
     expect(rows).to.deep.equal([[['ok', 1]]]);
     const begin = calls.find((c) => c.kind === 'beginTransaction')!;
     const batch = calls.find((c) => c.kind === 'execSqlBatch')!;
-    expect(batch).to.deep.equal({ connectionId: begin.connectionId, kind: 'execSqlBatch', sql: "OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'", parameters: [], timeout: 7_200_000 });
-    expect(sequence(begin.connectionId).slice(-4)).to.deep.equal(['begin', 'sql: select 2', "batch: OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'", 'commit']);
+    expect(batch).to.deep.equal({
+      connectionId: begin.connectionId,
+      kind: 'execSqlBatch',
+      sql: "OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'",
+      parameters: [],
+      timeout: 7_200_000,
+    });
+    expect(sequence(begin.connectionId).slice(-4)).to.deep.equal([
+      'begin',
+      'sql: select 2',
+      "batch: OPEN SYMMETRIC KEY k DECRYPTION BY PASSWORD = N'p?w'",
+      'commit',
+    ]);
   });
 
   it('like tedious, a second request while one is in flight fails EINVALIDSTATE and is not sent', async () => {
@@ -150,7 +195,9 @@ describe("fake tedious under knex's real mssql client", () => {
       const connection = await trx.client.acquireConnection();
       const running = trx.raw('select 1').then((rows) => rows);
       await new Promise((resolve) => setImmediate(resolve, undefined)); // let knex send it first
-      const error = await new Promise<Error & { code?: string }>((resolve) => connection.execSqlBatch(new fake!.tedious.Request('select 2', (e) => resolve(e as Error & { code?: string }))));
+      const error = await new Promise<Error & { code?: string }>((resolve) =>
+        connection.execSqlBatch(new fake!.tedious.Request('select 2', (e) => resolve(e as Error & { code?: string }))),
+      );
       await running;
       expect(error.code).to.equal('EINVALIDSTATE');
     });

@@ -25,13 +25,21 @@ describe('tsql-grammar: parseTsql', function () {
   it('accepts cellcrypt statements, lower-case keywords and sqlcmd variables inside literals', () => {
     expect(parseTsql(CREATE_KEY)).to.deep.equal([]);
     expect(parseTsql("open master key decryption by password = N'$(CellcryptPassphrase)';")).to.deep.equal([]);
-    expect(parseTsql("SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), N'a,b)?', 1, CONVERT(varbinary(16), [we]]ird,name])) AS c FROM t;")).to.deep.equal([]);
+    expect(
+      parseTsql(
+        "SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), N'a,b)?', 1, CONVERT(varbinary(16), [we]]ird,name])) AS c FROM t;",
+      ),
+    ).to.deep.equal([]);
   });
 
   it('reports syntax errors as "line:col message"', () => {
     expect(parseTsql('SELECT FROM t;')).to.deep.equal(["1:7 no viable alternative at input 'SELECTFROM'"]);
-    expect(parseTsql('SELECT 1;\nOPEN SYMMETRIC KEY [k];')).to.deep.equal(["2:22 mismatched input ';' expecting 'DECRYPTION'"]);
-    expect(parseTsql("IF @r < 0 THROW 50000 N'missing comma', 1;")[0]).to.match(/^1:22 extraneous input 'N'missing comma'' expecting ','/);
+    expect(parseTsql('SELECT 1;\nOPEN SYMMETRIC KEY [k];')).to.deep.equal([
+      "2:22 mismatched input ';' expecting 'DECRYPTION'",
+    ]);
+    expect(parseTsql("IF @r < 0 THROW 50000 N'missing comma', 1;")[0]).to.match(
+      /^1:22 extraneous input 'N'missing comma'' expecting ','/,
+    );
   });
 
   it('reports lexer errors too (an unterminated bracketed name), with positions of the original text', () => {
@@ -53,7 +61,7 @@ describe('tsql-grammar: parseTsql', function () {
       'DECLARE @n int = 5; WITH batch AS (SELECT TOP (@n) c FROM t WHERE c IS NULL) UPDATE batch SET c = 1;',
       'DECLARE @w TABLE (lost bit NOT NULL); UPDATE TOP (10) t SET c = 1 OUTPUT CASE WHEN inserted.c IS NULL THEN 1 ELSE 0 END INTO @w (lost) WHERE c IS NULL;',
       'BEGIN TRY BEGIN TRANSACTION; UPDATE t SET c = 1; COMMIT TRANSACTION; END TRY BEGIN CATCH IF XACT_STATE() <> 0 ROLLBACK TRANSACTION; THROW; END CATCH',
-      'OPEN MASTER KEY DECRYPTION BY PASSWORD = N\'x\'; ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY;',
+      "OPEN MASTER KEY DECRYPTION BY PASSWORD = N'x'; ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY;",
       "SELECT DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, col, 1, CONVERT(varbinary(16), pk)) FROM t;",
     ];
     for (const sql of statements) expect(parseTsql(sql), sql).to.deep.equal([]);
@@ -67,7 +75,10 @@ describe('tsql-grammar: parseTsql', function () {
     ['DENY SELECT ON dbo.t TO u;', /^1:0 extraneous input 'DENY'/],
     ["EXECUTE AS USER = N'u';", /^1:11 mismatched input 'USER' expecting \{'CALLER', 'OWNER', 'SELF', STRING\}/],
     ['ALTER TABLE t DROP COLUMN IF EXISTS c;', /^1:26 mismatched input 'IF'/],
-    ["CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY CERTIFICATE c, PASSWORD = N'x';", /^1:86 no viable alternative at input 'PASSWORD='/],
+    [
+      "CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY CERTIFICATE c, PASSWORD = N'x';",
+      /^1:86 no viable alternative at input 'PASSWORD='/,
+    ],
   ];
   for (const [sql, error] of LIMITATIONS) {
     it(`grammar limitation (valid T-SQL it rejects): ${sql}`, () => expect(parseTsql(sql)[0]).to.match(error));
@@ -104,7 +115,9 @@ describe('tsql-grammar: splitGoBatches', () => {
 
 describe('tsql-rules: the shared tokenizer', () => {
   it('keeps commas, parens, ? and keywords inside comments, literals and quoted names out of the code', () => {
-    const tokens = tokenizeSql("SELECT N'a,b)?' , 'it''s', [we]]ird,name], \"q\"\"x\" -- GO ?\n/* a /* nested */ ) */ x");
+    const tokens = tokenizeSql(
+      "SELECT N'a,b)?' , 'it''s', [we]]ird,name], \"q\"\"x\" -- GO ?\n/* a /* nested */ ) */ x",
+    );
     expect(tokens.map((t) => [t.kind, t.text])).to.deep.equal([
       ['word', 'SELECT'],
       ['string', "N'a,b)?'"],
@@ -124,25 +137,37 @@ describe('tsql-rules: the shared tokenizer', () => {
 describe('tsql-rules: symmetricKeyRules', () => {
   it('accepts AES keys protected by a certificate', () => {
     expect(symmetricKeyRules(CREATE_KEY)).to.deep.equal([]);
-    expect(symmetricKeyRules('create symmetric key k with algorithm = aes_128 encryption by certificate c')).to.deep.equal([]);
+    expect(
+      symmetricKeyRules('create symmetric key k with algorithm = aes_128 encryption by certificate c'),
+    ).to.deep.equal([]);
   });
 
   it('rejects another algorithm, a password, or a missing ENCRYPTION BY, naming the statement', () => {
-    expect(symmetricKeyRules('SELECT 1; CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c;')).to.deep.equal([
+    expect(
+      symmetricKeyRules('SELECT 1; CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c;'),
+    ).to.deep.equal([
       'CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not TRIPLE_DES: CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c',
     ]);
-    expect(symmetricKeyRules("CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'")).to.deep.equal([
+    expect(
+      symmetricKeyRules("CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'"),
+    ).to.deep.equal([
       "CREATE SYMMETRIC KEY must be ENCRYPTION BY CERTIFICATE only (found PASSWORD): CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'",
     ]);
-    expect(symmetricKeyRules('CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY CERTIFICATE c, PASSWORD = N\'x\'')).to.have.length(1);
+    expect(
+      symmetricKeyRules("CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY CERTIFICATE c, PASSWORD = N'x'"),
+    ).to.have.length(1);
     // Without `;` the statement ends at the next statement: its certificate does not count.
-    expect(symmetricKeyRules('CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 OPEN SYMMETRIC KEY k DECRYPTION BY CERTIFICATE c')[0]).to.match(
-      /ENCRYPTION BY CERTIFICATE only \(found none\)/,
-    );
+    expect(
+      symmetricKeyRules(
+        'CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 OPEN SYMMETRIC KEY k DECRYPTION BY CERTIFICATE c',
+      )[0],
+    ).to.match(/ENCRYPTION BY CERTIFICATE only \(found none\)/);
   });
 
   it('ignores the words inside comments and literals', () => {
-    expect(symmetricKeyRules("-- CREATE SYMMETRIC KEY k WITH ALGORITHM = DES\nSELECT N'CREATE SYMMETRIC KEY x'")).to.deep.equal([]);
+    expect(
+      symmetricKeyRules("-- CREATE SYMMETRIC KEY k WITH ALGORITHM = DES\nSELECT N'CREATE SYMMETRIC KEY x'"),
+    ).to.deep.equal([]);
   });
 });
 
@@ -155,9 +180,11 @@ describe('tsql-rules: encryptByKeyArity', () => {
   });
 
   it('rejects ENCRYPTBYKEY with 3 arguments, DECRYPTBYKEY with 2, and an unclosed call', () => {
-    expect(encryptByKeyArity("UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL;")).to.deep.equal([
-      "ENCRYPTBYKEY takes 2 or 4 arguments, got 3 arguments: UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL",
-    ]);
+    expect(encryptByKeyArity("UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL;")).to.deep.equal(
+      [
+        "ENCRYPTBYKEY takes 2 or 4 arguments, got 3 arguments: UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL",
+      ],
+    );
     expect(encryptByKeyArity("SELECT decryptbykey(c, N'a,b') FROM t")).to.deep.equal([
       "DECRYPTBYKEY takes 1 or 3 arguments, got 2 arguments: SELECT decryptbykey(c, N'a,b') FROM t",
     ]);
@@ -169,7 +196,7 @@ describe('tsql-rules: encryptByKeyArity', () => {
 describe('tsql-rules: convertLengthRules', () => {
   it('accepts string and binary conversions with (n) or (max), and types that need no length', () => {
     const sql =
-      "SELECT CONVERT(nvarchar(100), x), CONVERT(varbinary(max), y), CAST(z AS char(2)), CAST(CONVERT(int, a) AS [varbinary](16)), " +
+      'SELECT CONVERT(nvarchar(100), x), CONVERT(varbinary(max), y), CAST(z AS char(2)), CAST(CONVERT(int, a) AS [varbinary](16)), ' +
       "TRY_CONVERT(int, N'CONVERT(nvarchar, x)'), CONVERT(uniqueidentifier, N'3F2504E0-4F89-11D3-9A0C-0305E82C3301') FROM t";
     expect(convertLengthRules(sql)).to.deep.equal([]);
   });
@@ -178,10 +205,12 @@ describe('tsql-rules: convertLengthRules', () => {
     expect(convertLengthRules('SELECT CONVERT(nvarchar, x) FROM t')).to.deep.equal([
       'CONVERT to nvarchar needs an explicit length (n) or (max): SELECT CONVERT(nvarchar, x) FROM t',
     ]);
-    expect(convertLengthRules('SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t')).to.deep.equal([
-      'CAST to varbinary needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
-      'TRY_CAST to nchar needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
-    ]);
+    expect(convertLengthRules('SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t')).to.deep.equal(
+      [
+        'CAST to varbinary needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
+        'TRY_CAST to nchar needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
+      ],
+    );
   });
 });
 
@@ -191,21 +220,27 @@ describe('tsql-rules: noGoSent', () => {
   });
 
   it('rejects a statement with a line that is only GO, naming the statement that holds it', () => {
-    expect(noGoSent('SELECT 1;\n  go  \nSELECT 2;')).to.deep.equal(['line 2 is only GO (a sqlcmd separator, never sent to the server): go SELECT 2']);
+    expect(noGoSent('SELECT 1;\n  go  \nSELECT 2;')).to.deep.equal([
+      'line 2 is only GO (a sqlcmd separator, never sent to the server): go SELECT 2',
+    ]);
     expect(noGoSent('SELECT 1\r\nGO\r\n')).to.have.length(1);
   });
 });
 
 describe('tsql-rules: noUnescapedPlaceholderInLiteral (SQL handed to knex.raw)', () => {
   it('accepts placeholders in code and \\? inside literals, names and comments', () => {
-    expect(noUnescapedPlaceholderInLiteral("SELECT ? AS a, N'why\\?' AS [b\\?] FROM t WHERE c = ? -- really\\?")).to.deep.equal([]);
+    expect(
+      noUnescapedPlaceholderInLiteral("SELECT ? AS a, N'why\\?' AS [b\\?] FROM t WHERE c = ? -- really\\?"),
+    ).to.deep.equal([]);
   });
 
   it('rejects a bare ? inside a string literal, a bracketed name or a comment (knex binds those too)', () => {
     expect(noUnescapedPlaceholderInLiteral("SELECT N'a,b)?' AS v FROM t;")).to.deep.equal([
       "knex rewrites the bare ? in string literal N'a,b)?': write \\? instead: SELECT N'a,b)?' AS v FROM t",
     ]);
-    expect(noUnescapedPlaceholderInLiteral('SELECT 1 AS [we]]ird?name]')[0]).to.match(/bare \? in quoted identifier \[we\]\]ird\?name\]/);
+    expect(noUnescapedPlaceholderInLiteral('SELECT 1 AS [we]]ird?name]')[0]).to.match(
+      /bare \? in quoted identifier \[we\]\]ird\?name\]/,
+    );
     expect(noUnescapedPlaceholderInLiteral('SELECT ? -- why?')[0]).to.match(/bare \? in comment -- why\?/);
   });
 
@@ -236,12 +271,16 @@ describe('tsql-rules: openKeyBeforeUse', () => {
       "ENCRYPTBYKEY uses key k while it is not open (no OPEN SYMMETRIC KEY before) in statement 1: SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t",
     ]);
     expect(openKeyBeforeUse([open('k1'), "SELECT ENCRYPTBYKEY(KEY_GUID(N'k2'), c) FROM t"])).to.have.length(1);
-    expect(openKeyBeforeUse([open('k'), 'CLOSE SYMMETRIC KEY [k]', "SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t"])).to.have.length(1);
+    expect(
+      openKeyBeforeUse([open('k'), 'CLOSE SYMMETRIC KEY [k]', "SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t"]),
+    ).to.have.length(1);
     expect(openKeyBeforeUse([`${open('k')}; CLOSE ALL SYMMETRIC KEYS; SELECT DECRYPTBYKEY(s) FROM t`])).to.deep.equal([
       'DECRYPTBYKEY with no symmetric key open in statement 1: SELECT DECRYPTBYKEY(s) FROM t',
     ]);
     // An OPEN inside a comment or a literal opens nothing.
-    expect(openKeyBeforeUse([`-- ${open('k')}\nSELECT N'${open('k')}'`, 'SELECT DECRYPTBYKEY(s) FROM t'])).to.have.length(1);
+    expect(
+      openKeyBeforeUse([`-- ${open('k')}\nSELECT N'${open('k')}'`, 'SELECT DECRYPTBYKEY(s) FROM t']),
+    ).to.have.length(1);
   });
 });
 
@@ -303,6 +342,8 @@ describe('tsql-rules: a realistic cellcrypt script', function () {
     // The statement is named by its first 80 characters, whitespace collapsed.
     const [problem, statement] = violations[0].split(': ');
     expect(problem).to.equal('ENCRYPTBYKEY takes 2 or 4 arguments, got 3 arguments');
-    expect(statement).to.equal("UPDATE [dbo].[contact] SET [emailaddress1__cellcrypt] = ENCRYPTBYKEY(KEY_GUID(N'").and.have.length(80);
+    expect(statement)
+      .to.equal("UPDATE [dbo].[contact] SET [emailaddress1__cellcrypt] = ENCRYPTBYKEY(KEY_GUID(N'")
+      .and.have.length(80);
   });
 });

@@ -7,15 +7,24 @@ export { activate };
 
 export default defineCommand<{ keyFile: string }>({
   command: 'activate',
-  describe: 'Re-activate encryption with a saved key after a restore or import (--key-file F, - for stdin); proves the key on the cells before changing anything',
-  builder: (y) => y.option('key-file', { type: 'string', demandOption: true, describe: 'the saved key (show-key --out F): utf8, utf16le or base64, checksum checked when present' }) as never,
+  describe:
+    'Re-activate encryption with a saved key after a restore or import (--key-file F, - for stdin); proves the key on the cells before changing anything',
+  builder: (y) =>
+    y.option('key-file', {
+      type: 'string',
+      demandOption: true,
+      describe: 'the saved key (show-key --out F): utf8, utf16le or base64, checksum checked when present',
+    }) as never,
   run: async (args, io) => {
     const keyFile = await readKeyFile(args.keyFile);
     return withToolkit(args, io, async (tk) => {
       const result = await activate(tk, keyFile.passphrase);
       io.result({ ...result, keyFile: { encoding: keyFile.encoding, checksum: keyFile.checksum } });
-      io.print(`encryption active again: key ${result.keyName} (${result.keyGuid}), derivation ${result.derivation}; ${result.cells} cell(s) decrypt under it`);
-      if (keyFile.checksum === 'absent') io.log('note: the key file had no checksum line; it was proven on the cells instead');
+      io.print(
+        `encryption active again: key ${result.keyName} (${result.keyGuid}), derivation ${result.derivation}; ${result.cells} cell(s) decrypt under it`,
+      );
+      if (keyFile.checksum === 'absent')
+        io.log('note: the key file had no checksum line; it was proven on the cells instead');
       return 0;
     });
   },

@@ -16,25 +16,50 @@ interface ChangeKeyArgs {
 
 export default defineCommand<ChangeKeyArgs>({
   command: 'change-key',
-  describe: 'Re-encrypt every cell under a new key (--key-file F, - for stdin, or --generate), in one transaction unless --batch-size N',
+  describe:
+    'Re-encrypt every cell under a new key (--key-file F, - for stdin, or --generate), in one transaction unless --batch-size N',
   builder: (y) =>
     y
-      .option('key-file', { type: 'string', describe: 'the new key: a file written by show-key or any UTF-8/UTF-16 text file; - reads stdin' })
-      .option('generate', { type: 'boolean', describe: 'generate a random key (save it afterwards with show-key --out F)' })
-      .option('resume', { type: 'boolean', describe: 'finish a batched change that was interrupted (uses the key it started with)' })
-      .option('batch-size', { type: 'number', describe: 'cells per transaction, for tables too large for one transaction; a re-run with --resume continues' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan, its statements (secrets as ***) and the estimate; change nothing' })
+      .option('key-file', {
+        type: 'string',
+        describe: 'the new key: a file written by show-key or any UTF-8/UTF-16 text file; - reads stdin',
+      })
+      .option('generate', {
+        type: 'boolean',
+        describe: 'generate a random key (save it afterwards with show-key --out F)',
+      })
+      .option('resume', {
+        type: 'boolean',
+        describe: 'finish a batched change that was interrupted (uses the key it started with)',
+      })
+      .option('batch-size', {
+        type: 'number',
+        describe: 'cells per transaction, for tables too large for one transaction; a re-run with --resume continues',
+      })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'print the plan, its statements (secrets as ***) and the estimate; change nothing',
+      })
       .conflicts('key-file', ['generate', 'resume'])
       .conflicts('generate', 'resume')
       .check((a) => {
-        if (!a['key-file'] && !a.generate && !a.resume) throw new Error('name the new key: --key-file F, --generate, or --resume');
-        if (a['batch-size'] !== undefined && (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1)) throw new Error('--batch-size must be a whole number of 1 or more');
+        if (!a['key-file'] && !a.generate && !a.resume)
+          throw new Error('name the new key: --key-file F, --generate, or --resume');
+        if (a['batch-size'] !== undefined && (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1))
+          throw new Error('--batch-size must be a whole number of 1 or more');
         return true;
       }) as never,
   run: async (args, io) => {
     const newKey = args.keyFile ? (await readKeyFile(args.keyFile)).passphrase : undefined;
     return withToolkit(args, io, async (tk) => {
-      const result = await changeKey(tk, { newKey, generate: args.generate, resume: args.resume, batchSize: args.batchSize, dryRun: args.dryRun });
+      const result = await changeKey(tk, {
+        newKey,
+        generate: args.generate,
+        resume: args.resume,
+        batchSize: args.batchSize,
+        dryRun: args.dryRun,
+      });
       io.result(result);
       printResult(io, result);
       return 0;

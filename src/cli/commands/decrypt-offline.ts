@@ -62,8 +62,12 @@ function render(plaintext: Buffer, as: DecryptOfflineAs): string | null {
 
 export function decryptOffline(request: DecryptOfflineInput): DecryptOfflineResult[] {
   const blobs = request.blobs.map((text, index) => parseBlob(text, index + 1));
-  const authenticator = request.authenticatorUuid === undefined ? undefined : guidStringToBytes(request.authenticatorUuid);
-  const keys = trialKeys(request.passphrase.reveal(), request.derivation === 'auto' ? DERIVATIONS : [request.derivation]);
+  const authenticator =
+    request.authenticatorUuid === undefined ? undefined : guidStringToBytes(request.authenticatorUuid);
+  const keys = trialKeys(
+    request.passphrase.reveal(),
+    request.derivation === 'auto' ? DERIVATIONS : [request.derivation],
+  );
   return blobs.map((blob, index): DecryptOfflineResult => {
     const input = index + 1;
     const keyGuid = blob.length >= 16 ? guidBytesToString(blob.subarray(0, 16)) : undefined;
@@ -73,7 +77,15 @@ export function decryptOffline(request: DecryptOfflineInput): DecryptOfflineResu
       const { reason, matched } = trial;
       if (!matched) return { input, ok: false, keyGuid, reason, detail: trial.detail };
       const detail = `${trial.detail} (the key matched: ${matched.derivation}/${matched.algorithm})`;
-      return { input, ok: false, keyGuid, derivation: matched.derivation, algorithm: matched.algorithm, reason, detail };
+      return {
+        input,
+        ok: false,
+        keyGuid,
+        derivation: matched.derivation,
+        algorithm: matched.algorithm,
+        reason,
+        detail,
+      };
     }
     const { derivation, algorithm, integrityChecked } = trial;
     const plaintext = render(trial.plaintext, request.as);
@@ -97,7 +109,12 @@ export default defineCommand<DecryptOfflineArgs>({
   // yargs types the kebab-case names it was given; run reads the camelCase aliases it also sets.
   builder: (yargs) =>
     yargs
-      .positional('hex', { type: 'string', array: true, demandOption: true, describe: 'blobs in hexadecimal (0x optional)' })
+      .positional('hex', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: 'blobs in hexadecimal (0x optional)',
+      })
       .option('key-file', { type: 'string', demandOption: true, describe: 'file holding the key (- = stdin)' })
       .option('derivation', { choices: ['auto', 'sql2016', 'sql2017'] as const, default: 'auto' as const })
       .option('as', { choices: ['nvarchar', 'varchar', 'hex'] as const, default: 'nvarchar' as const })
@@ -110,7 +127,8 @@ export default defineCommand<DecryptOfflineArgs>({
       throw new CellcryptError('CellcryptUsage', 'give at least one blob (HEX) to decrypt', { exitCode: 2 });
     }
     const keyFile = await readKeyFile(args.keyFile);
-    if (keyFile.checksum === 'absent') io.log('note: the key file has no sha256: line, so the key itself is not checked');
+    if (keyFile.checksum === 'absent')
+      io.log('note: the key file has no sha256: line, so the key itself is not checked');
     const results = decryptOffline({
       passphrase: keyFile.passphrase,
       derivation: args.derivation,
@@ -123,7 +141,9 @@ export default defineCommand<DecryptOfflineArgs>({
       io.print(result.ok ? (result.plaintext ?? '') : '');
       if (!result.ok) io.log(`blob ${result.input}: ${result.reason}: ${result.detail}`);
       else if (/[\r\n]/.test(result.plaintext ?? '')) {
-        io.log(`blob ${result.input}: the plaintext contains line breaks; use --json or --as hex to read it unambiguously`);
+        io.log(
+          `blob ${result.input}: the plaintext contains line breaks; use --json or --as hex to read it unambiguously`,
+        );
       }
     }
     io.result({ results });

@@ -12,7 +12,8 @@ export default defineCommand<{ action: string; rows: number }>({
       .positional('action', { choices: ['seed'] as const, describe: 'what to do', demandOption: true })
       .option('rows', { type: 'number', default: 100, describe: 'rows per table' })
       .check((a) => {
-        if (!Number.isInteger(a.rows) || a.rows < 0 || a.rows > 10_000_000) throw new Error('--rows must be a whole number from 0 to 10000000');
+        if (!Number.isInteger(a.rows) || a.rows < 0 || a.rows > 10_000_000)
+          throw new Error('--rows must be a whole number from 0 to 10000000');
         return true;
       }) as never,
   run: async (args, io) =>

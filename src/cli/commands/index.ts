@@ -12,4 +12,16 @@ import verify from './verify';
 import script from './script';
 
 /** Every command of the CLI, one module each. */
-export const COMMANDS: readonly CellcryptCommand[] = [install, migrate, status, verify, doctor, showKey, changeKey, activate, decryptOffline, script, demo];
+export const COMMANDS: readonly CellcryptCommand[] = [
+  install,
+  migrate,
+  status,
+  verify,
+  doctor,
+  showKey,
+  changeKey,
+  activate,
+  decryptOffline,
+  script,
+  demo,
+];

@@ -14,7 +14,11 @@ export default defineCommand({
       const result = await install(tk);
       const status = await readStatus(tk);
       io.result({ ...result, status });
-      io.print(result.migrations.length || result.conversions.length ? `installed in ${result.durationMs} ms` : 'already installed: nothing to do');
+      io.print(
+        result.migrations.length || result.conversions.length
+          ? `installed in ${result.durationMs} ms`
+          : 'already installed: nothing to do',
+      );
       printStatus(io, status);
       return 0;
     }),

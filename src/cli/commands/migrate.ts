@@ -14,7 +14,10 @@ export async function migrate(tk: Toolkit, action: 'latest' | 'status' | 'unlock
       return { applied: result.migrations };
     }
     case 'status': {
-      const [completed, pending] = (await migrator.list(MIGRATIONS_CONFIG)) as [Array<{ name: string }>, Array<{ file: string }>];
+      const [completed, pending] = (await migrator.list(MIGRATIONS_CONFIG)) as [
+        Array<{ name: string }>,
+        Array<{ file: string }>,
+      ];
       return { completed: completed.map((m) => m.name), pending: pending.map((m) => m.file) };
     }
     case 'unlock':
@@ -26,7 +29,8 @@ export async function migrate(tk: Toolkit, action: 'latest' | 'status' | 'unlock
 export default defineCommand<{ action: 'latest' | 'status' | 'unlock' }>({
   command: 'migrate <action>',
   describe: 'Run the migrations (latest), list them (status), or release a lock left by a killed run (unlock)',
-  builder: (y) => y.positional('action', { choices: ['latest', 'status', 'unlock'] as const, demandOption: true }) as never,
+  builder: (y) =>
+    y.positional('action', { choices: ['latest', 'status', 'unlock'] as const, demandOption: true }) as never,
   run: async (args, io) =>
     withToolkit(args, io, async (tk) => {
       const result = await migrate(tk, args.action);

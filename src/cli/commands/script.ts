@@ -16,13 +16,26 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
     'Print the complete T-SQL of install, change-key or activate for a DBA to review and run with sqlcmd (batches separated by GO, secrets as sqlcmd variables); identity-value prints the :setvar line the scripts need for a key file',
   builder: (y) =>
     y
-      .positional('operation', { choices: ['install', 'change-key', 'activate', 'identity-value'] as const, describe: 'what the script does' })
-      .option('engine', { choices: ['mssql'] as const, demandOption: true, describe: 'the database the script is for (SQL Server 2017+)' })
-      .option('generation', { type: 'number', default: 1, describe: 'change-key: the key generation the cells are on now (cellcrypt_key_N; `status` shows it); activate: the generation to re-create' })
+      .positional('operation', {
+        choices: ['install', 'change-key', 'activate', 'identity-value'] as const,
+        describe: 'what the script does',
+      })
+      .option('engine', {
+        choices: ['mssql'] as const,
+        demandOption: true,
+        describe: 'the database the script is for (SQL Server 2017+)',
+      })
+      .option('generation', {
+        type: 'number',
+        default: 1,
+        describe:
+          'change-key: the key generation the cells are on now (cellcrypt_key_N; `status` shows it); activate: the generation to re-create',
+      })
       .option('key-file', { type: 'string', describe: 'identity-value: the key file (- for stdin)' }) as never,
   run: async (args, io) => {
     if (args.operation === 'identity-value') {
-      if (!args.keyFile) throw new CellcryptError('CellcryptUsage', 'identity-value needs --key-file F', { exitCode: 2 });
+      if (!args.keyFile)
+        throw new CellcryptError('CellcryptUsage', 'identity-value needs --key-file F', { exitCode: 2 });
       // A hash of the key, not the key: it identifies the key as the key GUID in every cell does.
       const { passphrase } = await readKeyFile(args.keyFile);
       const value = identityValueFor(passphrase).reveal();

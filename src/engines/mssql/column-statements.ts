@@ -21,13 +21,15 @@ function names(ref: ColumnRef) {
 /** `CONVERT(uniqueidentifier, N'...')` for a known GUID, or `KEY_GUID(N'name')` in a script. */
 export type KeyGuidExpr = string;
 export const guidLiteral = (guid: string): KeyGuidExpr => {
-  if (!/^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/.test(guid)) throw new Error(`not a GUID: ${guid}`);
+  if (!/^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/.test(guid))
+    throw new Error(`not a GUID: ${guid}`);
   return `CONVERT(uniqueidentifier, ${tsqlLiteral(guid)})`;
 };
 export const keyGuidOf = (keyName: string): KeyGuidExpr => `KEY_GUID(${tsqlLiteral(keyName)})`;
 
 const authenticator = (pk: string) => `CONVERT(varbinary(16), ${pk})`;
-const plaintextBytes = (ref: ColumnRef, expr: string) => `CONVERT(varbinary(max), CONVERT(nvarchar(${tsqlInteger(ref.maxLength)}), ${expr}))`;
+const plaintextBytes = (ref: ColumnRef, expr: string) =>
+  `CONVERT(varbinary(max), CONVERT(nvarchar(${tsqlInteger(ref.maxLength)}), ${expr}))`;
 const encrypt = (ref: ColumnRef, key: KeyGuidExpr, c: string, pk: string) =>
   `ENCRYPTBYKEY(${key}, CONVERT(nvarchar(${tsqlInteger(ref.maxLength)}), ${c}), 1, ${authenticator(pk)})`;
 const decrypt = (cell: string, pk: string) => `DECRYPTBYKEY(${cell}, 1, ${authenticator(pk)})`;
@@ -37,7 +39,8 @@ export const columnStatements = {
     `SELECT c.name, ty.name AS type_name FROM sys.columns AS c JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id ` +
     `WHERE c.object_id = OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') AND c.name IN (${[ref.column, shadowName(ref), ref.primaryKey].map(tsqlLiteral).join(', ')})`,
 
-  tableExists: (ref: ColumnRef) => `SELECT CASE WHEN OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') IS NULL THEN 0 ELSE 1 END AS present`,
+  tableExists: (ref: ColumnRef) =>
+    `SELECT CASE WHEN OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') IS NULL THEN 0 ELSE 1 END AS present`,
 
   primaryKeyColumns: (ref: ColumnRef) =>
     `SELECT c.name FROM sys.indexes AS i JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id ` +
@@ -124,7 +127,8 @@ export const columnStatements = {
     );
   },
 
-  cellBytes: (ref: ColumnRef) => `SELECT COALESCE(SUM(CONVERT(bigint, DATALENGTH(${names(ref).c}))), 0) AS n FROM ${names(ref).t}`,
+  cellBytes: (ref: ColumnRef) =>
+    `SELECT COALESCE(SUM(CONVERT(bigint, DATALENGTH(${names(ref).c}))), 0) AS n FROM ${names(ref).t}`,
 
   sampleCells: (ref: ColumnRef, limit: number) => {
     const { t, c, pk } = names(ref);

@@ -22,16 +22,30 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
   const long = (db: Db, sql: string, where: string) => queryLong(db, sql, where, longTimeoutMs);
   return {
     async describe(db: Db, ref: ColumnRef): Promise<ColumnShape> {
-      if (number(await query(db, S.tableExists(ref), `describe ${ref.table}`), 'present') !== 1) return { tableExists: false, shadowExists: false };
+      if (number(await query(db, S.tableExists(ref), `describe ${ref.table}`), 'present') !== 1)
+        return { tableExists: false, shadowExists: false };
       const columns = await query(db, S.describe(ref), `describe ${ref.table}`);
       const byName = new Map(columns.map((row) => [String(row.name), String(row.type_name)]));
-      const primary = (await query(db, S.primaryKeyColumns(ref), `describe ${ref.table}`)).map((row) => String(row.name));
-      return columnShape(ref, { types: byName, primaryKeyColumns: primary, shadow: shadowName(ref), kindOf, uuidType: 'uniqueidentifier' });
+      const primary = (await query(db, S.primaryKeyColumns(ref), `describe ${ref.table}`)).map((row) =>
+        String(row.name),
+      );
+      return columnShape(ref, {
+        types: byName,
+        primaryKeyColumns: primary,
+        shadow: shadowName(ref),
+        kindOf,
+        uuidType: 'uniqueidentifier',
+      });
     },
 
     async findTooLong(db, ref, maxBytes) {
       const [row] = await long(db, S.findTooLong(ref, maxBytes), `check lengths in ${ref.table}`);
-      return { count: Number(row?.n ?? 0), examples: String(row?.examples ?? '').split(' ').filter(Boolean) };
+      return {
+        count: Number(row?.n ?? 0),
+        examples: String(row?.examples ?? '')
+          .split(' ')
+          .filter(Boolean),
+      };
     },
 
     countNonNull: async (db, ref, which) => number(await query(db, S.countNonNull(ref, which), `count ${ref.table}`)),
@@ -41,15 +55,22 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
     },
 
     async encryptBatch(trx, ref, keyGuid, limit) {
-      const rows = await long(trx, S.encryptBatch(ref, guidLiteral(keyGuid), limit), `encrypt ${ref.table}.${ref.column}`);
+      const rows = await long(
+        trx,
+        S.encryptBatch(ref, guidLiteral(keyGuid), limit),
+        `encrypt ${ref.table}.${ref.column}`,
+      );
       return { written: number(rows, 'written'), lost: number(rows, 'lost') };
     },
 
-    reconcile: async (trx, ref, keyGuid) => number(await long(trx, S.reconcile(ref, guidLiteral(keyGuid)), `reconcile ${ref.table}.${ref.column}`)),
+    reconcile: async (trx, ref, keyGuid) =>
+      number(await long(trx, S.reconcile(ref, guidLiteral(keyGuid)), `reconcile ${ref.table}.${ref.column}`)),
 
-    countShadowMismatches: async (trx, ref) => number(await long(trx, S.countShadowMismatches(ref), `prove ${ref.table}.${ref.column}`)),
+    countShadowMismatches: async (trx, ref) =>
+      number(await long(trx, S.countShadowMismatches(ref), `prove ${ref.table}.${ref.column}`)),
 
-    maxShadowBytes: async (trx, ref) => number(await query(trx, S.maxShadowBytes(ref), `measure ${ref.table}.${ref.column}`)),
+    maxShadowBytes: async (trx, ref) =>
+      number(await query(trx, S.maxShadowBytes(ref), `measure ${ref.table}.${ref.column}`)),
 
     async lockTable(trx, ref) {
       await query(trx, S.lockTable(ref), `lock ${ref.table}`);
@@ -63,10 +84,15 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       return summarize(await long(db, S.census(ref, options.decrypt), `census ${ref.table}.${ref.column}`));
     },
 
-    reencryptStatement: (ref) => S.reencryptBatch(ref, 'CONVERT(uniqueidentifier, ?)', 'CONVERT(uniqueidentifier, ?)', 5000),
+    reencryptStatement: (ref) =>
+      S.reencryptBatch(ref, 'CONVERT(uniqueidentifier, ?)', 'CONVERT(uniqueidentifier, ?)', 5000),
 
     async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
-      const rows = await long(trx, S.reencryptBatch(ref, guidLiteral(fromGuid), guidLiteral(toGuid), limit), `re-encrypt ${ref.table}.${ref.column}`);
+      const rows = await long(
+        trx,
+        S.reencryptBatch(ref, guidLiteral(fromGuid), guidLiteral(toGuid), limit),
+        `re-encrypt ${ref.table}.${ref.column}`,
+      );
       return { written: number(rows, 'written'), undecryptable: number(rows, 'undecryptable') };
     },
 
@@ -89,7 +115,8 @@ function summarize(rows: Row[]): CellCensus {
     const count = Number(row.cells);
     byKey[guid] = (byKey[guid] ?? 0) + count;
     cells += count;
-    if (row.undecryptable !== null && row.undecryptable !== undefined) undecryptable = (undecryptable ?? 0) + Number(row.undecryptable);
+    if (row.undecryptable !== null && row.undecryptable !== undefined)
+      undecryptable = (undecryptable ?? 0) + Number(row.undecryptable);
   }
   return { cells, byKey, undecryptable };
 }

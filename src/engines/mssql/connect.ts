@@ -19,7 +19,8 @@ export const DEFAULT_TIMEOUTS: MssqlTimeouts = { requestTimeoutMs: 30_000, state
 function milliseconds(value: string | null, fallback: number, name: string): number {
   if (value === null) return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds, got "${value}"`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${name} must be a whole number of milliseconds, got "${value}"`);
   return n;
 }
 
@@ -27,7 +28,11 @@ export function mssqlTimeouts(target: ConnectionTarget): MssqlTimeouts {
   const params = new URL(target.url).searchParams;
   return {
     requestTimeoutMs: milliseconds(params.get('requestTimeout'), DEFAULT_TIMEOUTS.requestTimeoutMs, 'requestTimeout'),
-    statementTimeoutMs: milliseconds(params.get('statementTimeout'), DEFAULT_TIMEOUTS.statementTimeoutMs, 'statementTimeout'),
+    statementTimeoutMs: milliseconds(
+      params.get('statementTimeout'),
+      DEFAULT_TIMEOUTS.statementTimeoutMs,
+      'statementTimeout',
+    ),
   };
 }
 
@@ -50,5 +55,11 @@ export function mssqlKnexConfig(target: ConnectionTarget): Knex.Config {
   };
   // Non-enumerable, as knex does itself: a logged config shows no password.
   Object.defineProperty(connection, 'password', { value: decodeURIComponent(url.password), enumerable: false });
-  return { client: 'mssql', connection: connection as unknown as Knex.MsSqlConnectionConfig, pool: { min: 0, max: 4 }, acquireConnectionTimeout: 30_000, log: KNEX_LOG };
+  return {
+    client: 'mssql',
+    connection: connection as unknown as Knex.MsSqlConnectionConfig,
+    pool: { min: 0, max: 4 },
+    acquireConnectionTimeout: 30_000,
+    log: KNEX_LOG,
+  };
 }

@@ -13,10 +13,21 @@ export async function diagnoseMssql(db: Db): Promise<EngineDiagnosis[]> {
   const checks: EngineDiagnosis[] = [
     major >= 14
       ? { check: 'server', outcome: 'ok', detail: `SQL Server ${String(row?.version)}` }
-      : { check: 'server', outcome: 'warn', detail: `SQL Server ${String(row?.version)} derives keys with SHA-1 (2016 and older)`, hint: 'keys move between servers only with the same derivation; activate says which one matched' },
+      : {
+          check: 'server',
+          outcome: 'warn',
+          detail: `SQL Server ${String(row?.version)} derives keys with SHA-1 (2016 and older)`,
+          hint: 'keys move between servers only with the same derivation; activate says which one matched',
+        },
   ];
   if (Number(row?.master_key) === 1 && Number(row?.by_server) !== 1) {
-    checks.push({ check: 'master key', outcome: 'warn', detail: 'the database master key is not encrypted by this server\'s service master key: applications get error 15581', hint: 'run `cellcrypt activate --key-file F` (or the last batch of `cellcrypt script activate --engine mssql`)' });
+    checks.push({
+      check: 'master key',
+      outcome: 'warn',
+      detail:
+        "the database master key is not encrypted by this server's service master key: applications get error 15581",
+      hint: 'run `cellcrypt activate --key-file F` (or the last batch of `cellcrypt script activate --engine mssql`)',
+    });
   }
   return checks;
 }

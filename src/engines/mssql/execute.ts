@@ -40,7 +40,12 @@ interface TediousModule {
 }
 
 /** Runs one batch with inlined secrets on the transaction's own connection, never through knex. */
-export async function querySecret(trx: Knex.Transaction, sql: string, where: string, secrets: readonly string[]): Promise<Row[]> {
+export async function querySecret(
+  trx: Knex.Transaction,
+  sql: string,
+  where: string,
+  secrets: readonly string[],
+): Promise<Row[]> {
   try {
     return await sendBatch(trx, sql);
   } catch (error) {
@@ -53,7 +58,12 @@ export async function querySecret(trx: Knex.Transaction, sql: string, where: str
  * sent with its own request timeout instead of the connection's short one, which is there to
  * notice a blocked catalog query quickly.
  */
-export async function queryLong(db: Knex | Knex.Transaction, sql: string, where: string, timeoutMs: number): Promise<Row[]> {
+export async function queryLong(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  where: string,
+  timeoutMs: number,
+): Promise<Row[]> {
   try {
     return await sendBatch(db, sql, timeoutMs);
   } catch (error) {
@@ -71,7 +81,12 @@ async function sendBatch(db: Knex | Knex.Transaction, sql: string, timeoutMs?: n
 }
 
 /** One batch on a connection the caller holds (the session lock keeps its own). */
-export function runOnConnection(db: Knex | Knex.Transaction, connection: unknown, sql: string, timeoutMs?: number): Promise<Row[]> {
+export function runOnConnection(
+  db: Knex | Knex.Transaction,
+  connection: unknown,
+  sql: string,
+  timeoutMs?: number,
+): Promise<Row[]> {
   const driver = (db.client as unknown as { driver: TediousModule }).driver;
   return new Promise<Row[]>((resolve, reject) => {
     const rows: Row[] = [];
@@ -86,6 +101,7 @@ export function runOnConnection(db: Knex | Knex.Transaction, connection: unknown
 function toRow(columns: unknown): Row {
   const row: Row = {};
   const list = Array.isArray(columns) ? columns : Object.values(columns as Record<string, unknown>);
-  for (const column of list as Array<{ metadata: { colName: string }; value: unknown }>) row[column.metadata.colName] = column.value;
+  for (const column of list as Array<{ metadata: { colName: string }; value: unknown }>)
+    row[column.metadata.colName] = column.value;
   return row;
 }

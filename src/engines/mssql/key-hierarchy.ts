@@ -9,7 +9,6 @@ import { sqlServerErrorNumber } from './errors';
 import { query, querySecret, type Row } from './execute';
 import { inlineSecrets, keyStatements as K } from './key-statements';
 
-
 /**
  * The key hierarchy on SQL Server: the real thing (DMK, certificate, AES_256 symmetric keys).
  * Statements with a secret go through `querySecret` (never knex); the rest through knex.
@@ -22,7 +21,11 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
     async read(db: Db): Promise<KeyHierarchy> {
       const [state] = await query(db, K.readMasterKey(), 'read key hierarchy');
       const certificates = await query(db, K.readCertificates(), 'read certificates');
-      const keys = await query(db, state.prepared ? K.readSymmetricKeys() : K.readSymmetricKeysUnprepared(), 'read symmetric keys');
+      const keys = await query(
+        db,
+        state.prepared ? K.readSymmetricKeys() : K.readSymmetricKeysUnprepared(),
+        'read symmetric keys',
+      );
       return {
         masterKey: Number(state.master_key) === 1,
         certificates: certificates.map((row) => String(row.name)),
@@ -44,11 +47,15 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
     },
 
     async createMasterKey(trx, password) {
-      await querySecret(trx, K.createMasterKey(inlineSecrets({ masterKeyPassword: password })), 'create master key', [password.reveal()]);
+      await querySecret(trx, K.createMasterKey(inlineSecrets({ masterKeyPassword: password })), 'create master key', [
+        password.reveal(),
+      ]);
     },
 
     async openMasterKey(trx, password) {
-      await querySecret(trx, K.openMasterKey(inlineSecrets({ masterKeyPassword: password })), 'open master key', [password.reveal()]);
+      await querySecret(trx, K.openMasterKey(inlineSecrets({ masterKeyPassword: password })), 'open master key', [
+        password.reveal(),
+      ]);
     },
 
     async reset(trx) {
@@ -62,17 +69,37 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
     async createSymmetricKey(trx, spec: SymmetricKeySpec) {
       const wanted = spec.derivation ?? 'sql2017';
       const secrets = [spec.keySource.reveal(), spec.identityValue.reveal()];
-      await querySecret(trx, K.createSymmetricKey(spec.name, spec.certificate, inlineSecrets({ passphrase: spec.keySource, identityValue: spec.identityValue })), `create symmetric key ${spec.name}`, secrets);
+      await querySecret(
+        trx,
+        K.createSymmetricKey(
+          spec.name,
+          spec.certificate,
+          inlineSecrets({ passphrase: spec.keySource, identityValue: spec.identityValue }),
+        ),
+        `create symmetric key ${spec.name}`,
+        secrets,
+      );
       await query(trx, K.openSymmetricKey(spec.name, spec.certificate), `open symmetric key ${spec.name}`);
       const probe = randomBytes(24);
-      const [row] = await query(trx, K.probeSymmetricKey(spec.name, probe.toString('hex')), `probe symmetric key ${spec.name}`);
+      const [row] = await query(
+        trx,
+        K.probeSymmetricKey(spec.name, probe.toString('hex')),
+        `probe symmetric key ${spec.name}`,
+      );
       const keyGuid = String(row.key_guid).toUpperCase();
       const used = serverDerivation(Buffer.from(row.probe as Uint8Array), probe, spec.keySource, keyGuid);
       if (used !== wanted) {
-        throw new CellcryptError('CellcryptEngineUnsupported', `this SQL Server derives key bytes the ${used} way, the cells need ${wanted}; the new key was rolled back`, {
-          exitCode: 1,
-          hint: wanted === 'sql2016' ? 'on SQL Server 2017+ enable trace flag 4631 (DBCC TRACEON(4631, -1)) for the activate, then turn it off' : 'turn trace flag 4631 off (DBCC TRACEOFF(4631, -1))',
-        });
+        throw new CellcryptError(
+          'CellcryptEngineUnsupported',
+          `this SQL Server derives key bytes the ${used} way, the cells need ${wanted}; the new key was rolled back`,
+          {
+            exitCode: 1,
+            hint:
+              wanted === 'sql2016'
+                ? 'on SQL Server 2017+ enable trace flag 4631 (DBCC TRACEON(4631, -1)) for the activate, then turn it off'
+                : 'turn trace flag 4631 off (DBCC TRACEOFF(4631, -1))',
+          },
+        );
       }
       await query(trx, K.recordDerivation(spec.name, used), `record derivation of ${spec.name}`);
       return keyGuid;
@@ -88,7 +115,12 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
     },
 
     async roundTrip(trx, keyGuid: string, probe: Secret) {
-      const rows = await querySecret(trx, K.roundTrip(keyGuid, inlineSecrets({ passphrase: probe })), 'encryption/decryption test', [probe.reveal()]);
+      const rows = await querySecret(
+        trx,
+        K.roundTrip(keyGuid, inlineSecrets({ passphrase: probe })),
+        'encryption/decryption test',
+        [probe.reveal()],
+      );
       return Number(rows[0]?.ok) === 1;
     },
 
@@ -97,7 +129,11 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
         await query(db, K.probeAutomaticOpen(keyName, certificate), 'check that the master key opens by itself');
         return true;
       } catch (error) {
-        if (sqlServerErrorNumber((error as { cause?: unknown }).cause) === 15581 || sqlServerErrorNumber(error) === 15581) return false;
+        if (
+          sqlServerErrorNumber((error as { cause?: unknown }).cause) === 15581 ||
+          sqlServerErrorNumber(error) === 15581
+        )
+          return false;
         throw error;
       }
     },
@@ -115,5 +151,9 @@ function serverDerivation(cell: Buffer, expected: Buffer, keySource: Secret, key
     const plaintext = decryptByKey(cell, key);
     if (plaintext && plaintext.equals(expected)) return derivation;
   }
-  throw new CellcryptError('CellcryptInternal', `the server's new key ${keyGuid} decrypts its probe under no known derivation`, { exitCode: 1 });
+  throw new CellcryptError(
+    'CellcryptInternal',
+    `the server's new key ${keyGuid} decrypts its probe under no known derivation`,
+    { exitCode: 1 },
+  );
 }

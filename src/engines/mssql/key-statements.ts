@@ -56,7 +56,8 @@ export const keyStatements = {
   createSymmetricKey: (name: string, certificate: string, secret: SecretText) =>
     `CREATE SYMMETRIC KEY ${q(name)} WITH ALGORITHM = AES_256, KEY_SOURCE = ${secret('passphrase')}, IDENTITY_VALUE = ${secret('identityValue')} ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
 
-  openSymmetricKey: (name: string, certificate: string) => `OPEN SYMMETRIC KEY ${q(name)} DECRYPTION BY CERTIFICATE ${q(certificate)}`,
+  openSymmetricKey: (name: string, certificate: string) =>
+    `OPEN SYMMETRIC KEY ${q(name)} DECRYPTION BY CERTIFICATE ${q(certificate)}`,
 
   /** A probe encrypted under a freshly created key: decrypted in Node, it proves which derivation the server used. */
   probeSymmetricKey: (name: string, probeHex: string) =>
@@ -64,7 +65,8 @@ export const keyStatements = {
 
   dropSymmetricKey: (name: string) => `CLOSE ALL SYMMETRIC KEYS; DROP SYMMETRIC KEY ${q(name)}`,
 
-  closeAll: () => `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
+  closeAll: () =>
+    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
 
   /**
    * Outside any transaction, with nothing open: can the key be opened the way applications do,
@@ -75,14 +77,13 @@ export const keyStatements = {
     `OPEN SYMMETRIC KEY ${q(keyName)} DECRYPTION BY CERTIFICATE ${q(certificate)}; CLOSE SYMMETRIC KEY ${q(keyName)}`,
 
   /** Everything activate rebuilds: our symmetric keys (and their recorded derivations), the certificate, then the master key. */
-  reset: (certificate: string, keyPrefix: string) =>
-    [
-      'DELETE FROM cellcrypt.key_derivation',
-      'CLOSE ALL SYMMETRIC KEYS',
-      `DECLARE @drop nvarchar(max) = N''; SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
-      `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
-      `IF EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') DROP MASTER KEY`,
-    ],
+  reset: (certificate: string, keyPrefix: string) => [
+    'DELETE FROM cellcrypt.key_derivation',
+    'CLOSE ALL SYMMETRIC KEYS',
+    `DECLARE @drop nvarchar(max) = N''; SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
+    `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
+    `IF EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') DROP MASTER KEY`,
+  ],
 
   readMasterKey: () =>
     `SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') THEN 1 ELSE 0 END AS master_key, ` +

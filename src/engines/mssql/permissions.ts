@@ -15,13 +15,17 @@ export const PERMISSION_ROLES: Readonly<Record<KeyPermission, string>> = {
   activate: 'cellcrypt_key_activator',
 };
 
-
 export const permissionQuery = (permission: KeyPermission): string => {
   const control = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'CONTROL')`;
   const member = `IS_MEMBER(${tsqlLiteral(PERMISSION_ROLES[permission])})`;
   const openKeys = `HAS_PERMS_BY_NAME(${tsqlLiteral(CERTIFICATE_NAME)}, 'CERTIFICATE', 'CONTROL')`;
   const alterKeys = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'ALTER ANY SYMMETRIC KEY')`;
-  const needs = permission === 'activate' ? '0 = 1' : permission === 'change-key' ? `${member} = 1 AND ${openKeys} = 1 AND ${alterKeys} = 1` : `${member} = 1 AND ${openKeys} = 1`;
+  const needs =
+    permission === 'activate'
+      ? '0 = 1'
+      : permission === 'change-key'
+        ? `${member} = 1 AND ${openKeys} = 1 AND ${alterKeys} = 1`
+        : `${member} = 1 AND ${openKeys} = 1`;
   return `SELECT USER_NAME() AS user_name, CASE WHEN ${control} = 1 OR (${needs}) THEN 1 ELSE 0 END AS granted`;
 };
 

@@ -71,7 +71,9 @@ function audit(operation: string, oldKey: string | undefined, newKey: string): s
 export function installScript(options: ScriptOptions): string {
   const { certificate, keyName } = options;
   const parts: string[][] = [
-    header('install', ['Afterwards register the key with cellcrypt: `cellcrypt activate --key-file F` (F holds CellcryptPassphrase).']),
+    header('install', [
+      'Afterwards register the key with cellcrypt: `cellcrypt activate --key-file F` (F holds CellcryptPassphrase).',
+    ]),
     [...prepareStatements().map((sql) => `${sql};`), ...(options.toolkitTables ?? []).map((sql) => `${sql};`)],
     [
       'BEGIN TRANSACTION;',
@@ -85,7 +87,9 @@ export function installScript(options: ScriptOptions): string {
   ];
   for (const column of options.columns) {
     const label = `${column.table}.${column.column}`;
-    parts.push([`IF COL_LENGTH(${tsqlLiteral(q(column.table))}, ${tsqlLiteral(column.column.concat('__cellcrypt'))}) IS NULL ${S.addShadow(column, column.sizeBytes)};`]);
+    parts.push([
+      `IF COL_LENGTH(${tsqlLiteral(q(column.table))}, ${tsqlLiteral(column.column.concat('__cellcrypt'))}) IS NULL ${S.addShadow(column, column.sizeBytes)};`,
+    ]);
     parts.push([
       `${S.encryptBatch(column, keyGuidOf(keyName), ALL_ROWS)};`,
       `IF EXISTS (SELECT 1 FROM @written WHERE lost = 1) ${fail(1, `${label}: a non-null value encrypted to NULL (is the key open?)`)};`,
@@ -102,21 +106,44 @@ export function changeKeyScript(options: ScriptOptions): string {
   const from = options.fromKeyName;
   if (!from) throw new Error('change-key needs the current key generation');
   const parts: string[][] = [
-    header('change-key', [`Moves every cell from ${from} to ${keyName}, in one transaction; the table locks are held until it commits.`,
+    header('change-key', [
+      `Moves every cell from ${from} to ${keyName}, in one transaction; the table locks are held until it commits.`,
       'CellcryptPassphrase is the NEW key; CellcryptMasterKeyPassword the current master-key password.',
       'Afterwards: `cellcrypt activate --key-file F` does not apply (encryption stays active); store the new key with',
-      'your key store tooling or re-register it by running `cellcrypt change-key` instead of this script.']),
-    ['BEGIN TRANSACTION;', ...openKeys([from], certificate), `${K.createSymmetricKey(keyName, certificate, sqlcmdSecrets)};`, `${K.openSymmetricKey(keyName, certificate)};`],
+      'your key store tooling or re-register it by running `cellcrypt change-key` instead of this script.',
+    ]),
+    [
+      'BEGIN TRANSACTION;',
+      ...openKeys([from], certificate),
+      `${K.createSymmetricKey(keyName, certificate, sqlcmdSecrets)};`,
+      `${K.openSymmetricKey(keyName, certificate)};`,
+    ],
   ];
   for (const column of options.columns) {
     const label = `${column.table}.${column.column}`;
     parts.push([
       `${S.reencryptBatch(column, keyGuidOf(from), keyGuidOf(keyName), ALL_ROWS)};`,
       `IF EXISTS (SELECT 1 FROM @batch WHERE cell IS NULL) ${fail(3, `${label}: a cell on ${from} does not decrypt; nothing was changed`)};`,
-      provedBy(`SELECT COUNT(*) FROM ${q(column.table)} WHERE SUBSTRING(${q(column.column)}, 1, 16) = CONVERT(varbinary(16), ${keyGuidOf(from)})`, 4, `${label}: cells are left on ${from}`),
+      provedBy(
+        `SELECT COUNT(*) FROM ${q(column.table)} WHERE SUBSTRING(${q(column.column)}, 1, 16) = CONVERT(varbinary(16), ${keyGuidOf(from)})`,
+        4,
+        `${label}: cells are left on ${from}`,
+      ),
     ]);
   }
-  parts.push([...options.columns.map((column) => provedBy(`SELECT SUM(undecryptable) FROM (${S.census(column, true)}) AS census`, 5, `${column.table}.${column.column}: a cell does not decrypt after the change`)), `${K.dropSymmetricKey(from)};`, audit('change-key', from, keyName), `${K.closeAll()};`, 'COMMIT TRANSACTION;']);
+  parts.push([
+    ...options.columns.map((column) =>
+      provedBy(
+        `SELECT SUM(undecryptable) FROM (${S.census(column, true)}) AS census`,
+        5,
+        `${column.table}.${column.column}: a cell does not decrypt after the change`,
+      ),
+    ),
+    `${K.dropSymmetricKey(from)};`,
+    audit('change-key', from, keyName),
+    `${K.closeAll()};`,
+    'COMMIT TRANSACTION;',
+  ]);
   return batches(parts);
 }
 
@@ -130,9 +157,29 @@ export function activateScript(options: ScriptOptions): string {
       'Afterwards register the key with cellcrypt: `cellcrypt activate --key-file F`.',
     ]),
     ['BEGIN TRANSACTION;', ...K.reset(certificate, KEY_PREFIX).map((sql) => `${sql};`)],
-    [`${K.createMasterKey(sqlcmdSecrets)};`, ...openKeys([], certificate), `${K.createCertificate(certificate)};`, `${K.createSymmetricKey(keyName, certificate, sqlcmdSecrets)};`, `${K.openSymmetricKey(keyName, certificate)};`],
-    [...options.columns.map((column) => provedBy(`SELECT SUM(undecryptable) FROM (${S.census(column, true)}) AS census`, 6, `${column.table}.${column.column}: this key does not decrypt the organization's cells; nothing was changed`)), audit('activate', undefined, keyName), `${K.closeAll()};`, 'COMMIT TRANSACTION;'],
-    [`-- Only when the master key's password is known and applications get error 15581:`, `-- ${K.reencryptMasterKeyByServer(sqlcmdSecrets)}; CLOSE MASTER KEY;`],
+    [
+      `${K.createMasterKey(sqlcmdSecrets)};`,
+      ...openKeys([], certificate),
+      `${K.createCertificate(certificate)};`,
+      `${K.createSymmetricKey(keyName, certificate, sqlcmdSecrets)};`,
+      `${K.openSymmetricKey(keyName, certificate)};`,
+    ],
+    [
+      ...options.columns.map((column) =>
+        provedBy(
+          `SELECT SUM(undecryptable) FROM (${S.census(column, true)}) AS census`,
+          6,
+          `${column.table}.${column.column}: this key does not decrypt the organization's cells; nothing was changed`,
+        ),
+      ),
+      audit('activate', undefined, keyName),
+      `${K.closeAll()};`,
+      'COMMIT TRANSACTION;',
+    ],
+    [
+      `-- Only when the master key's password is known and applications get error 15581:`,
+      `-- ${K.reencryptMasterKeyByServer(sqlcmdSecrets)}; CLOSE MASTER KEY;`,
+    ],
   ];
   return batches(parts);
 }

@@ -38,7 +38,10 @@ export async function tryAppLock(knex: Knex, name: string): Promise<(() => Promi
   }
   if (result !== 0 && result !== 1) {
     await knex.client.releaseConnection(connection);
-    throw new CellcryptError('CellcryptInternal', `sp_getapplock for ${resource} returned ${result} (not granted)`, { exitCode: 1, hint: '-2 cancelled, -3 deadlock victim, -999 invalid call: run the command again' });
+    throw new CellcryptError('CellcryptInternal', `sp_getapplock for ${resource} returned ${result} (not granted)`, {
+      exitCode: 1,
+      hint: '-2 cancelled, -3 deadlock victim, -999 invalid call: run the command again',
+    });
   }
   return async () => {
     try {

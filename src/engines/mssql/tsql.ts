@@ -14,7 +14,8 @@ export function quoteTsqlIdentifier(name: string): string {
 /** `N'...'`: Unicode literal (N, so KEY_SOURCE is hashed as UTF-16 exactly as the codec hashes it). */
 export function tsqlLiteral(value: string): string {
   if (value.includes('\u0000')) throw new Error('literal contains a NUL character');
-  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value)) throw new Error('literal contains a lone surrogate');
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value))
+    throw new Error('literal contains a lone surrogate');
   return `N'${value.replace(/'/g, "''")}'`;
 }
 
@@ -48,7 +49,8 @@ export function escapeForKnex(sql: string): string {
       }
     } else if (ch === "'") quote = "'";
     else if (ch === '[') quote = ']';
-    else if (ch === '?') throw new Error('a bare ? outside a literal: T-SQL statements of this engine carry no knex placeholders');
+    else if (ch === '?')
+      throw new Error('a bare ? outside a literal: T-SQL statements of this engine carry no knex placeholders');
     out += ch;
   }
   return out;

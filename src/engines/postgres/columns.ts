@@ -39,7 +39,9 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
           where table_schema = current_schema() and table_name = ? and column_name in (?, ?, ?)`,
         [ref.table, ref.column, shadowName(ref), ref.primaryKey],
       );
-      const byName = new Map<string, string>(columns.rows.map((r: { column_name: string; data_type: string }) => [r.column_name, r.data_type]));
+      const byName = new Map<string, string>(
+        columns.rows.map((r: { column_name: string; data_type: string }) => [r.column_name, r.data_type]),
+      );
       const table = await db.raw('select to_regclass(?) is not null as present', [q(ref.table)]);
       if (!table.rows[0].present) return { tableExists: false, shadowExists: false };
       const primary = await db.raw(
@@ -48,7 +50,13 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
         [q(ref.table)],
       );
       const primaryColumns: string[] = primary.rows.map((r: { attname: string }) => r.attname);
-      return columnShape(ref, { types: byName, primaryKeyColumns: primaryColumns, shadow: shadowName(ref), kindOf, uuidType: 'uuid' });
+      return columnShape(ref, {
+        types: byName,
+        primaryKeyColumns: primaryColumns,
+        shadow: shadowName(ref),
+        kindOf,
+        uuidType: 'uuid',
+      });
     },
 
     async findTooLong(db, ref, maxBytes) {
@@ -63,7 +71,10 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       const total = await db.raw(`select count(*)::int as n from ${t} where ${tooLong}`, [maxBytes, maxBytes]);
       const found = count(total.rows);
       if (found === 0) return { count: 0, examples: [] };
-      const examples = await db.raw(`select ${pk}::text as id from ${t} where ${tooLong} order by ${pk} limit 5`, [maxBytes, maxBytes]);
+      const examples = await db.raw(`select ${pk}::text as id from ${t} where ${tooLong} order by ${pk} limit 5`, [
+        maxBytes,
+        maxBytes,
+      ]);
       return { count: found, examples: examples.rows.map((r: { id: string }) => r.id) };
     },
 
@@ -145,7 +156,9 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     async census(db, ref, options): Promise<CellCensus> {
       const { t, c, pk } = names(ref);
       // Bytes, not text: "decrypts" needs no UTF-16 decoding, which cost 40% of the census (issue 7 profile).
-      const doesNotDecrypt = options.decrypt ? `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null` : 'null::boolean';
+      const doesNotDecrypt = options.decrypt
+        ? `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null`
+        : 'null::boolean';
       // OFFSET 0 keeps each row down to (key GUID, flag) before grouping: without it the planner,
       // which cannot know there are only a few GUIDs, sorted every whole cell (on disk at 200k
       // cells) and decrypted after the sort; with it, the scan decrypts in parallel workers and
@@ -163,7 +176,10 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     reencryptColumnStatement: reencryptChunkSql,
 
     async reencryptColumn(trx, ref, fromGuid, toGuid, onStep) {
-      const size = await trx.raw(`select (pg_relation_size(to_regclass(?)) / current_setting('block_size')::int)::int as pages`, [q(ref.table)]);
+      const size = await trx.raw(
+        `select (pg_relation_size(to_regclass(?)) / current_setting('block_size')::int)::int as pages`,
+        [q(ref.table)],
+      );
       const pages = count(size.rows, 'pages');
       const from = guidStringToBytes(fromGuid);
       const to = guidStringToBytes(toGuid);
@@ -199,17 +215,19 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
         [guidStringToBytes(keyGuid), afterId ?? null, afterId ?? null, limit],
       );
       const rows = result.rows as Array<{ id: string; cell: Uint8Array | null }>;
-      const cells = rows.filter((row) => row.cell !== null).map((row) => ({ id: row.id, cell: Buffer.from(row.cell!) }));
+      const cells = rows
+        .filter((row) => row.cell !== null)
+        .map((row) => ({ id: row.id, cell: Buffer.from(row.cell!) }));
       return { cells, last: rows.length === limit ? rows[rows.length - 1].id : undefined };
     },
 
     async writeCells(trx, ref, cells) {
       if (cells.length === 0) return 0;
       const { t, c, pk } = names(ref);
-      const result = await trx.raw(`update ${t} as row set ${c} = v.cell from unnest(?::uuid[], ?::bytea[]) as v(id, cell) where row.${pk} = v.id`, [
-        cells.map((x) => x.id),
-        cells.map((x) => x.cell),
-      ]);
+      const result = await trx.raw(
+        `update ${t} as row set ${c} = v.cell from unnest(?::uuid[], ?::bytea[]) as v(id, cell) where row.${pk} = v.id`,
+        [cells.map((x) => x.id), cells.map((x) => x.cell)],
+      );
       return result.rowCount ?? 0;
     },
 
@@ -221,7 +239,10 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
 
     async sampleCells(db, ref, limit) {
       const { t, c, pk } = names(ref);
-      const result = await db.raw(`select ${pk}::text as id, ${c} as cell from ${t} where ${c} is not null order by random() limit ?`, [limit]);
+      const result = await db.raw(
+        `select ${pk}::text as id, ${c} as cell from ${t} where ${c} is not null order by random() limit ?`,
+        [limit],
+      );
       return result.rows.map((row: { id: string; cell: Uint8Array }) => ({ id: row.id, cell: Buffer.from(row.cell) }));
     },
   };
@@ -263,12 +284,16 @@ function literalComment(ref: ColumnRef, sizeBytes: number): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-function summarize(rows: Array<{ key_guid: Uint8Array | null; cells: number; undecryptable: number }>, decrypted: boolean): CellCensus {
+function summarize(
+  rows: Array<{ key_guid: Uint8Array | null; cells: number; undecryptable: number }>,
+  decrypted: boolean,
+): CellCensus {
   const byKey: Record<string, number> = {};
   let cells = 0;
   let undecryptable = 0;
   for (const row of rows) {
-    const guid = row.key_guid && row.key_guid.length === 16 ? guidBytesToString(Buffer.from(row.key_guid)) : 'malformed';
+    const guid =
+      row.key_guid && row.key_guid.length === 16 ? guidBytesToString(Buffer.from(row.key_guid)) : 'malformed';
     byKey[guid] = (byKey[guid] ?? 0) + row.cells;
     cells += row.cells;
     undecryptable += row.undecryptable;

@@ -104,4 +104,3 @@ export async function pgliteKnexConfig(target: ConnectionTarget): Promise<Knex.C
     throw error;
   }
 }
-

@@ -12,7 +12,12 @@ const held = new Map<string, string>(); // data directory -> lock file
 
 export function lockDataDirectory(directory: string): () => void {
   const lockFile = `${directory}.lock`;
-  const owner = { pid: process.pid, host: hostname(), command: process.argv.slice(1).join(' ').slice(0, 300), since: new Date().toISOString() };
+  const owner = {
+    pid: process.pid,
+    host: hostname(),
+    command: process.argv.slice(1).join(' ').slice(0, 300),
+    since: new Date().toISOString(),
+  };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(lockFile, 'wx', 0o600);
@@ -24,10 +29,15 @@ export function lockDataDirectory(directory: string): () => void {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = readHolder(lockFile);
       if (holder && isAlive(holder)) {
-        const who = holder.pid === process.pid ? 'this process already has it open' : `process ${holder.pid} (${holder.command || 'unknown command'}, since ${holder.since})`;
+        const who =
+          holder.pid === process.pid
+            ? 'this process already has it open'
+            : `process ${holder.pid} (${holder.command || 'unknown command'}, since ${holder.since})`;
         throw new CellcryptError('CellcryptDataDirectoryBusy', `the embedded database ${directory} is in use: ${who}`, {
           exitCode: 2,
-          hint: 'wait for that command to finish (an embedded database admits one process at a time); if that process no longer exists, delete the lock file ' + lockFile,
+          hint:
+            'wait for that command to finish (an embedded database admits one process at a time); if that process no longer exists, delete the lock file ' +
+            lockFile,
         });
       }
       try {
@@ -37,7 +47,10 @@ export function lockDataDirectory(directory: string): () => void {
       }
     }
   }
-  throw new CellcryptError('CellcryptDataDirectoryBusy', `could not take the lock ${lockFile}`, { exitCode: 2, hint: 'run the command again' });
+  throw new CellcryptError('CellcryptDataDirectoryBusy', `could not take the lock ${lockFile}`, {
+    exitCode: 2,
+    hint: 'run the command again',
+  });
 }
 
 function release(directory: string): void {

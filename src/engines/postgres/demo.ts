@@ -10,7 +10,14 @@ import { quotePgIdentifier as q } from './quote';
 type DemoTable = DemoTableSpec;
 
 export const DEMO_TABLES: readonly DemoTable[] = [
-  { table: 'EmailServerProfileBase', primaryKey: 'EmailServerProfileId', secrets: [{ column: 'IncomingPassword', maxLength: 250 }, { column: 'OutgoingPassword', maxLength: 250 }] },
+  {
+    table: 'EmailServerProfileBase',
+    primaryKey: 'EmailServerProfileId',
+    secrets: [
+      { column: 'IncomingPassword', maxLength: 250 },
+      { column: 'OutgoingPassword', maxLength: 250 },
+    ],
+  },
   { table: 'MailboxBase', primaryKey: 'MailboxId', secrets: [{ column: 'Password', maxLength: 200 }] },
   { table: 'QueueBase', primaryKey: 'QueueId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
   { table: 'UserSettingsBase', primaryKey: 'SystemUserId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
@@ -18,7 +25,9 @@ export const DEMO_TABLES: readonly DemoTable[] = [
 
 export async function createDemoTable(db: Db, spec: DemoTable): Promise<void> {
   const columns = spec.secrets.map((s) => `${q(s.column)} varchar(${s.maxLength})`).join(', ');
-  await db.raw(`create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} uuid primary key, "Name" varchar(100) not null, ${columns})`);
+  await db.raw(
+    `create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} uuid primary key, "Name" varchar(100) not null, ${columns})`,
+  );
 }
 
 /** SQL expression for the i-th demo value of a column (i is the generate_series variable). */

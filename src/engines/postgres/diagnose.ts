@@ -15,14 +15,34 @@ export async function diagnosePostgres(db: Db): Promise<EngineDiagnosis[]> {
               current_setting('log_min_duration_statement')::int as log_min_duration,
               (select rolsuper from pg_roles where rolname = current_user) as superuser`,
     )
-  ).rows[0] as { version: string; pgcrypto: string | null; current_functions: boolean; prepared: boolean; log_statement: string; log_min_duration: number; superuser: boolean };
+  ).rows[0] as {
+    version: string;
+    pgcrypto: string | null;
+    current_functions: boolean;
+    prepared: boolean;
+    log_statement: string;
+    log_min_duration: number;
+    superuser: boolean;
+  };
   const checks: EngineDiagnosis[] = [{ check: 'server', outcome: 'ok', detail: `PostgreSQL ${row.version}` }];
   if (row.prepared) {
     checks.push(
-      row.pgcrypto ? { check: 'pgcrypto', outcome: 'ok', detail: `pgcrypto ${row.pgcrypto}` } : { check: 'pgcrypto', outcome: 'fail', detail: 'the pgcrypto extension is missing', hint: 'run `cellcrypt install` (it creates it) as a user who may create extensions' },
+      row.pgcrypto
+        ? { check: 'pgcrypto', outcome: 'ok', detail: `pgcrypto ${row.pgcrypto}` }
+        : {
+            check: 'pgcrypto',
+            outcome: 'fail',
+            detail: 'the pgcrypto extension is missing',
+            hint: 'run `cellcrypt install` (it creates it) as a user who may create extensions',
+          },
       row.current_functions
         ? { check: 'functions', outcome: 'ok', detail: 'schema cellcrypt is up to date' }
-        : { check: 'functions', outcome: 'warn', detail: 'schema cellcrypt was prepared by an older cellcrypt', hint: 'run `cellcrypt install` to update its functions' },
+        : {
+            check: 'functions',
+            outcome: 'warn',
+            detail: 'schema cellcrypt was prepared by an older cellcrypt',
+            hint: 'run `cellcrypt install` to update its functions',
+          },
     );
   }
   const logsParameters = row.log_statement === 'all' || row.log_statement === 'mod' || row.log_min_duration >= 0;
@@ -34,7 +54,13 @@ export async function diagnosePostgres(db: Db): Promise<EngineDiagnosis[]> {
       hint: "as a superuser: ALTER ROLE <cellcrypt user> SET log_statement = 'none' (and log_min_duration_statement = -1), or GRANT SET ON PARAMETER log_parameter_max_length",
     });
   } else {
-    checks.push({ check: 'server log', outcome: 'ok', detail: logsParameters ? 'statement logging is on; cellcrypt turns parameter logging off for key operations' : 'statements are not logged with parameters' });
+    checks.push({
+      check: 'server log',
+      outcome: 'ok',
+      detail: logsParameters
+        ? 'statement logging is on; cellcrypt turns parameter logging off for key operations'
+        : 'statements are not logged with parameters',
+    });
   }
   return checks;
 }

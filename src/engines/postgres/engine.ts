@@ -40,7 +40,9 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
           { exitCode: 2, hint: 'create the database with ENCODING UTF8' },
         );
       }
-      await connection.runScript('create schema if not exists cellcrypt; create extension if not exists pgcrypto with schema cellcrypt;');
+      await connection.runScript(
+        'create schema if not exists cellcrypt; create extension if not exists pgcrypto with schema cellcrypt;',
+      );
       const located = await knex.raw(
         `select n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgcrypto'`,
       );

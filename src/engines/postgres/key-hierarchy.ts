@@ -16,17 +16,27 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       if (!exists.rows[0].ready) return { masterKey: false, certificates: [], symmetricKeys: [] };
       const master = await db.raw('select count(*)::int as n from cellcrypt.master_key');
       const certificates = await db.raw('select name from cellcrypt.certificates order by name');
-      const keys = await db.raw('select name, key_guid, algorithm, derivation, created_at from cellcrypt.symmetric_keys order by created_at, name');
+      const keys = await db.raw(
+        'select name, key_guid, algorithm, derivation, created_at from cellcrypt.symmetric_keys order by created_at, name',
+      );
       return {
         masterKey: master.rows[0].n > 0,
         certificates: certificates.rows.map((row: { name: string }) => row.name),
-        symmetricKeys: keys.rows.map((row: { name: string; key_guid: Uint8Array; algorithm: string; derivation: Derivation; created_at: Date | string }) => ({
-          name: row.name,
-          keyGuid: guidBytesToString(Buffer.from(row.key_guid)),
-          algorithm: row.algorithm,
-          derivation: row.derivation,
-          createdAt: new Date(row.created_at),
-        })),
+        symmetricKeys: keys.rows.map(
+          (row: {
+            name: string;
+            key_guid: Uint8Array;
+            algorithm: string;
+            derivation: Derivation;
+            created_at: Date | string;
+          }) => ({
+            name: row.name,
+            keyGuid: guidBytesToString(Buffer.from(row.key_guid)),
+            algorithm: row.algorithm,
+            derivation: row.derivation,
+            createdAt: new Date(row.created_at),
+          }),
+        ),
       };
     },
 
@@ -47,14 +57,25 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     },
 
     async createCertificate(trx, name) {
-      await call(trx, 'select cellcrypt.create_certificate(?::text, ?::text)', [name, `cellcrypt ${name}`], `create certificate ${name}`);
+      await call(
+        trx,
+        'select cellcrypt.create_certificate(?::text, ?::text)',
+        [name, `cellcrypt ${name}`],
+        `create certificate ${name}`,
+      );
     },
 
     async createSymmetricKey(trx, spec: SymmetricKeySpec) {
       const result = await call(
         trx,
         SQL.createSymmetricKey,
-        [spec.name, spec.keySource.reveal(), spec.identityValue.reveal(), spec.certificate, spec.derivation ?? 'sql2017'],
+        [
+          spec.name,
+          spec.keySource.reveal(),
+          spec.identityValue.reveal(),
+          spec.certificate,
+          spec.derivation ?? 'sql2017',
+        ],
         `create symmetric key ${spec.name}`,
       );
       return guidBytesToString(Buffer.from(result.rows[0].key_guid));
@@ -90,12 +111,19 @@ const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
 
 let warnedAboutLogs = false;
 
-async function hideParametersFromLogs(connection: { query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }> }): Promise<void> {
+async function hideParametersFromLogs(connection: {
+  query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }>;
+}): Promise<void> {
   // An org prepared by an older cellcrypt lacks the function until its next install; calling
   // it anyway would abort the transaction.
-  const exists = await connection.query(`select to_regprocedure('cellcrypt.hide_parameters_from_logs()') is not null as present`, []);
+  const exists = await connection.query(
+    `select to_regprocedure('cellcrypt.hide_parameters_from_logs()') is not null as present`,
+    [],
+  );
   if (!exists.rows[0].present) {
-    warnOnce('warning: this organization was prepared by an older cellcrypt; run `cellcrypt install` so key operations stop the server from logging their parameters');
+    warnOnce(
+      'warning: this organization was prepared by an older cellcrypt; run `cellcrypt install` so key operations stop the server from logging their parameters',
+    );
     return;
   }
   const result = await connection.query('select cellcrypt.hide_parameters_from_logs() as hidden', []);
@@ -118,10 +146,17 @@ function warnOnce(text: string): void {
  * `knex.raw`: knex prints bindings under DEBUG=knex:*, and these bindings are passwords and
  * passphrases. (The driver sends them as bound parameters; see the README on server logs.)
  */
-async function call(trx: Knex.Transaction, sql: string, bindings: readonly unknown[], where: string): Promise<{ rows: Array<Record<string, any>> }> {
+async function call(
+  trx: Knex.Transaction,
+  sql: string,
+  bindings: readonly unknown[],
+  where: string,
+): Promise<{ rows: Array<Record<string, any>> }> {
   let index = 0;
   const text = sql.replace(/\?/g, () => `$${++index}`);
-  const connection = (await trx.client.acquireConnection()) as { query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }> };
+  const connection = (await trx.client.acquireConnection()) as {
+    query(text: string, values: unknown[]): Promise<{ rows: Array<Record<string, any>> }>;
+  };
   try {
     if (bindings.length) await hideParametersFromLogs(connection);
     return await connection.query(text, [...bindings]);

@@ -11,7 +11,12 @@ const heldInProcess = new Set<string>();
 
 const LOCK_CLASS = 0x63636c6b; // "cclk": keeps our locks apart from other users of advisory locks
 
-export async function tryAdvisoryLock(knex: Knex, scope: string, name: string, singleConnection: boolean): Promise<(() => Promise<void>) | undefined> {
+export async function tryAdvisoryLock(
+  knex: Knex,
+  scope: string,
+  name: string,
+  singleConnection: boolean,
+): Promise<(() => Promise<void>) | undefined> {
   const processKey = `${scope}\u0000${name}`;
   if (heldInProcess.has(processKey)) return undefined;
   heldInProcess.add(processKey);

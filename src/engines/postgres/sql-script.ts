@@ -14,7 +14,9 @@ export interface SqlScriptVars {
 }
 
 export function listSqlScripts(): string[] {
-  return readdirSync(SQL_DIR).filter((file) => file.endsWith('.sql')).sort();
+  return readdirSync(SQL_DIR)
+    .filter((file) => file.endsWith('.sql'))
+    .sort();
 }
 
 export function renderSqlScript(fileName: string, vars: SqlScriptVars): string {

@@ -56,8 +56,15 @@ describe('cellcrypt vectors from real servers (reference section 4)', () => {
   });
 
   it('refuses malformed GUID strings with a usage error', () => {
-    for (const bad of ['', '01DE2200EF6C3C1A0F3A889881EF77E7', '{01DE2200-EF6C-3C1A-0F3A-889881EF77E7', '01DE2200-EF6C-3C1A-0F3A-889881EF77EG']) {
-      expect(() => guidStringToBytes(bad), bad).to.throw().with.property('code', 'CellcryptUsage');
+    for (const bad of [
+      '',
+      '01DE2200EF6C3C1A0F3A889881EF77E7',
+      '{01DE2200-EF6C-3C1A-0F3A-889881EF77E7',
+      '01DE2200-EF6C-3C1A-0F3A-889881EF77EG',
+    ]) {
+      expect(() => guidStringToBytes(bad), bad)
+        .to.throw()
+        .with.property('code', 'CellcryptUsage');
     }
   });
 
@@ -93,7 +100,12 @@ describe('cellcrypt vectors from real servers (reference section 4)', () => {
 
   for (const [name, blobHex, guid, plaintextBytes] of [
     ['F1 (AES_256, SomeText)', F1, '56223600-5BB6-4D9B-BDF3-705E081C5B47', ['SomeText'.length, 2 * 'SomeText'.length]],
-    ['F2 (AES_128, Password1)', F2, '96DFC400-A857-4220-B484-2B26243EC848', ['Password1'.length, 2 * 'Password1'.length]],
+    [
+      'F2 (AES_128, Password1)',
+      F2,
+      '96DFC400-A857-4220-B484-2B26243EC848',
+      ['Password1'.length, 2 * 'Password1'.length],
+    ],
   ] as const) {
     it(`reads the layout of ${name}: GUID, version 2, IV, 68 bytes`, () => {
       const blob = Buffer.from(blobHex, 'hex');
@@ -106,7 +118,10 @@ describe('cellcrypt vectors from real servers (reference section 4)', () => {
       // The real key is unknown: a key with the right GUID fails to decrypt, an unknown GUID is reported as such.
       const wrongKey = { keyGuid: blob.subarray(0, 16), key: Buffer.alloc(32, 7) };
       expect(decryptByKey(blob, wrongKey)).to.equal(null);
-      expect(diagnoseCell(blob, { keyGuid: Buffer.alloc(16), key: Buffer.alloc(32) })).to.include({ ok: false, reason: 'unknown-key-guid' });
+      expect(diagnoseCell(blob, { keyGuid: Buffer.alloc(16), key: Buffer.alloc(32) })).to.include({
+        ok: false,
+        reason: 'unknown-key-guid',
+      });
     });
   }
 
@@ -123,7 +138,12 @@ describe('cellcrypt vectors from real servers (reference section 4)', () => {
     expect(cipherLength(7944)).to.be.above(8000);
     expect(cipherLength(7923, { authenticator: true })).to.be.at.most(8000);
     expect(cipherLength(7924, { authenticator: true })).to.be.above(8000);
-    expect(cipherLength(maxPlaintextBytes({ authenticator: true, hashLength: 32 }) + 1, { authenticator: true, hashLength: 32 })).to.be.above(8000);
+    expect(
+      cipherLength(maxPlaintextBytes({ authenticator: true, hashLength: 32 }) + 1, {
+        authenticator: true,
+        hashLength: 32,
+      }),
+    ).to.be.above(8000);
   });
 
   it('refuses values past the cell maximum with CellcryptValueTooLong (exit 2)', () => {

@@ -25,7 +25,10 @@ const dir = mkdtempSync(join(tmpdir(), 'cellcrypt-decrypt-offline-'));
 const keyFile = join(dir, 'key.txt');
 writeFileSync(keyFile, formatKeyFile(new Secret(PASSPHRASE), 'utf8'));
 
-function blob(text: string | Buffer, options: { derivation?: Derivation; algorithm?: AesAlgorithm; passphrase?: string; rowId?: string } = {}): string {
+function blob(
+  text: string | Buffer,
+  options: { derivation?: Derivation; algorithm?: AesAlgorithm; passphrase?: string; rowId?: string } = {},
+): string {
   const key = {
     keyGuid: keyGuidFromIdentity('an identity value nobody kept'),
     key: deriveKey(options.passphrase ?? PASSPHRASE, options.derivation ?? 'sql2017', options.algorithm ?? 'AES_256'),
@@ -35,9 +38,19 @@ function blob(text: string | Buffer, options: { derivation?: Derivation; algorit
   return encryptByKey(key, plaintext, { authenticator }).toString('hex');
 }
 
-async function run(hex: string[], options: Partial<{ json: boolean; derivation: 'auto' | Derivation; as: 'nvarchar' | 'varchar' | 'hex'; authenticatorUuid: string; keyFile: string }> = {}) {
+async function run(
+  hex: string[],
+  options: Partial<{
+    json: boolean;
+    derivation: 'auto' | Derivation;
+    as: 'nvarchar' | 'varchar' | 'hex';
+    authenticatorUuid: string;
+    keyFile: string;
+  }> = {},
+) {
   const io = memoryIo(options.json ?? false);
-  const args = { json: false, keyFile, derivation: 'auto', as: 'nvarchar', ...options, hex } as GlobalArgs & Record<string, unknown>;
+  const args = { json: false, keyFile, derivation: 'auto', as: 'nvarchar', ...options, hex } as GlobalArgs &
+    Record<string, unknown>;
   const exitCode = await command.run(args, io);
   return { exitCode, io };
 }
@@ -89,11 +102,16 @@ describe('cellcrypt decrypt-offline', () => {
     expect(io.stdout).to.deep.equal(['', '', '']); // the first was written without an authenticator
     expect(io.stderr.find((line) => line.startsWith('blob 1: '))).to.match(/^blob 1: unexpected-authenticator: /);
     expect(io.stderr.find((line) => line.startsWith('blob 2: '))).to.match(/^blob 2: (bad-padding|bad-magic): /);
-    expect(io.stderr.find((line) => line.startsWith('blob 3: '))).to.match(/^blob 3: integrity-mismatch: .*key matched: sql2017\/AES_256/);
+    expect(io.stderr.find((line) => line.startsWith('blob 3: '))).to.match(
+      /^blob 3: integrity-mismatch: .*key matched: sql2017\/AES_256/,
+    );
   });
 
   it('keeps going after a failure and marks it in JSON', async () => {
-    const { exitCode, io } = await run([blob('a'), blob('b', { derivation: 'sql2016' }), blob('c')], { json: true, derivation: 'sql2017' });
+    const { exitCode, io } = await run([blob('a'), blob('b', { derivation: 'sql2016' }), blob('c')], {
+      json: true,
+      derivation: 'sql2017',
+    });
     expect(exitCode).to.equal(3);
     const results = (io.documents[0] as { results: Array<Record<string, unknown>> }).results;
     expect(results.map((result) => result.ok)).to.deep.equal([true, false, true]);
@@ -136,7 +154,12 @@ describe('cellcrypt decrypt-offline', () => {
   });
 
   it('works programmatically from a passphrase', () => {
-    const [result] = decryptOffline({ passphrase: new Secret(PASSPHRASE), derivation: 'auto', as: 'nvarchar', blobs: [blob('direct')] });
+    const [result] = decryptOffline({
+      passphrase: new Secret(PASSPHRASE),
+      derivation: 'auto',
+      as: 'nvarchar',
+      blobs: [blob('direct')],
+    });
     expect(result).to.include({ ok: true, plaintext: 'direct', derivation: 'sql2017' });
   });
 });
@@ -148,5 +171,7 @@ function guidOf(hex: string): string {
     const slice = Buffer.from(bytes.subarray(from, to));
     return (reverse ? slice.reverse() : slice).toString('hex');
   };
-  return [part(0, 4, true), part(4, 6, true), part(6, 8, true), part(8, 10, false), part(10, 16, false)].join('-').toUpperCase();
+  return [part(0, 4, true), part(4, 6, true), part(6, 8, true), part(8, 10, false), part(10, 16, false)]
+    .join('-')
+    .toUpperCase();
 }

@@ -17,9 +17,21 @@ describe('cellcrypt script (CLI)', function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('script install --engine mssql prints a script whose every batch parses, and needs no database', async () => {
-    const run = await inProcessCli('--database-url', 'mssql://nobody:pw@host.invalid/Org', 'script', 'install', '--engine', 'mssql');
+    const run = await inProcessCli(
+      '--database-url',
+      'mssql://nobody:pw@host.invalid/Org',
+      'script',
+      'install',
+      '--engine',
+      'mssql',
+    );
     expect(run.code, run.stderr).to.equal(0);
-    const batches = splitGoBatches(run.stdout).map((b) => b.split('\n').filter((line) => !line.startsWith(':')).join('\n'));
+    const batches = splitGoBatches(run.stdout).map((b) =>
+      b
+        .split('\n')
+        .filter((line) => !line.startsWith(':'))
+        .join('\n'),
+    );
     expect(batches.length).to.be.greaterThan(5);
     for (const batch of batches) expect(parseTsql(batch), batch.slice(0, 200)).to.deep.equal([]);
   });
@@ -28,7 +40,9 @@ describe('cellcrypt script (CLI)', function () {
     const run = await inProcessCli('script', 'change-key', '--engine', 'mssql', '--generation', '2', '--json');
     expect(run.code, run.stderr).to.equal(0);
     expect(run.json.operation).to.equal('change-key');
-    expect(run.json.script).to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_3]').and.to.contain('DROP SYMMETRIC KEY [cellcrypt_key_2]');
+    expect(run.json.script)
+      .to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_3]')
+      .and.to.contain('DROP SYMMETRIC KEY [cellcrypt_key_2]');
   });
 
   it('identity-value prints the :setvar line for a key file, not the key', async () => {
@@ -56,8 +70,15 @@ describe('cellcrypt script (CLI)', function () {
 
   it('--help names the operations and the engine', async () => {
     // yargs ends the process after --help, so this one runs in a child process.
-    const run = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'src/cli/main.ts', 'script', '--help'], { encoding: 'utf8', cwd: join(__dirname, '../../..') });
+    const run = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'src/cli/main.ts', 'script', '--help'], {
+      encoding: 'utf8',
+      cwd: join(__dirname, '../../..'),
+    });
     expect(run.status, run.stderr).to.equal(0);
-    expect(run.stdout).to.contain('install').and.to.contain('change-key').and.to.contain('activate').and.to.contain('--engine');
+    expect(run.stdout)
+      .to.contain('install')
+      .and.to.contain('change-key')
+      .and.to.contain('activate')
+      .and.to.contain('--engine');
   });
 });

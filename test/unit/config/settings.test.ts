@@ -23,24 +23,46 @@ describe('settings', () => {
   });
 
   it('prefers --database-url over DATABASE_URL and parses every scheme', () => {
-    const settings = loadSettings({ env: { DATABASE_URL: 'pglite:/a', CELLCRYPT_KEYSTORE_SECRET: 'x'.repeat(20) }, databaseUrl: 'postgres://u:pw@h:5/db', configUrl: 'mssql://sa:pw@h/cfg', cwd: '/' });
+    const settings = loadSettings({
+      env: { DATABASE_URL: 'pglite:/a', CELLCRYPT_KEYSTORE_SECRET: 'x'.repeat(20) },
+      databaseUrl: 'postgres://u:pw@h:5/db',
+      configUrl: 'mssql://sa:pw@h/cfg',
+      cwd: '/',
+    });
     expect(settings.database.kind).to.equal('postgres');
     expect(settings.config.kind).to.equal('mssql');
   });
 
   it('lists every problem in one error, exit 2, without echoing passwords', () => {
     const error = refusal(() =>
-      loadSettings({ env: { DATABASE_URL: 'mysql://u:hunter2@h/db', CELLCRYPT_CONFIG_URL: 'postgres://u:hunter2@cfg/db', CELLCRYPT_CHANGE_QUOTA: 'many', CELLCRYPT_REGISTRY: '/nope.json' }, cwd: '/' }),
+      loadSettings({
+        env: {
+          DATABASE_URL: 'mysql://u:hunter2@h/db',
+          CELLCRYPT_CONFIG_URL: 'postgres://u:hunter2@cfg/db',
+          CELLCRYPT_CHANGE_QUOTA: 'many',
+          CELLCRYPT_REGISTRY: '/nope.json',
+        },
+        cwd: '/',
+      }),
     );
     expect(error.code).to.equal('CellcryptConfigInvalid');
     expect(error.exitCode).to.equal(2);
-    for (const part of ['DATABASE_URL', 'CELLCRYPT_KEYSTORE_SECRET', 'CELLCRYPT_CHANGE_QUOTA', 'CELLCRYPT_REGISTRY']) expect(error.message).to.contain(part);
+    for (const part of ['DATABASE_URL', 'CELLCRYPT_KEYSTORE_SECRET', 'CELLCRYPT_CHANGE_QUOTA', 'CELLCRYPT_REGISTRY'])
+      expect(error.message).to.contain(part);
     expect(error.message).not.to.contain('hunter2');
   });
 
   it('keeps secrets out of JSON, inspect and string forms', () => {
-    const settings = loadSettings({ env: { CELLCRYPT_KEYSTORE_SECRET: 'very-secret-value-123', DATABASE_URL: 'postgres://u:pw-xyz@h/db' }, cwd: '/' });
-    const shown = [JSON.stringify(settings), inspect(settings, { depth: 5 }), `${settings.keystoreSecret}`, String(Object.keys(settings))];
+    const settings = loadSettings({
+      env: { CELLCRYPT_KEYSTORE_SECRET: 'very-secret-value-123', DATABASE_URL: 'postgres://u:pw-xyz@h/db' },
+      cwd: '/',
+    });
+    const shown = [
+      JSON.stringify(settings),
+      inspect(settings, { depth: 5 }),
+      `${settings.keystoreSecret}`,
+      String(Object.keys(settings)),
+    ];
     for (const text of shown) {
       expect(text).not.to.contain('very-secret-value-123');
       expect(text).not.to.contain('pw-xyz');

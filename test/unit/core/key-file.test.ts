@@ -39,8 +39,16 @@ describe('key file', () => {
   it('writes UTF-8 with BOM, UTF-16LE with BOM, or base64, each with the checksum line', () => {
     const key = 'Grüße-𝐀1';
     const text = `${key}\nsha256:${sha256(key)}\n`;
-    expect(formatKeyFile(new Secret(key), 'utf8').equals(Buffer.concat([Buffer.from('efbbbf', 'hex'), Buffer.from(text, 'utf8')]))).to.equal(true);
-    expect(formatKeyFile(new Secret(key), 'utf16le').equals(Buffer.concat([Buffer.from('fffe', 'hex'), Buffer.from(text, 'utf16le')]))).to.equal(true);
+    expect(
+      formatKeyFile(new Secret(key), 'utf8').equals(
+        Buffer.concat([Buffer.from('efbbbf', 'hex'), Buffer.from(text, 'utf8')]),
+      ),
+    ).to.equal(true);
+    expect(
+      formatKeyFile(new Secret(key), 'utf16le').equals(
+        Buffer.concat([Buffer.from('fffe', 'hex'), Buffer.from(text, 'utf16le')]),
+      ),
+    ).to.equal(true);
     const base64 = `base64:${Buffer.from(key, 'utf8').toString('base64')}\nsha256:${sha256(key)}\n`;
     expect(formatKeyFile(new Secret(key), 'base64').toString('latin1')).to.equal(base64);
   });
@@ -56,7 +64,9 @@ describe('key file', () => {
   }
 
   it('round-trips any writable key in every encoding (property)', () => {
-    const writable = fc.fullUnicodeString({ minLength: 1, maxLength: 60 }).filter((key) => !/\p{Cc}/u.test(key) && !key.startsWith('base64:'));
+    const writable = fc
+      .fullUnicodeString({ minLength: 1, maxLength: 60 })
+      .filter((key) => !/\p{Cc}/u.test(key) && !key.startsWith('base64:'));
     fc.assert(
       fc.property(writable, fc.constantFrom(...ENCODINGS), (key, encoding) => {
         expect(parseKeyFile(formatKeyFile(new Secret(key), encoding)).passphrase.reveal()).to.equal(key);
@@ -68,8 +78,15 @@ describe('key file', () => {
   it('reads files without BOM, with CRLF, UTF-16BE, and without the checksum line', () => {
     const key = 'Ключ-2024!';
     const line = `sha256:${sha256(key)}`;
-    expect(parseKeyFile(Buffer.from(`${key}\n${line}\n`, 'utf8'))).to.deep.include({ encoding: 'utf8', checksum: 'verified' });
-    expect(parseKeyFile(Buffer.from(`${key}\r\n${line.toUpperCase().replace('SHA256', 'sha256')}\r\n`, 'utf8')).passphrase.reveal()).to.equal(key);
+    expect(parseKeyFile(Buffer.from(`${key}\n${line}\n`, 'utf8'))).to.deep.include({
+      encoding: 'utf8',
+      checksum: 'verified',
+    });
+    expect(
+      parseKeyFile(
+        Buffer.from(`${key}\r\n${line.toUpperCase().replace('SHA256', 'sha256')}\r\n`, 'utf8'),
+      ).passphrase.reveal(),
+    ).to.equal(key);
     const bigEndian = Buffer.concat([Buffer.from('feff', 'hex'), Buffer.from(`${key}\n${line}`, 'utf16le').swap16()]);
     expect(parseKeyFile(bigEndian)).to.deep.include({ encoding: 'utf16be-bom', checksum: 'verified' });
     for (const text of [key, `${key}\n`, `${key}\r\n`]) {
@@ -107,10 +124,18 @@ describe('key file', () => {
       ['too large', Buffer.alloc(64 * 1024 + 1, 0x41), /larger/],
       ['invalid UTF-8', Buffer.from([0x41, 0xc3, 0x28, 0x31]), /UTF-8/],
       ['odd UTF-16', Buffer.from('fffe410042', 'hex'), /odd/],
-      ['lone surrogate', Buffer.concat([Buffer.from('fffe', 'hex'), Buffer.from('a1!\uD835xyzabc', 'utf16le')]), /surrogate/],
+      [
+        'lone surrogate',
+        Buffer.concat([Buffer.from('fffe', 'hex'), Buffer.from('a1!\uD835xyzabc', 'utf16le')]),
+        /surrogate/,
+      ],
       ['UTF-16 without BOM', Buffer.from(`${key}\n`, 'utf16le'), /control/],
       ['bad base64', Buffer.from('base64:abc$\n'), /base64/],
-      ['base64 of invalid UTF-8', Buffer.from(`base64:${Buffer.from([0xff, 0xfe, 0x41]).toString('base64')}\n`), /UTF-8/],
+      [
+        'base64 of invalid UTF-8',
+        Buffer.from(`base64:${Buffer.from([0xff, 0xfe, 0x41]).toString('base64')}\n`),
+        /UTF-8/,
+      ],
       ['extra line', Buffer.from(`${key}\nsha256:${sha256(key)}\nmore\n`), /3 lines/],
       ['blank trailing line', Buffer.from(`${key}\nsha256:${sha256(key)}\n\n`), /3 lines/],
       ['malformed checksum line', Buffer.from(`${key}\nsha256:1234\n`), /64 hexadecimal/],
@@ -128,7 +153,9 @@ describe('key file', () => {
       expect(() => formatKeyFile(new Secret(key), 'utf8'), JSON.stringify(key)).to.throw(CellcryptError);
     }
     expect(() => formatKeyFile(new Secret('base64:Looks-Like-1!'), 'utf8')).to.throw(/--encoding base64/);
-    expect(parseKeyFile(formatKeyFile(new Secret('base64:Looks-Like-1!'), 'base64')).passphrase.reveal()).to.equal('base64:Looks-Like-1!');
+    expect(parseKeyFile(formatKeyFile(new Secret('base64:Looks-Like-1!'), 'base64')).passphrase.reveal()).to.equal(
+      'base64:Looks-Like-1!',
+    );
   });
 
   describe('readKeyFile', () => {
@@ -139,7 +166,10 @@ describe('key file', () => {
       const path = join(dir, 'key.txt');
       writeFileSync(path, formatKeyFile(new Secret(key), 'utf16le'));
       expect((await readKeyFile(path)).passphrase.reveal()).to.equal(key);
-      const stdin = Readable.from([formatKeyFile(new Secret(key), 'utf8').subarray(0, 5), formatKeyFile(new Secret(key), 'utf8').subarray(5)]);
+      const stdin = Readable.from([
+        formatKeyFile(new Secret(key), 'utf8').subarray(0, 5),
+        formatKeyFile(new Secret(key), 'utf8').subarray(5),
+      ]);
       expect((await readKeyFile('-', stdin)).passphrase.reveal()).to.equal(key);
     });
 
@@ -147,7 +177,10 @@ describe('key file', () => {
       const path = join(dir, 'big.txt');
       writeFileSync(path, Buffer.alloc(200 * 1024, 0x41));
       await expectRejection(readKeyFile(path), /larger/);
-      await expectRejection(readKeyFile('-', Readable.from([Buffer.alloc(40 * 1024, 0x41), Buffer.alloc(40 * 1024, 0x41)])), /larger/);
+      await expectRejection(
+        readKeyFile('-', Readable.from([Buffer.alloc(40 * 1024, 0x41), Buffer.alloc(40 * 1024, 0x41)])),
+        /larger/,
+      );
     });
 
     it('names the path and the OS reason when the file cannot be read', async () => {

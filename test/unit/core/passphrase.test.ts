@@ -16,7 +16,17 @@ function failureOf(passphrase: string): CellcryptError | undefined {
 
 describe('passphrase rule (Dynamics SqlEncryptionEncryptionKeyValidationError)', () => {
   it('accepts keys with a numeral, a letter and a symbol, 10 to 100 UTF-16 code units', () => {
-    for (const ok of ['Passw0rd!x', 'a1!' + 'x'.repeat(97), 'Ünïcödé-42', 'пароль_2024', '密码密码密码密码9!', 'كلمة-السر-7', "it's 'quoted' 1", 'a]b?c;d--1', '𝐀𝐁𝐂𝐃1!']) {
+    for (const ok of [
+      'Passw0rd!x',
+      'a1!' + 'x'.repeat(97),
+      'Ünïcödé-42',
+      'пароль_2024',
+      '密码密码密码密码9!',
+      'كلمة-السر-7',
+      "it's 'quoted' 1",
+      'a]b?c;d--1',
+      '𝐀𝐁𝐂𝐃1!',
+    ]) {
       expect(failureOf(ok), ok).to.equal(undefined);
     }
   });
@@ -38,10 +48,18 @@ describe('passphrase rule (Dynamics SqlEncryptionEncryptionKeyValidationError)',
   it('lists every failed rule in one message and never the key itself', () => {
     const key = 'nodigitsnosymbols';
     const message = failureOf(key)?.message ?? '';
-    expect(message).to.match(/numeral/).and.to.match(/symbol/).and.not.to.match(/letter/);
+    expect(message)
+      .to.match(/numeral/)
+      .and.to.match(/symbol/)
+      .and.not.to.match(/letter/);
     expect(message).not.to.contain(key);
     const all = failureOf('\u0007') ?? new Error('expected a failure');
-    expect(all.message).to.match(/10 to 100/).and.to.match(/numeral/).and.to.match(/letter/).and.to.match(/symbol/).and.to.match(/control/);
+    expect(all.message)
+      .to.match(/10 to 100/)
+      .and.to.match(/numeral/)
+      .and.to.match(/letter/)
+      .and.to.match(/symbol/)
+      .and.to.match(/control/);
   });
 
   it('refuses what does not survive a key file: controls, format characters, line breaks, lone surrogates, edge whitespace', () => {
@@ -62,17 +80,20 @@ describe('passphrase rule (Dynamics SqlEncryptionEncryptionKeyValidationError)',
 
   it('agrees with an independent reading of the rule on random strings', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.fullUnicodeString({ maxLength: 120 }), fc.string({ minLength: 8, maxLength: 104 })), (text) => {
-        const expected =
-          text.length >= 10 &&
-          text.length <= 100 &&
-          /\d|\p{Nd}|\p{Nl}|\p{No}/u.test(text) &&
-          /\p{Lu}|\p{Ll}|\p{Lt}|\p{Lm}|\p{Lo}/u.test(text) &&
-          /[\p{Pc}\p{Pd}\p{Ps}\p{Pe}\p{Pi}\p{Pf}\p{Po}\p{Sm}\p{Sc}\p{Sk}\p{So}]/u.test(text) &&
-          ![...text].some((ch) => /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(ch)) &&
-          text.trim() === text;
-        expect(failureOf(text) === undefined, JSON.stringify(text)).to.equal(expected);
-      }),
+      fc.property(
+        fc.oneof(fc.fullUnicodeString({ maxLength: 120 }), fc.string({ minLength: 8, maxLength: 104 })),
+        (text) => {
+          const expected =
+            text.length >= 10 &&
+            text.length <= 100 &&
+            /\d|\p{Nd}|\p{Nl}|\p{No}/u.test(text) &&
+            /\p{Lu}|\p{Ll}|\p{Lt}|\p{Lm}|\p{Lo}/u.test(text) &&
+            /[\p{Pc}\p{Pd}\p{Ps}\p{Pe}\p{Pi}\p{Pf}\p{Po}\p{Sm}\p{Sc}\p{Sk}\p{So}]/u.test(text) &&
+            ![...text].some((ch) => /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(ch)) &&
+            text.trim() === text;
+          expect(failureOf(text) === undefined, JSON.stringify(text)).to.equal(expected);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -93,7 +114,15 @@ describe('generatePassphrase', () => {
     const all = samples.join('');
     expect(/^[\p{L}\p{Nd}\x21-\x7E]+$/u.test(all)).to.equal(true);
     expect(/\p{M}|\s|\p{C}/u.test(all)).to.equal(false);
-    for (const script of [/\p{Script=Latin}/u, /\p{Script=Greek}/u, /\p{Script=Cyrillic}/u, /\p{Script=Han}/u, /[\u{1D400}-\u{1D433}]/u, /[0-9]/, /[!-/:-@[-`{-~]/]) {
+    for (const script of [
+      /\p{Script=Latin}/u,
+      /\p{Script=Greek}/u,
+      /\p{Script=Cyrillic}/u,
+      /\p{Script=Han}/u,
+      /[\u{1D400}-\u{1D433}]/u,
+      /[0-9]/,
+      /[!-/:-@[-`{-~]/,
+    ]) {
       expect(script.test(all), String(script)).to.equal(true);
     }
   });

@@ -24,7 +24,21 @@ describe('registry', () => {
   it('is extended by a JSON file and refuses bad entries with every problem listed', () => {
     const dir = tempDir();
     const good = join(dir, 'good.json');
-    writeFileSync(good, JSON.stringify({ columns: [{ entity: 'Account', attribute: 'Pin', table: 'AccountBase', column: 'Pin', primaryKey: 'AccountId', maxLength: 10 }] }));
+    writeFileSync(
+      good,
+      JSON.stringify({
+        columns: [
+          {
+            entity: 'Account',
+            attribute: 'Pin',
+            table: 'AccountBase',
+            column: 'Pin',
+            primaryKey: 'AccountId',
+            maxLength: 10,
+          },
+        ],
+      }),
+    );
     expect(loadRegistry(good)).to.have.length(6);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ columns: [{ table: 'T' }, { ...DYNAMICS_DEFAULT_COLUMNS[2] }] }));
@@ -34,26 +48,41 @@ describe('registry', () => {
     } catch (error) {
       expect(error).to.be.instanceOf(CellcryptError);
       expect((error as CellcryptError).exitCode).to.equal(2);
-      expect((error as CellcryptError).message).to.contain('columns[0]: missing or empty entity').and.contain('maxLength').and.contain('registered twice');
+      expect((error as CellcryptError).message)
+        .to.contain('columns[0]: missing or empty entity')
+        .and.contain('maxLength')
+        .and.contain('registered twice');
     }
   });
 });
 
 describe('column classification', () => {
-  const shape = (over: Partial<ColumnShape>): ColumnShape => ({ tableExists: true, column: { dataType: 'character varying', kind: 'text' }, shadowExists: false, primaryKey: uuidKey, ...over });
+  const shape = (over: Partial<ColumnShape>): ColumnShape => ({
+    tableExists: true,
+    column: { dataType: 'character varying', kind: 'text' },
+    shadowExists: false,
+    primaryKey: uuidKey,
+    ...over,
+  });
 
   it('tells plaintext, converting and encrypted apart', () => {
     expect(classifyColumn(column, shape({}))).to.deep.equal({ state: 'plaintext' });
     expect(classifyColumn(column, shape({ shadowExists: true }))).to.deep.equal({ state: 'converting' });
-    expect(classifyColumn(column, shape({ column: { dataType: 'bytea', kind: 'binary' } }))).to.deep.equal({ state: 'encrypted' });
+    expect(classifyColumn(column, shape({ column: { dataType: 'bytea', kind: 'binary' } }))).to.deep.equal({
+      state: 'encrypted',
+    });
   });
 
   it('names the problem for missing objects and unusable keys or types', () => {
     const problem = (s: ColumnShape) => (classifyColumn(column, s) as { problem: string }).problem;
     expect(problem({ tableExists: false, shadowExists: false })).to.contain('does not exist');
     expect(problem(shape({ column: undefined }))).to.contain('column IncomingPassword does not exist');
-    expect(problem(shape({ primaryKey: { dataType: 'integer', isUuid: false, isPrimaryKey: true } }))).to.contain('not a uniqueidentifier');
-    expect(problem(shape({ primaryKey: { ...uuidKey, isPrimaryKey: false } }))).to.contain('not the (single-column) primary key');
+    expect(problem(shape({ primaryKey: { dataType: 'integer', isUuid: false, isPrimaryKey: true } }))).to.contain(
+      'not a uniqueidentifier',
+    );
+    expect(problem(shape({ primaryKey: { ...uuidKey, isPrimaryKey: false } }))).to.contain(
+      'not the (single-column) primary key',
+    );
     expect(problem(shape({ column: { dataType: 'integer', kind: 'other' } }))).to.contain('neither text');
   });
 

@@ -7,10 +7,13 @@ import { hostileBytes } from '../../support/hostile-bytes';
 describe('hostile input fuzz (short form of npm run fuzz)', () => {
   for (const [name, parse] of Object.entries(PARSERS)) {
     it(`${name}: 2000 hostile inputs, each accepted or refused with a CellcryptError and exit 2`, () => {
-      fc.assert(fc.property(hostileBytes(), (input) => {
-        const verdict = judgeInput(parse, Buffer.from(input));
-        return verdict.ok || verdict.refused;
-      }), { numRuns: 2000 });
+      fc.assert(
+        fc.property(hostileBytes(), (input) => {
+          const verdict = judgeInput(parse, Buffer.from(input));
+          return verdict.ok || verdict.refused;
+        }),
+        { numRuns: 2000 },
+      );
     });
   }
 

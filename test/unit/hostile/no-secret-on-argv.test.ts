@@ -13,7 +13,9 @@ describe('no command takes a secret on argv', () => {
     it(`${String(command.command)}: every option names a file, a flag or a non-secret value`, () => {
       const parser = yargs([]) as unknown as Argv<GlobalArgs>;
       const built = (command.builder as (y: Argv<GlobalArgs>) => Argv<GlobalArgs>)(parser);
-      const options = Object.keys((built as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      const options = Object.keys(
+        (built as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key,
+      );
       const suspicious = options.filter((name) => SECRET_LIKE.test(name) && !ALLOWED.has(name));
       expect(suspicious).to.deep.equal([]);
       seen.push(...options);

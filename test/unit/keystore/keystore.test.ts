@@ -39,7 +39,10 @@ describe('key store', () => {
     const sealed = (await storage.read('org-1', 'passphrase'))!;
     await storage.write('org-2', 'passphrase', sealed);
     await storage.write('org-1', 'master-key-password', sealed);
-    for (const [org, name] of [['org-2', 'passphrase'], ['org-1', 'master-key-password']] as const) {
+    for (const [org, name] of [
+      ['org-2', 'passphrase'],
+      ['org-1', 'master-key-password'],
+    ] as const) {
       const error = await new KeyStore(storage, sealer, org).get(name).catch((e) => e);
       expect(error).to.be.instanceOf(CellcryptError).with.property('code', 'CellcryptKeyStoreLocked');
     }

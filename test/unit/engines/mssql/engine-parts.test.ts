@@ -17,7 +17,10 @@ describe('mssql engine parts', () => {
 
   describe('session lock (sp_getapplock, owned by the session)', () => {
     it('granted (0): held on its own connection until released, then sp_releaseapplock on that same connection', async () => {
-      fake = fakeMssqlKnex({ responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: 0 }] : undefined), pool: { max: 4 } });
+      fake = fakeMssqlKnex({
+        responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: 0 }] : undefined),
+        pool: { max: 4 },
+      });
       const release = await tryAppLock(fake.knex, 'org:change-key');
       expect(release).to.be.a('function');
       const lock = fake.calls.find((c) => c.sql?.includes('sp_getapplock'))!;
@@ -39,7 +42,10 @@ describe('mssql engine parts', () => {
     it('any other return code (-3 deadlock, -999 bad call) is an error, not a refusal or a grant', async () => {
       for (const code of [-2, -3, -999]) {
         fake = fakeMssqlKnex({ responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: code }] : undefined) });
-        const failure = await tryAppLock(fake.knex, 'x').then(() => undefined, (error: unknown) => error);
+        const failure = await tryAppLock(fake.knex, 'x').then(
+          () => undefined,
+          (error: unknown) => error,
+        );
         expect(failure, String(code)).to.be.instanceOf(CellcryptError);
         expect((failure as Error).message).to.contain(String(code));
         await fake.knex.destroy();
@@ -57,10 +63,26 @@ describe('mssql engine parts', () => {
   describe('SQL Server errors', () => {
     it('maps the numbers cellcrypt meets to Dynamics codes with a way out', () => {
       const cases: Array<[number, string, string]> = [
-        [15581, 'Please create a master key in the database or open the master key in the session before performing this operation.', 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened'],
-        [15313, 'The key is not encrypted using the specified decryptor.', 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened'],
-        [15151, "Cannot find the certificate 'cellcrypt_certificate', because it does not exist or you do not have permission.", 'SqlEncryptionCertificateDoesNotExist'],
-        [15151, "Cannot find the symmetric key 'cellcrypt_key_1', because it does not exist or you do not have permission.", 'SqlEncryptionSymmetricKeyDoesNotExistOrNoPermission'],
+        [
+          15581,
+          'Please create a master key in the database or open the master key in the session before performing this operation.',
+          'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
+        ],
+        [
+          15313,
+          'The key is not encrypted using the specified decryptor.',
+          'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
+        ],
+        [
+          15151,
+          "Cannot find the certificate 'cellcrypt_certificate', because it does not exist or you do not have permission.",
+          'SqlEncryptionCertificateDoesNotExist',
+        ],
+        [
+          15151,
+          "Cannot find the symmetric key 'cellcrypt_key_1', because it does not exist or you do not have permission.",
+          'SqlEncryptionSymmetricKeyDoesNotExistOrNoPermission',
+        ],
         [229, "The SELECT permission was denied on the object 'MailboxBase'.", 'CellcryptPermissionDenied'],
         [8152, 'String or binary data would be truncated.', 'CellcryptValueTooLong'],
       ];
@@ -70,7 +92,10 @@ describe('mssql engine parts', () => {
         expect(mapped.code, `${number}`).to.equal(code);
         expect(mapped.message).to.contain(`SQL Server error ${number}`);
       }
-      const timeout = mapSqlServerError(Object.assign(new Error('Timeout: Request failed to complete in 1000ms'), { code: 'ETIMEOUT' }), 're-encrypt') as CellcryptError;
+      const timeout = mapSqlServerError(
+        Object.assign(new Error('Timeout: Request failed to complete in 1000ms'), { code: 'ETIMEOUT' }),
+        're-encrypt',
+      ) as CellcryptError;
       expect(timeout.hint).to.contain('statementTimeout');
       const unknown = sqlError(50000, 'something else');
       expect(mapSqlServerError(unknown, 'where')).to.equal(unknown);
@@ -80,13 +105,31 @@ describe('mssql engine parts', () => {
       const secret = "S3cret'?;--😀";
       fake = fakeMssqlKnex({ responder: (sql) => sqlError(102, `Incorrect syntax near '${sql.slice(-20)}'.`) });
       const failure = await fake.knex
-        .transaction((trx) => querySecret(trx, `OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${secret.replace(/'/g, "''")}'`, 'open master key', [secret]))
-        .then(() => undefined, (error: unknown) => error as Error);
+        .transaction((trx) =>
+          querySecret(
+            trx,
+            `OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${secret.replace(/'/g, "''")}'`,
+            'open master key',
+            [secret],
+          ),
+        )
+        .then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
       expect(failure).to.be.instanceOf(Error);
       expect(failure!.message).to.contain('***');
-      expect(JSON.stringify({ message: failure!.message, cause: String((failure as { cause?: unknown }).cause ?? '') })).not.to.contain('S3cret');
-      expect(fake.calls.find((c) => c.kind === 'execSqlBatch'), 'secret statements go to tedious directly').to.not.equal(undefined);
-      expect(fake.calls.some((c) => c.kind === 'execSql' && c.sql?.includes('S3cret')), 'never through knex').to.equal(false);
+      expect(
+        JSON.stringify({ message: failure!.message, cause: String((failure as { cause?: unknown }).cause ?? '') }),
+      ).not.to.contain('S3cret');
+      expect(
+        fake.calls.find((c) => c.kind === 'execSqlBatch'),
+        'secret statements go to tedious directly',
+      ).to.not.equal(undefined);
+      expect(
+        fake.calls.some((c) => c.kind === 'execSql' && c.sql?.includes('S3cret')),
+        'never through knex',
+      ).to.equal(false);
     });
   });
 });

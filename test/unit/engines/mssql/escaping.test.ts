@@ -10,7 +10,20 @@ import { parseTsql } from '../../../support/tsql-grammar';
  * engine, with the inputs that break hand-written T-SQL: quotes, brackets, knex placeholders,
  * statement separators, comments, non-BMP text.
  */
-const HOSTILE = ["O'Brien", "it's]]", 'a]b', 'why?', 'a;b', 'x -- y', '/* z */', '😀𝐀 key', "'; DROP TABLE t; --", "N'", '$(CellcryptPassphrase)', '\\?'];
+const HOSTILE = [
+  "O'Brien",
+  "it's]]",
+  'a]b',
+  'why?',
+  'a;b',
+  'x -- y',
+  '/* z */',
+  '😀𝐀 key',
+  "'; DROP TABLE t; --",
+  "N'",
+  '$(CellcryptPassphrase)',
+  '\\?',
+];
 
 /** T-SQL's reading of a literal: strip N'...' and undo the doubled quotes. */
 function readLiteral(literal: string): string {

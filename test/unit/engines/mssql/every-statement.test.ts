@@ -37,7 +37,11 @@ function statements(): Array<[string, string, { knex: boolean }]> {
     ['probeSymmetricKey', K.probeSymmetricKey("key]'?", 'abcdef0123'), viaKnex],
     ['dropSymmetricKey', K.dropSymmetricKey("key]'?"), viaKnex],
     ['closeAll', K.closeAll(), viaKnex],
-    ...K.reset('cellcrypt_certificate', 'cellcrypt_key_').map((sql, i): [string, string, { knex: boolean }] => [`reset ${i}`, sql, viaKnex]),
+    ...K.reset('cellcrypt_certificate', 'cellcrypt_key_').map((sql, i): [string, string, { knex: boolean }] => [
+      `reset ${i}`,
+      sql,
+      viaKnex,
+    ]),
     ['readMasterKey', K.readMasterKey(), viaKnex],
     ['readCertificates', K.readCertificates(), viaKnex],
     ['readSymmetricKeys', K.readSymmetricKeys(), viaKnex],
@@ -45,9 +49,13 @@ function statements(): Array<[string, string, { knex: boolean }]> {
     ['recordDerivation', K.recordDerivation("key]'?", 'sql2017'), viaKnex],
     ...prepareStatements().map((sql, i): [string, string, { knex: boolean }] => [`prepare ${i}`, sql, viaKnex]),
     ['diagnose', diagnoseStatement(), viaKnex],
-    ...(['read-key', 'change-key', 'activate'] as KeyPermission[]).map((p): [string, string, { knex: boolean }] => [`permission ${p}`, permissionQuery(p), viaKnex]),
-    ['getAppLock', getAppLock("cellcrypt:mssql://sa:***@h/db?x=1:change-key"), direct],
-    ['releaseAppLock', releaseAppLock("cellcrypt:mssql://sa:***@h/db?x=1:change-key"), direct],
+    ...(['read-key', 'change-key', 'activate'] as KeyPermission[]).map((p): [string, string, { knex: boolean }] => [
+      `permission ${p}`,
+      permissionQuery(p),
+      viaKnex,
+    ]),
+    ['getAppLock', getAppLock('cellcrypt:mssql://sa:***@h/db?x=1:change-key'), direct],
+    ['releaseAppLock', releaseAppLock('cellcrypt:mssql://sa:***@h/db?x=1:change-key'), direct],
     ...DEMO_TABLES.flatMap((spec): Array<[string, string, { knex: boolean }]> => [
       [`demo create ${spec.table}`, createTableStatement(spec), viaKnex],
       [`demo insert ${spec.table}`, insertRowsStatement(spec, 1000), viaKnex],
@@ -83,7 +91,7 @@ function statements(): Array<[string, string, { knex: boolean }]> {
 describe('mssql: every statement builder', function () {
   this.timeout(120_000);
 
-  it('every statement parses with the T-SQL grammar and keeps our rules (names with ] \' ? ; -- included)', () => {
+  it("every statement parses with the T-SQL grammar and keeps our rules (names with ] ' ? ; -- included)", () => {
     const all = statements();
     expect(all.length).to.be.greaterThan(100);
     for (const [name, sql, { knex }] of all) {

@@ -22,9 +22,16 @@ const HOSTILE_COLUMN: SensitiveColumn = {
 const OPERATIONS: ScriptOperation[] = ['install', 'change-key', 'activate'];
 
 /** sqlcmd's own lines (`:on error exit`, `:setvar`) are read by sqlcmd, never sent: not T-SQL. */
-const withoutSqlcmdCommands = (batch: string) => batch.split('\n').filter((line) => !line.startsWith(':')).join('\n');
+const withoutSqlcmdCommands = (batch: string) =>
+  batch
+    .split('\n')
+    .filter((line) => !line.startsWith(':'))
+    .join('\n');
 
-for (const [label, registry] of [['the five Dynamics columns', DYNAMICS_DEFAULT_COLUMNS], ['a hostile registry entry', [HOSTILE_COLUMN]]] as const) {
+for (const [label, registry] of [
+  ['the five Dynamics columns', DYNAMICS_DEFAULT_COLUMNS],
+  ['a hostile registry entry', [HOSTILE_COLUMN]],
+] as const) {
   describe(`cellcrypt script --engine mssql, ${label}`, function () {
     this.timeout(120_000);
     for (const operation of OPERATIONS) {
@@ -46,10 +53,15 @@ for (const [label, registry] of [['the five Dynamics columns', DYNAMICS_DEFAULT_
         expect(script.match(/BEGIN TRANSACTION;/g)).to.have.length(1);
         expect(script.match(/COMMIT TRANSACTION;/g)).to.have.length(1);
         for (const literal of script.match(/(?:PASSWORD|KEY_SOURCE|IDENTITY_VALUE) = N'[^']*'/g) ?? []) {
-          expect(literal).to.match(/= N'\$\((CellcryptMasterKeyPassword|CellcryptPassphrase|CellcryptIdentityValue)\)'$/);
+          expect(literal).to.match(
+            /= N'\$\((CellcryptMasterKeyPassword|CellcryptPassphrase|CellcryptIdentityValue)\)'$/,
+          );
         }
         const used = new Set([...script.matchAll(/\$\((\w+)\)/g)].map((m) => m[1]));
-        expect([...used].every((name) => Object.values(SQLCMD_VARIABLES).includes(name)), [...used].join()).to.equal(true);
+        expect(
+          [...used].every((name) => Object.values(SQLCMD_VARIABLES).includes(name)),
+          [...used].join(),
+        ).to.equal(true);
       });
     }
   });
@@ -64,8 +76,13 @@ describe('cellcrypt script --engine mssql: what each script does', () => {
       const encrypt = script.indexOf(`SET [${column.column}__cellcrypt] = ENCRYPTBYKEY`, add);
       const proof = script.indexOf('THROW 50002', encrypt);
       const swap = script.indexOf(`DROP COLUMN [${column.column}]`, proof);
-      expect([add, encrypt, proof, swap].every((i) => i > 0), column.column).to.equal(true);
-      expect(script.slice(add, encrypt), 'a GO between ALTER TABLE ADD and the UPDATE that uses the column').to.match(/\nGO\n/);
+      expect(
+        [add, encrypt, proof, swap].every((i) => i > 0),
+        column.column,
+      ).to.equal(true);
+      expect(script.slice(add, encrypt), 'a GO between ALTER TABLE ADD and the UPDATE that uses the column').to.match(
+        /\nGO\n/,
+      );
     }
   });
 
