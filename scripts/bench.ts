@@ -71,7 +71,11 @@ async function main(): Promise<void> {
           if (operation !== 'floor') m.ratioToFloor = Math.round((m.ms / measured.floor!.ms) * 100) / 100;
           results.push(m);
           process.stdout.write(
-            `${engine.padEnd(8)} ${String(cells).padStart(8)} ${operation.padEnd(18)} ${String(m.ms).padStart(8)} ms ${String(m.cellsPerSecond).padStart(8)} cells/s ${m.ratioToFloor === undefined ? '   floor' : `${m.ratioToFloor.toFixed(2).padStart(7)}x`} ${String(m.maxRssMb).padStart(5)} MB RSS\n`,
+            `${engine.padEnd(8)} ${String(cells).padStart(8)} ` +
+              `${operation.padEnd(18)} ${String(m.ms).padStart(8)} ms ` +
+              `${String(m.cellsPerSecond).padStart(8)} cells/s ` +
+              `${m.ratioToFloor === undefined ? '   floor' : `${m.ratioToFloor.toFixed(2).padStart(7)}x`} ` +
+              `${String(m.maxRssMb).padStart(5)} MB RSS\n`,
           );
         }
       } finally {

@@ -70,7 +70,8 @@ async function main(): Promise<number> {
     .strict()
     .parseAsync();
   process.stdout.write(
-    `crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ${args.trials} trial(s) per scenario, ${args.rows} rows per table\n`,
+    `crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ` +
+      `${args.trials} trial(s) per scenario, ${args.rows} rows per table\n`,
   );
   const random = mulberry32(args.seed);
   const results: Record<string, Tally> = {};
@@ -220,7 +221,14 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
   if (again.code !== 0 || verified.code !== 0 || !final || final.lost || final.corrupted || final.plaintextLeft) {
     tally.rerunFailed++;
     report(
-      `re-run ${rerun.join(' ')} exit ${again.code}, verify exit ${verified.code}, final ${JSON.stringify(final && { lost: final.lost, corrupted: final.corrupted, problems: final.problems.slice(0, 3) })}`,
+      `re-run ${rerun.join(' ')} exit ${again.code}, verify exit ${verified.code}, ` +
+        `final ${JSON.stringify(
+          final && {
+            lost: final.lost,
+            corrupted: final.corrupted,
+            problems: final.problems.slice(0, 3),
+          },
+        )}`,
     );
   }
 }

@@ -27,7 +27,8 @@ async function main(): Promise<number> {
       { numRuns: args.runs, seed: args.seed },
     );
     process.stdout.write(
-      `${name}: ${result.numRuns} inputs, ${accepted} accepted, refused ${JSON.stringify(Object.fromEntries(refusals))}\n`,
+      `${name}: ${result.numRuns} inputs, ${accepted} accepted, ` +
+        `refused ${JSON.stringify(Object.fromEntries(refusals))}\n`,
     );
     if (result.failed) {
       failed = true;

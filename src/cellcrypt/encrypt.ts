@@ -52,7 +52,8 @@ export function encryptByKey(key: CellKey, plaintext: Buffer, options: EncryptOp
   if (blobBytes > MAX_CELL_BYTES) {
     throw new CellcryptError(
       'CellcryptValueTooLong',
-      `a ${plaintext.length}-byte value encrypts to ${blobBytes} bytes, more than SQL Server's ${MAX_CELL_BYTES}-byte cell ` +
+      `a ${plaintext.length}-byte value encrypts to ${blobBytes} ` +
+        `bytes, more than SQL Server's ${MAX_CELL_BYTES}-byte cell ` +
         `(at most ${maxPlaintextBytes({ authenticator: withIntegrity })} plaintext bytes)`,
       { exitCode: 2 },
     );

@@ -1,6 +1,7 @@
 /**
  * Byte layout of an ENCRYPTBYKEY blob (reference section 1) and its size rule (section 2):
- *   keyGuid(16) | version(4, LE) | IV(block) | CBC(PKCS7(magic(4) | integrityLength(2) | plaintextLength(2) | integrity | plaintext))
+ *   keyGuid(16) | version(4, LE) | IV(block)
+ *     | CBC(PKCS7(magic(4) | integrityLength(2) | plaintextLength(2) | integrity | plaintext))
  */
 
 export const KEY_GUID_BYTES = 16;

@@ -52,7 +52,9 @@ export function parseConnectionTarget(raw: string, baseDir: string): ConnectionT
     if (!parsed.hostname) return `"${maskUrlPassword(value)}" names no host`;
     return target('mssql', value, maskUrlPassword(value));
   }
-  return `unsupported scheme "${scheme}:" in "${maskUrlPassword(value)}"; expected mssql://, postgres:// or pglite:PATH`;
+  return (
+    `unsupported scheme "${scheme}:" in "${maskUrlPassword(value)}"; ` + `expected mssql://, postgres:// or pglite:PATH`
+  );
 }
 
 function target(kind: EngineKind, url: string, display: string, path?: string): ConnectionTarget {

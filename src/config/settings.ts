@@ -74,7 +74,8 @@ export function loadSettings(input: SettingsInput = {}): Settings {
   }
   if (secretText === undefined && config && config.kind !== 'pglite') {
     problems.push(
-      `CELLCRYPT_KEYSTORE_SECRET: required when the key store is a server database (${config.display}); only the embedded key store generates its own`,
+      `CELLCRYPT_KEYSTORE_SECRET: required when the key store is a server ` +
+        `database (${config.display}); only the embedded key store generates its own`,
     );
   }
 

@@ -49,7 +49,8 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   if (activity.active) {
     throw new CellcryptError(
       'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
-      `encryption is active with key ${activity.access.current.name} (${activity.access.current.keyGuid}); activate is for an org whose key is missing`,
+      `encryption is active with key ${activity.access.current.name} ` +
+        `(${activity.access.current.keyGuid}); activate is for an org whose key is missing`,
       {
         exitCode: 2,
         hint: 'to use another key run `cellcrypt change-key --key-file F`',
@@ -76,7 +77,8 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   ) {
     const found = cellGuids.size ? [...cellGuids] : knownKeys.map((k) => k.keyGuid);
     throw mismatch(
-      `this key has GUID ${keyGuid}, the organization's ${cellGuids.size ? 'cells are' : 'keys are'} under ${found.join(', ')}`,
+      `this key has GUID ${keyGuid}, the organization's ` +
+        `${cellGuids.size ? 'cells are' : 'keys are'} under ${found.join(', ')}`,
     );
   }
 
@@ -127,7 +129,9 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   const replaced = await keystore.get('passphrase');
   if (replaced && keyGuidFor(replaced) !== keyGuid) {
     tk.reporter.log(
-      `the key store's previous key (${keyGuidFor(replaced)}) does not open this organization's data and is replaced; if you need it for another copy of this org, it is in the file you saved with show-key before`,
+      `the key store's previous key (${keyGuidFor(replaced)}) does not open ` +
+        `this organization's data and is replaced; if you need it for another ` +
+        `copy of this org, it is in the file you saved with show-key before`,
     );
   }
   await keystore.put('passphrase', passphrase);

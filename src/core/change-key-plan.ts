@@ -125,8 +125,21 @@ function moveStatement(
   const { columns } = tk.engine;
   if (batchSize === undefined && columns.reencryptColumnStatement) {
     const sql = columns.reencryptColumnStatement(column);
-    return `-- ${columnLabel(column)}, once per range of pages (the table is locked)\n${renderStatement(sql, [cellsBinding(fromGuid), cellsBinding(toGuid), cellsBinding(toGuid), '(first,0)', '(end,0)', cellsBinding(fromGuid)])}`;
+    return (
+      `-- ${columnLabel(column)}, once per range of pages (the table is locked)\n` +
+      `${renderStatement(sql, [
+        cellsBinding(fromGuid),
+        cellsBinding(toGuid),
+        cellsBinding(toGuid),
+        '(first,0)',
+        '(end,0)',
+        cellsBinding(fromGuid),
+      ])}`
+    );
   }
   const sql = columns.reencryptStatement(column);
-  return `-- ${columnLabel(column)}, repeated until no cell is left on ${fromGuid}\n${renderStatement(sql, [cellsBinding(toGuid), cellsBinding(fromGuid), batchSize ?? ONE_TRANSACTION_STEP])}`;
+  return (
+    `-- ${columnLabel(column)}, repeated until no cell is left on ${fromGuid}\n` +
+    `${renderStatement(sql, [cellsBinding(toGuid), cellsBinding(fromGuid), batchSize ?? ONE_TRANSACTION_STEP])}`
+  );
 }

@@ -162,7 +162,8 @@ function targetOf(access: KeyAccess, requested: Secret | undefined, options: Cha
     if (!options.resume) {
       throw new CellcryptError(
         'CellcryptKeyChangeInProgress',
-        `a batched change from ${access.inFlight.from.name} to ${access.current.name} (${access.current.keyGuid}) has not finished`,
+        `a batched change from ${access.inFlight.from.name} to ` +
+          `${access.current.name} (${access.current.keyGuid}) has not finished`,
         {
           exitCode: 2,
           hint: 'finish it with `cellcrypt change-key --resume --batch-size N`; start another change after that',
@@ -207,7 +208,9 @@ async function checkQuota(tk: Toolkit): Promise<void> {
       `the key was changed ${recent} time(s) in the last ${QUOTA_MINUTES} minutes (quota ${quota})`,
       {
         exitCode: 2,
-        hint: `wait until the oldest of those changes is ${QUOTA_MINUTES} minutes old (CELLCRYPT_CHANGE_QUOTA sets the quota)`,
+        hint:
+          `wait until the oldest of those changes is ${QUOTA_MINUTES} ` +
+          `minutes old (CELLCRYPT_CHANGE_QUOTA sets the quota)`,
       },
     );
   }
@@ -250,7 +253,8 @@ async function moveCells(
     if (step.undecryptable > 0) {
       throw new CellcryptError(
         'CellcryptCellsNotDecryptable',
-        `${columnLabel(work.column)}: ${step.undecryptable} cell(s) on ${target.from.keyGuid} do not decrypt; they were not rewritten`,
+        `${columnLabel(work.column)}: ${step.undecryptable} cell(s) on ` +
+          `${target.from.keyGuid} do not decrypt; they were not rewritten`,
         {
           exitCode: 3,
           hint: 'run `cellcrypt verify` to find them',
@@ -317,7 +321,8 @@ async function runInOneTransaction(
     // Nothing else may write these tables until commit, so the counts below are exact.
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
     if (path === 'client') {
-      // Resuming an interrupted batched change in one transaction: the cells left are under the in-flight change's old key.
+      // Resuming an interrupted batched change in one transaction: the cells left are under the
+      // in-flight change's old key.
       const fromPassphrase =
         access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
       const from = {
@@ -422,7 +427,10 @@ async function recordFailure(tk: Toolkit, target: Target, error: unknown, durati
   }).catch(() => undefined);
 }
 
-/** Throws planColumns' refusal (exit 3) if cells on the current key do not decrypt; any other outcome leaves the original error to be reported. */
+/**
+ * Throws planColumns' refusal (exit 3) if cells on the current key do not decrypt; any other
+ * outcome leaves the original error to be reported.
+ */
 async function refuseDamagedCells(tk: Toolkit, access: KeyAccess): Promise<void> {
   await planColumns(tk, access, { decrypt: true }).catch((check: unknown) => {
     if (isCellcryptError(check) && check.code === 'CellcryptCellsNotDecryptable') throw check;
@@ -438,7 +446,8 @@ function mayBeDamagedCells(error: unknown): boolean {
 
 function failed(error: unknown, batched: boolean): CellcryptError {
   const outcome = batched
-    ? 'the batches that committed are on the new key and the rest on the old one; both keys are kept and the data stays readable'
+    ? 'the batches that committed are on the new key and the rest ' +
+      'on the old one; both keys are kept and the data stays readable'
     : 'the transaction was rolled back: every cell is as it was, on the old key';
   if (isCellcryptError(error)) {
     return new CellcryptError(error.code, `key change failed: ${error.message}\n${outcome}`, {

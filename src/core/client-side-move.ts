@@ -7,7 +7,8 @@ import { columnLabel } from './registry';
 
 /**
  * The client-side path of a key change: rows stream through the TypeScript codec in windows
- * of primary-key order (each read once, no re-scan; cells on other keys or NULL are skipped), are re-encrypted here and written back in one
+ * of primary-key order (each read once, no re-scan; cells on other keys or NULL are skipped), are
+ * re-encrypted here and written back in one
  * statement per batch, inside the caller's transaction. The decrypted bytes exist only in this
  * process's buffers for the length of a batch (never as text, never logged); the server still
  * proves every cell before commit. A cell that does not decrypt stops the move: it is never

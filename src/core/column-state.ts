@@ -21,7 +21,9 @@ export function classifyColumn(column: SensitiveColumn, shape: ColumnShape): Cla
     return { problem: `${label}: ${column.primaryKey} is not the (single-column) primary key of ${column.table}` };
   if (!shape.primaryKey.isUuid) {
     return {
-      problem: `${label}: primary key ${column.primaryKey} is ${shape.primaryKey.dataType}, not a uniqueidentifier/uuid (its 16 bytes authenticate each cell)`,
+      problem:
+        `${label}: primary key ${column.primaryKey} is ${shape.primaryKey.dataType}, ` +
+        `not a uniqueidentifier/uuid (its 16 bytes authenticate each cell)`,
     };
   }
   switch (shape.column.kind) {

@@ -34,7 +34,9 @@ export function connectionFailure(error: unknown): CellcryptError | undefined {
     `cannot connect to the database: ${what}${error.message}; nothing was changed`,
     {
       exitCode: 1,
-      hint: 'check --database-url / DATABASE_URL (and --config-url for the key store), that the server is running and that this user may log in; `cellcrypt doctor` checks the rest',
+      hint:
+        'check --database-url / DATABASE_URL (and --config-url for the key store), that the ' +
+        'server is running and that this user may log in; `cellcrypt doctor` checks the rest',
     },
   );
 }

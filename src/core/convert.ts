@@ -59,7 +59,9 @@ export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
       const tooLong = await columns.findTooLong(db, column, limit);
       if (tooLong.count > 0) {
         problems.push(
-          `${columnLabel(column)}: ${tooLong.count} value(s) longer than ${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one 8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`,
+          `${columnLabel(column)}: ${tooLong.count} value(s) longer than ` +
+            `${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one ` +
+            `8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`,
         );
       }
       values = await columns.countNonNull(db, column, 'plaintext');

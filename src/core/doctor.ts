@@ -94,7 +94,8 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
       add(
         `column ${label}`,
         'fail',
-        `${column.state}: ${column.plaintext} plaintext, ${column.undecryptable} undecryptable of ${column.cells}${column.problem ? ` (${column.problem})` : ''}`,
+        `${column.state}: ${column.plaintext} plaintext, ${column.undecryptable} ` +
+          `undecryptable of ${column.cells}${column.problem ? ` (${column.problem})` : ''}`,
         column.plaintext ? 'run `cellcrypt install`' : 'run `cellcrypt verify` for the failing cells',
       );
   }

@@ -42,7 +42,8 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
       throw refuse(
         'SqlEncryptionSymmetricKeyDoesNotExist',
         `nothing was changed: ${stranded.join(', ')} already hold binary cells, but the database has no cellcrypt key`,
-        'if this org was restored, run `cellcrypt activate --key-file F` with its saved key; otherwise clear those columns',
+        'if this org was restored, run ' +
+          '`cellcrypt activate --key-file F` with its saved key; otherwise clear those columns',
       );
     }
   }

@@ -102,7 +102,8 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     await keystore!.put('passphrase', pending);
     await keystore!.remove('passphrase.pending');
     tk.reporter.log(
-      `repaired the key store: key change to ${current.name} (${current.keyGuid}) had committed in the database but not in the key store`,
+      `repaired the key store: key change to ${current.name} ` +
+        `(${current.keyGuid}) had committed in the database but not in the key store`,
     );
     return opened(tk, { active: true, access: { ...base, passphrase: pending }, hierarchy }, inactive);
   }
@@ -137,7 +138,8 @@ async function opened(
   ) {
     return inactive(
       'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
-      'the database master key does not open by itself on this server (error 15581: restored or failed over from another server), so applications cannot read the cells',
+      'the database master key does not open by itself on this server (error 15581: ' +
+        'restored or failed over from another server), so applications cannot read the cells',
     );
   }
   return activity;

@@ -121,7 +121,8 @@ export function parseKeyFile(bytes: Buffer): ParsedKeyFile {
   if (!match) throw invalid('the second line of the key file is not "sha256:" followed by 64 hexadecimal digits');
   if (match[1].toLowerCase() !== checksumOf(passphrase)) {
     throw invalid(
-      'the key does not match the checksum in the key file: the file was changed or saved in the wrong encoding (e.g. ANSI)',
+      'the key does not match the checksum in the key file: the ' +
+        'file was changed or saved in the wrong encoding (e.g. ANSI)',
     );
   }
   return { passphrase: new Secret(passphrase), encoding, checksum: 'verified' };

@@ -57,7 +57,9 @@ export function refuseDown(): never {
     'data encryption cannot be turned off; this migration has no down step',
     {
       exitCode: 2,
-      hint: 'to use another key run `cellcrypt change-key`; to read cells without the database use `cellcrypt decrypt-offline`',
+      hint:
+        'to use another key run `cellcrypt change-key`; to read ' +
+        'cells without the database use `cellcrypt decrypt-offline`',
     },
   );
 }

@@ -29,7 +29,8 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
   let passphrase = await keystore.get('passphrase');
   let masterPassword = await keystore.get('master-key-password');
   const activate =
-    'this organization was restored or imported without its key: run `cellcrypt activate --key-file F` with the key you saved';
+    'this organization was restored or imported without its key: ' +
+    'run `cellcrypt activate --key-file F` with the key you saved';
 
   if (current && !passphrase) {
     throw refuse(

@@ -18,7 +18,8 @@ export async function requireCurrentSchema(tk: Toolkit, operation: string): Prom
   const names = pending.map((m) => (typeof m === 'string' ? m : m.file)).join(', ');
   throw new CellcryptError(
     'CellcryptSchemaOutdated',
-    `${operation} needs this organization's cellcrypt schema to be current; ${pending.length} migration(s) not applied: ${names}`,
+    `${operation} needs this organization's cellcrypt schema to be ` +
+      `current; ${pending.length} migration(s) not applied: ${names}`,
     {
       exitCode: 2,
       hint: 'run `cellcrypt install` (it applies them and leaves encrypted data as it is), then run the command again',

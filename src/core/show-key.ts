@@ -19,7 +19,8 @@ export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
     if (activity.access.inFlight) {
       // The cells not moved yet still need the old key: saving only this one would lose them.
       tk.reporter.log(
-        `warning: a key change to ${activity.access.current.keyGuid} has not finished; cells on ${activity.access.inFlight.from.keyGuid} still need the previous key. ` +
+        `warning: a key change to ${activity.access.current.keyGuid} has not finished; ` +
+          `cells on ${activity.access.inFlight.from.keyGuid} still need the previous key. ` +
           'Finish it (`cellcrypt change-key --resume --batch-size N`) and save the key again.',
       );
     }
@@ -39,7 +40,8 @@ export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
   // Still handed out (it may be the only copy of a key another copy of this org needs), but
   // never silently: saved as "the key", it would not restore this organization.
   tk.reporter.log(
-    `warning: encryption is inactive (${activity.reason}); this is the key store's key, which may not open this organization's data. ` +
+    `warning: encryption is inactive (${activity.reason}); this is ` +
+      `the key store's key, which may not open this organization's data. ` +
       'To restore this org use the key saved from it: `cellcrypt activate --key-file F`.',
   );
   return passphrase;

@@ -58,7 +58,8 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
       });
       if (failures.length)
         tk.reporter.log(
-          `${columnLabel(column)}: ${failures.length} sampled cell(s) do not decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`,
+          `${columnLabel(column)}: ${failures.length} sampled cell(s) do not ` +
+            `decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`,
         );
     }
   }

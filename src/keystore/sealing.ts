@@ -68,6 +68,8 @@ function locked(message: string, cause?: unknown): CellcryptError {
   return new CellcryptError('CellcryptKeyStoreLocked', message, {
     exitCode: 2,
     cause,
-    hint: 'set CELLCRYPT_KEYSTORE_SECRET (or restore the embedded key-store secret file) to the value the key store was written with',
+    hint:
+      'set CELLCRYPT_KEYSTORE_SECRET (or restore the embedded key-store ' +
+      'secret file) to the value the key store was written with',
   });
 }

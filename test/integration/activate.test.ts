@@ -148,11 +148,13 @@ for (const target of targetNames()) {
         const db = tk.engine.knex;
         const out: Record<string, unknown> = await tableChecksums(db, DEMO_TABLE_NAMES);
         const tables = await db.raw(
-          `select table_name as name from information_schema.tables where table_schema = 'cellcrypt' and table_type = 'BASE TABLE' order by 1`,
+          `select table_name as name from information_schema.tables where ` +
+            `table_schema = 'cellcrypt' and table_type = 'BASE TABLE' order by 1`,
         );
         for (const { name } of tables.rows as Array<{ name: string }>) {
           const rows = await db.raw(
-            `select count(*)::int as n, md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum from cellcrypt.${q(name)} t`,
+            `select count(*)::int as n, md5(coalesce(string_agg(t::text, ` +
+              `'|' order by t::text), '')) as sum from cellcrypt.${q(name)} t`,
           );
           out[`cellcrypt.${name}`] = `rows=${rows.rows[0].n} md5=${rows.rows[0].sum}`;
         }
@@ -274,120 +276,133 @@ for (const target of targetNames()) {
 
     // ---- the new user's flow, and restores ----------------------------------------------
 
-    it('show-key, change-key, show-key; key store lost: status names activate, the old key is refused (0x8004852B) changing nothing, the new key activates (sql2017), verify passes, a second activate is refused (0x80048525)', async () => {
-      await installDemo();
-      const k1 = await saveKey('k1.txt');
-      const guid1 = (await statusJson()).keys[0].guid;
-      await expectOk('change-key', '--generate');
-      await rememberKeyStoreSecrets();
-      const k2 = await saveKey('k2.txt');
-      expect(k2.passphrase).not.to.equal(k1.passphrase);
-      await expectOk('verify');
-      const active = await statusJson();
-      expect(active.keys.map((k: any) => k.guid)).to.deep.equal([keyGuidFor(new Secret(k2.passphrase))]);
-      expect(active.keys[0].guid).not.to.equal(guid1);
-      const cells = active.columns.reduce((sum: number, c: any) => sum + c.cells, 0);
-      expect(cells).to.be.greaterThan(0);
+    it(
+      'show-key, change-key, show-key; key store lost: status names activate, ' +
+        'the old key is refused (0x8004852B) changing nothing, the new key activates ' +
+        '(sql2017), verify passes, a second activate is refused (0x80048525)',
+      async () => {
+        await installDemo();
+        const k1 = await saveKey('k1.txt');
+        const guid1 = (await statusJson()).keys[0].guid;
+        await expectOk('change-key', '--generate');
+        await rememberKeyStoreSecrets();
+        const k2 = await saveKey('k2.txt');
+        expect(k2.passphrase).not.to.equal(k1.passphrase);
+        await expectOk('verify');
+        const active = await statusJson();
+        expect(active.keys.map((k: any) => k.guid)).to.deep.equal([keyGuidFor(new Secret(k2.passphrase))]);
+        expect(active.keys[0].guid).not.to.equal(guid1);
+        const cells = active.columns.reduce((sum: number, c: any) => sum + c.cells, 0);
+        expect(cells).to.be.greaterThan(0);
 
-      await loseKeyStore();
-      const lost = await statusJson();
-      expect(lost.reason).to.match(/^inactive: encrypted cells exist, no usable key/);
-      expect(lost.hint).to.contain('cellcrypt activate --key-file');
-      // Nothing to show: the key store is empty (and show-key must not invent a key).
-      await expectRefused(2, 'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'show-key');
+        await loseKeyStore();
+        const lost = await statusJson();
+        expect(lost.reason).to.match(/^inactive: encrypted cells exist, no usable key/);
+        expect(lost.hint).to.contain('cellcrypt activate --key-file');
+        // Nothing to show: the key store is empty (and show-key must not invent a key).
+        await expectRefused(2, 'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB', 'show-key');
 
-      const before = await fingerprint();
-      const old = await expectRefused(
-        2,
-        'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
-        'activate',
-        '--key-file',
-        k1.file,
-      );
-      expect(old.json.error.hresult).to.equal('0x8004852B');
-      expect(old.json.error.message).to.contain(active.keys[0].guid);
-      expect(await fingerprint(), 'a refused activate changes nothing').to.deep.equal(before);
-      expect((await cli('status', '--json')).json.active).to.equal(false);
-
-      const good = await activateOk(k2.file);
-      expect(good.json).to.include({ derivation: 'sql2017', keyGuid: active.keys[0].guid, cells });
-      expect(good.json.keyFile).to.deep.equal({ encoding: 'utf8-bom', checksum: 'verified' });
-      await expectOk('verify');
-      const after = await statusJson();
-      expect(after.active).to.equal(true);
-      expect(after.keys.map((k: any) => k.guid)).to.deep.equal([active.keys[0].guid]);
-      expect((await expectOk('show-key', '--json')).json.key).to.equal(k2.passphrase);
-
-      for (const file of [k2.file, k1.file]) {
-        const again = await expectRefused(
+        const before = await fingerprint();
+        const old = await expectRefused(
           2,
-          'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
+          'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
           'activate',
           '--key-file',
-          file,
+          k1.file,
         );
-        expect(again.json.error.hresult).to.equal('0x80048525');
-        expect(again.json.error.hint).to.contain('change-key');
-      }
-      expectNoSecretLeaks();
-    });
+        expect(old.json.error.hresult).to.equal('0x8004852B');
+        expect(old.json.error.message).to.contain(active.keys[0].guid);
+        expect(await fingerprint(), 'a refused activate changes nothing').to.deep.equal(before);
+        expect((await cli('status', '--json')).json.active).to.equal(false);
 
-    it("org restored from a backup older than the last key change: the key store's newer key is refused, the key saved before the change activates", async () => {
-      await installDemo();
-      const k1 = await saveKey('k1.txt');
-      const restore = await backupOrg();
-      await expectOk('change-key', '--generate');
-      const k2 = await saveKey('k2.txt');
-      await rememberKeyStoreSecrets();
-      await restore();
+        const good = await activateOk(k2.file);
+        expect(good.json).to.include({ derivation: 'sql2017', keyGuid: active.keys[0].guid, cells });
+        expect(good.json.keyFile).to.deep.equal({ encoding: 'utf8-bom', checksum: 'verified' });
+        await expectOk('verify');
+        const after = await statusJson();
+        expect(after.active).to.equal(true);
+        expect(after.keys.map((k: any) => k.guid)).to.deep.equal([active.keys[0].guid]);
+        expect((await expectOk('show-key', '--json')).json.key).to.equal(k2.passphrase);
 
-      const status = await cli('status', '--json');
-      expect(status.code).to.equal(3);
-      expect(status.json.active).to.equal(false);
-      expect(status.json.hint).to.contain('activate');
+        for (const file of [k2.file, k1.file]) {
+          const again = await expectRefused(
+            2,
+            'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
+            'activate',
+            '--key-file',
+            file,
+          );
+          expect(again.json.error.hresult).to.equal('0x80048525');
+          expect(again.json.error.hint).to.contain('change-key');
+        }
+        expectNoSecretLeaks();
+      },
+    );
 
-      const before = await fingerprint();
-      await expectRefused(
-        2,
-        'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
-        'activate',
-        '--key-file',
-        k2.file,
-      );
-      expect(await fingerprint()).to.deep.equal(before);
+    it(
+      'org restored from a backup older than the last key change: the key ' +
+        "store's newer key is refused, the key saved before the change activates",
+      async () => {
+        await installDemo();
+        const k1 = await saveKey('k1.txt');
+        const restore = await backupOrg();
+        await expectOk('change-key', '--generate');
+        const k2 = await saveKey('k2.txt');
+        await rememberKeyStoreSecrets();
+        await restore();
 
-      const good = await activateOk(k1.file);
-      expect(good.json.keyGuid).to.equal(keyGuidFor(new Secret(k1.passphrase)));
-      await expectOk('verify');
-      expect((await expectOk('show-key', '--json')).json.key).to.equal(k1.passphrase);
-      expectNoSecretLeaks();
-    });
+        const status = await cli('status', '--json');
+        expect(status.code).to.equal(3);
+        expect(status.json.active).to.equal(false);
+        expect(status.json.hint).to.contain('activate');
 
-    it("show-key on an org whose key store holds another key (org restored from before a key change) does not hand that key out as the org's key without saying so", async () => {
-      await installDemo();
-      const k1 = await saveKey('k1.txt');
-      const restore = await backupOrg();
-      await expectOk('change-key', '--generate');
-      await rememberKeyStoreSecrets();
-      await restore();
-      expect((await statusJson()).active).to.equal(false);
-
-      // The key store holds the newer key, which opens none of these cells. Saving it silently
-      // ("keep it somewhere safe") leaves the administrator with a copy that cannot restore
-      // this org. Either refuse like status does, or warn as show-key does during a batched change.
-      const file = join(org.dir, 'shown.txt');
-      const run = await cli('show-key', '--out', file, '--json');
-      if (run.code === 0) {
-        expect(parseKeyFile(readFileSync(file)).passphrase.reveal()).not.to.equal(k1.passphrase);
-        expect(run.stderr, 'show-key exit 0 with a key that does not open the data: it must say so').to.match(
-          /warning/i,
+        const before = await fingerprint();
+        await expectRefused(
+          2,
+          'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+          'activate',
+          '--key-file',
+          k2.file,
         );
-      } else {
-        expect(run.code).to.equal(2);
-        expect(run.json.error.code).to.equal('SqlEncryptionKeyCannotDecryptExistingData');
-      }
-      expectNoSecretLeaks();
-    });
+        expect(await fingerprint()).to.deep.equal(before);
+
+        const good = await activateOk(k1.file);
+        expect(good.json.keyGuid).to.equal(keyGuidFor(new Secret(k1.passphrase)));
+        await expectOk('verify');
+        expect((await expectOk('show-key', '--json')).json.key).to.equal(k1.passphrase);
+        expectNoSecretLeaks();
+      },
+    );
+
+    it(
+      'show-key on an org whose key store holds another key (org restored from before ' +
+        "a key change) does not hand that key out as the org's key without saying so",
+      async () => {
+        await installDemo();
+        const k1 = await saveKey('k1.txt');
+        const restore = await backupOrg();
+        await expectOk('change-key', '--generate');
+        await rememberKeyStoreSecrets();
+        await restore();
+        expect((await statusJson()).active).to.equal(false);
+
+        // The key store holds the newer key, which opens none of these cells. Saving it silently
+        // ("keep it somewhere safe") leaves the administrator with a copy that cannot restore
+        // this org. Either refuse like status does, or warn as show-key does during a batched change.
+        const file = join(org.dir, 'shown.txt');
+        const run = await cli('show-key', '--out', file, '--json');
+        if (run.code === 0) {
+          expect(parseKeyFile(readFileSync(file)).passphrase.reveal()).not.to.equal(k1.passphrase);
+          expect(run.stderr, 'show-key exit 0 with a key that does not open the data: it must say so').to.match(
+            /warning/i,
+          );
+        } else {
+          expect(run.code).to.equal(2);
+          expect(run.json.error.code).to.equal('SqlEncryptionKeyCannotDecryptExistingData');
+        }
+        expectNoSecretLeaks();
+      },
+    );
 
     // Found while writing this suite, not covered by a test yet because the way out is a design
     // decision: an org backed up during an unfinished batched change (`change-key --batch-size N`,
@@ -396,70 +411,82 @@ for (const target of targetNames()) {
     // (0x8004852B "this key has GUID A, the organization's cells are under A, B"), for the old key
     // and for the new one alike.
     it(
-      'an org restored from a backup taken during an unfinished batched key change can be activated with its two saved keys',
+      'an org restored from a backup taken during an unfinished ' +
+        'batched key change can be activated with its two saved keys',
     );
 
-    it('a refused activate leaves the key store alone also when the refusal comes from the full check inside the transaction (one damaged cell the sample missed)', async () => {
-      // Enough cells that the random sample of ACTIVATE_SAMPLE per column usually misses the one
-      // damaged cell: the key then passes the sample and is refused by the in-transaction census.
-      await installDemo(DAMAGED_ROWS);
-      const k1 = await saveKey('k1.txt');
-      const restore = await backupOrg();
-      await expectOk('change-key', '--generate');
-      await saveKey('k2.txt'); // the key store now holds k2, the key of the newer data
-      await rememberKeyStoreSecrets();
-      await restore(); // the org as it was before the change: cells under k1
+    it(
+      'a refused activate leaves the key store alone also when the refusal comes ' +
+        'from the full check inside the transaction (one damaged cell the sample missed)',
+      async () => {
+        // Enough cells that the random sample of ACTIVATE_SAMPLE per column usually misses the one
+        // damaged cell: the key then passes the sample and is refused by the in-transaction census.
+        await installDemo(DAMAGED_ROWS);
+        const k1 = await saveKey('k1.txt');
+        const restore = await backupOrg();
+        await expectOk('change-key', '--generate');
+        await saveKey('k2.txt'); // the key store now holds k2, the key of the newer data
+        await rememberKeyStoreSecrets();
+        await restore(); // the org as it was before the change: cells under k1
 
-      // One cell copied onto another row: right key GUID, wrong authenticator, so it never decrypts.
-      const tk = await openCurrent();
-      try {
-        await tk.engine.knex
-          .raw(`update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "Password" is not null order by "MailboxId" limit 1)
-           where "MailboxId" = (select "MailboxId" from "MailboxBase" where "Password" is not null order by "MailboxId" desc limit 1)`);
-      } finally {
-        await tk.close();
-      }
+        // One cell copied onto another row: right key GUID, wrong authenticator, so it never decrypts.
+        const tk = await openCurrent();
+        try {
+          await tk.engine.knex.raw(
+            `update "MailboxBase" set "Password" = ` +
+              `(select "Password" from "MailboxBase" where "Password" is not null order by "MailboxId" limit 1)
+           where "MailboxId" = ` +
+              `(select "MailboxId" from "MailboxBase" where "Password" is not null order by "MailboxId" desc limit 1)`,
+          );
+        } finally {
+          await tk.close();
+        }
 
-      const before = await fingerprint();
-      // The sample is random: try until it has missed the damaged cell several times over.
-      for (let attempt = 1; attempt <= DAMAGED_ATTEMPTS; attempt++) {
-        const run = await expectRefused(
-          2,
-          'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
-          'activate',
-          '--key-file',
-          k1.file,
-        );
-        expect(run.json.error.message).to.contain('nothing was changed');
-        // "Nothing was changed" includes the key store: it may hold the only copy of another key.
-        expect(await fingerprint(), `attempt ${attempt}: refused, yet something changed`).to.deep.equal(before);
-      }
-      expectNoSecretLeaks();
-    });
+        const before = await fingerprint();
+        // The sample is random: try until it has missed the damaged cell several times over.
+        for (let attempt = 1; attempt <= DAMAGED_ATTEMPTS; attempt++) {
+          const run = await expectRefused(
+            2,
+            'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+            'activate',
+            '--key-file',
+            k1.file,
+          );
+          expect(run.json.error.message).to.contain('nothing was changed');
+          // "Nothing was changed" includes the key store: it may hold the only copy of another key.
+          expect(await fingerprint(), `attempt ${attempt}: refused, yet something changed`).to.deep.equal(before);
+        }
+        expectNoSecretLeaks();
+      },
+    );
 
-    it('activate that dies after its database commit but before the key store write: status says inactive, the same key file activates again, verify passes', async () => {
-      await installDemo();
-      const k1 = await saveKey('k1.txt');
-      const restore = await backupOrg();
-      await expectOk('change-key', '--generate');
-      await rememberKeyStoreSecrets();
-      await restore(); // cells under k1, key store holds the newer key
+    it(
+      'activate that dies after its database commit but before the key store ' +
+        'write: status says inactive, the same key file activates again, verify passes',
+      async () => {
+        await installDemo();
+        const k1 = await saveKey('k1.txt');
+        const restore = await backupOrg();
+        await expectOk('change-key', '--generate');
+        await rememberKeyStoreSecrets();
+        await restore(); // cells under k1, key store holds the newer key
 
-      // The key store as it was before activate: putting it back after the commit is the state
-      // a process killed between the two writes leaves behind.
-      const keyStoreBefore = await readKeyStore();
-      await activateOk(k1.file);
-      await writeKeyStore(keyStoreBefore);
-      const status = await statusJson();
-      expect(status.active, 'key store without the activated key').to.equal(false);
-      expect(status.hint).to.contain('activate');
+        // The key store as it was before activate: putting it back after the commit is the state
+        // a process killed between the two writes leaves behind.
+        const keyStoreBefore = await readKeyStore();
+        await activateOk(k1.file);
+        await writeKeyStore(keyStoreBefore);
+        const status = await statusJson();
+        expect(status.active, 'key store without the activated key').to.equal(false);
+        expect(status.hint).to.contain('activate');
 
-      await activateOk(k1.file);
-      expect((await statusJson()).active).to.equal(true);
-      await expectOk('verify');
-      expect((await expectOk('show-key', '--json')).json.key).to.equal(k1.passphrase);
-      expectNoSecretLeaks();
-    });
+        await activateOk(k1.file);
+        expect((await statusJson()).active).to.equal(true);
+        await expectOk('verify');
+        expect((await expectOk('show-key', '--json')).json.key).to.equal(k1.passphrase);
+        expectNoSecretLeaks();
+      },
+    );
 
     type KeyStoreNames = 'passphrase' | 'passphrase.pending' | 'master-key-password';
     const KEY_STORE_NAMES: KeyStoreNames[] = ['passphrase', 'passphrase.pending', 'master-key-password'];
@@ -491,131 +518,143 @@ for (const target of targetNames()) {
 
     // ---- key files -------------------------------------------------------------------------
 
-    it('show-key --encoding utf8|utf16le|base64 files each activate a lost key store; hand-made files without BOM or checksum too', async () => {
-      await installDemo();
-      const expectedStart: Record<string, Buffer> = {
-        utf8: Buffer.from([0xef, 0xbb, 0xbf]),
-        utf16le: Buffer.from([0xff, 0xfe]),
-        base64: Buffer.from('base64:', 'ascii'),
-      };
-      const detected: Record<string, string> = { utf8: 'utf8-bom', utf16le: 'utf16le-bom', base64: 'base64' };
-      let passphrase: string | undefined;
-      for (const encoding of ['utf8', 'utf16le', 'base64']) {
-        const saved = await saveKey(`key-${encoding}.txt`, encoding);
-        passphrase ??= saved.passphrase;
-        expect(saved.passphrase, 'every encoding holds the same key').to.equal(passphrase);
-        const bytes = readFileSync(saved.file);
-        expect(
-          bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]),
-          `${encoding} file start`,
-        ).to.equal(true);
-        if (encoding === 'base64') expect(bytes.toString('ascii')).to.match(/^[\x20-\x7e\n]+$/); // ASCII only
+    it(
+      'show-key --encoding utf8|utf16le|base64 files each activate ' +
+        'a lost key store; hand-made files without BOM or checksum too',
+      async () => {
+        await installDemo();
+        const expectedStart: Record<string, Buffer> = {
+          utf8: Buffer.from([0xef, 0xbb, 0xbf]),
+          utf16le: Buffer.from([0xff, 0xfe]),
+          base64: Buffer.from('base64:', 'ascii'),
+        };
+        const detected: Record<string, string> = { utf8: 'utf8-bom', utf16le: 'utf16le-bom', base64: 'base64' };
+        let passphrase: string | undefined;
+        for (const encoding of ['utf8', 'utf16le', 'base64']) {
+          const saved = await saveKey(`key-${encoding}.txt`, encoding);
+          passphrase ??= saved.passphrase;
+          expect(saved.passphrase, 'every encoding holds the same key').to.equal(passphrase);
+          const bytes = readFileSync(saved.file);
+          expect(
+            bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]),
+            `${encoding} file start`,
+          ).to.equal(true);
+          if (encoding === 'base64') expect(bytes.toString('ascii')).to.match(/^[\x20-\x7e\n]+$/); // ASCII only
 
+          await loseKeyStore();
+          const run = await activateOk(saved.file);
+          expect(run.json.keyFile, encoding).to.deep.equal({ encoding: detected[encoding], checksum: 'verified' });
+          await expectOk('verify');
+        }
+
+        const text = passphrase!;
+        const cells = (await statusJson()).columns.reduce((sum: number, c: any) => sum + c.cells, 0);
+        const handMade: Record<string, [Buffer, string]> = {
+          'UTF-8, no BOM, no checksum, final newline': [Buffer.from(`${text}\n`, 'utf8'), 'utf8'],
+          'UTF-8, no BOM, no checksum, no newline': [Buffer.from(text, 'utf8'), 'utf8'],
+          'UTF-8 with BOM and CRLF, no checksum (Notepad)': [
+            Buffer.concat([expectedStart.utf8, Buffer.from(`${text}\r\n`, 'utf8')]),
+            'utf8-bom',
+          ],
+          'UTF-16LE with BOM, no checksum': [
+            Buffer.concat([expectedStart.utf16le, Buffer.from(text, 'utf16le')]),
+            'utf16le-bom',
+          ],
+          'UTF-16BE with BOM, no checksum': [
+            Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
+            'utf16be-bom',
+          ],
+        };
+        for (const [name, [bytes, encoding]] of Object.entries(handMade)) {
+          const file = writeKey(`hand-${randomBytes(4).toString('hex')}.txt`, bytes);
+          await loseKeyStore();
+          const run = await activateOk(file);
+          expect(run.json.keyFile, name).to.deep.equal({ encoding, checksum: 'absent' });
+          expect(run.json.cells, `${name}: every cell decrypted under the activated key`).to.equal(cells);
+          expect(run.stderr, name).to.contain('no checksum line');
+        }
+        expectNoSecretLeaks();
+      },
+    );
+
+    it(
+      'damaged key files (one checksum digit flipped, saved as ANSI) ' +
+        'are refused with CellcryptKeyFileInvalid and change nothing',
+      async () => {
+        await installDemo();
+        const saved = await saveKey('key.txt');
         await loseKeyStore();
-        const run = await activateOk(saved.file);
-        expect(run.json.keyFile, encoding).to.deep.equal({ encoding: detected[encoding], checksum: 'verified' });
+        const before = await fingerprint();
+
+        // Flip one hex digit in the middle of the sha256: line; the key line is untouched.
+        const good = readFileSync(saved.file, 'utf8');
+        const flipped = good.replace(
+          /(sha256:[0-9a-f]{31})([0-9a-f])/,
+          (_, head: string, digit: string) => `${head}${digit === 'a' ? 'b' : 'a'}`,
+        );
+        expect(flipped).not.to.equal(good);
+        // The same key as a Windows "ANSI" editor saves it: every character outside Latin-1 lost.
+        const ansi = Buffer.from(saved.passphrase.replace(/[^\u0000-\u00ff]/gu, '?'), 'latin1');
+        const damaged: Record<string, Buffer> = {
+          'checksum digit flipped': Buffer.from(flipped, 'utf8'),
+          'checksum digit flipped, UTF-16LE': Buffer.concat([
+            Buffer.from([0xff, 0xfe]),
+            Buffer.from(flipped.replace(/^\uFEFF/, ''), 'utf16le'),
+          ]),
+          'saved as ANSI, with its checksum line': Buffer.concat([
+            ansi,
+            Buffer.from(`\n${good.split('\n')[1]}\n`, 'ascii'),
+          ]),
+        };
+        for (const [name, bytes] of Object.entries(damaged)) {
+          const file = writeKey(`damaged-${randomBytes(4).toString('hex')}.txt`, bytes);
+          const run = await expectRefused(2, 'CellcryptKeyFileInvalid', 'activate', '--key-file', file);
+          expect(run.json.error.hint, name).to.contain('show-key --out');
+        }
+        expect(await fingerprint(), 'refused key files change nothing').to.deep.equal(before);
+        const status = await statusJson();
+        expect(status.active).to.equal(false);
+
+        await activateOk(saved.file); // the undamaged file still works
         await expectOk('verify');
-      }
-
-      const text = passphrase!;
-      const cells = (await statusJson()).columns.reduce((sum: number, c: any) => sum + c.cells, 0);
-      const handMade: Record<string, [Buffer, string]> = {
-        'UTF-8, no BOM, no checksum, final newline': [Buffer.from(`${text}\n`, 'utf8'), 'utf8'],
-        'UTF-8, no BOM, no checksum, no newline': [Buffer.from(text, 'utf8'), 'utf8'],
-        'UTF-8 with BOM and CRLF, no checksum (Notepad)': [
-          Buffer.concat([expectedStart.utf8, Buffer.from(`${text}\r\n`, 'utf8')]),
-          'utf8-bom',
-        ],
-        'UTF-16LE with BOM, no checksum': [
-          Buffer.concat([expectedStart.utf16le, Buffer.from(text, 'utf16le')]),
-          'utf16le-bom',
-        ],
-        'UTF-16BE with BOM, no checksum': [
-          Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
-          'utf16be-bom',
-        ],
-      };
-      for (const [name, [bytes, encoding]] of Object.entries(handMade)) {
-        const file = writeKey(`hand-${randomBytes(4).toString('hex')}.txt`, bytes);
-        await loseKeyStore();
-        const run = await activateOk(file);
-        expect(run.json.keyFile, name).to.deep.equal({ encoding, checksum: 'absent' });
-        expect(run.json.cells, `${name}: every cell decrypted under the activated key`).to.equal(cells);
-        expect(run.stderr, name).to.contain('no checksum line');
-      }
-      expectNoSecretLeaks();
-    });
-
-    it('damaged key files (one checksum digit flipped, saved as ANSI) are refused with CellcryptKeyFileInvalid and change nothing', async () => {
-      await installDemo();
-      const saved = await saveKey('key.txt');
-      await loseKeyStore();
-      const before = await fingerprint();
-
-      // Flip one hex digit in the middle of the sha256: line; the key line is untouched.
-      const good = readFileSync(saved.file, 'utf8');
-      const flipped = good.replace(
-        /(sha256:[0-9a-f]{31})([0-9a-f])/,
-        (_, head: string, digit: string) => `${head}${digit === 'a' ? 'b' : 'a'}`,
-      );
-      expect(flipped).not.to.equal(good);
-      // The same key as a Windows "ANSI" editor saves it: every character outside Latin-1 lost.
-      const ansi = Buffer.from(saved.passphrase.replace(/[^\u0000-\u00ff]/gu, '?'), 'latin1');
-      const damaged: Record<string, Buffer> = {
-        'checksum digit flipped': Buffer.from(flipped, 'utf8'),
-        'checksum digit flipped, UTF-16LE': Buffer.concat([
-          Buffer.from([0xff, 0xfe]),
-          Buffer.from(flipped.replace(/^\uFEFF/, ''), 'utf16le'),
-        ]),
-        'saved as ANSI, with its checksum line': Buffer.concat([
-          ansi,
-          Buffer.from(`\n${good.split('\n')[1]}\n`, 'ascii'),
-        ]),
-      };
-      for (const [name, bytes] of Object.entries(damaged)) {
-        const file = writeKey(`damaged-${randomBytes(4).toString('hex')}.txt`, bytes);
-        const run = await expectRefused(2, 'CellcryptKeyFileInvalid', 'activate', '--key-file', file);
-        expect(run.json.error.hint, name).to.contain('show-key --out');
-      }
-      expect(await fingerprint(), 'refused key files change nothing').to.deep.equal(before);
-      const status = await statusJson();
-      expect(status.active).to.equal(false);
-
-      await activateOk(saved.file); // the undamaged file still works
-      await expectOk('verify');
-      expectNoSecretLeaks();
-    });
+        expectNoSecretLeaks();
+      },
+    );
 
     // ---- awkward and weak passphrases -------------------------------------------------
 
-    it('awkward passphrases (quotes, ], ?, ;, --, non-BMP, combining marks, right-to-left, length limits in UTF-16 units) survive change-key, show-key and activate exactly', async () => {
-      await installDemo();
-      process.env.CELLCRYPT_CHANGE_QUOTA = '100'; // one change per key, more than 3 in 15 minutes
-      expect(AWKWARD_KEYS['combining marks, not NFC'].normalize('NFC')).not.to.equal(
-        AWKWARD_KEYS['combining marks, not NFC'],
-      );
-      let index = 0;
-      for (const [name, key] of Object.entries(AWKWARD_KEYS)) {
-        secrets.add(key);
-        // Alternate the two ways an administrator hands over a key: a formatted key file, plain UTF-8.
-        const bytes = index++ % 2 === 0 ? formatKeyFile(new Secret(key), 'utf8') : Buffer.from(`${key}\n`, 'utf8');
-        const file = writeKey(`awkward-${index}.txt`, bytes);
+    it(
+      'awkward passphrases (quotes, ], ?, ;, --, non-BMP, combining marks, right-to-left, ' +
+        'length limits in UTF-16 units) survive change-key, show-key and activate exactly',
+      async () => {
+        await installDemo();
+        process.env.CELLCRYPT_CHANGE_QUOTA = '100'; // one change per key, more than 3 in 15 minutes
+        expect(AWKWARD_KEYS['combining marks, not NFC'].normalize('NFC')).not.to.equal(
+          AWKWARD_KEYS['combining marks, not NFC'],
+        );
+        let index = 0;
+        for (const [name, key] of Object.entries(AWKWARD_KEYS)) {
+          secrets.add(key);
+          // Alternate the two ways an administrator hands over a key: a formatted key file, plain UTF-8.
+          const bytes = index++ % 2 === 0 ? formatKeyFile(new Secret(key), 'utf8') : Buffer.from(`${key}\n`, 'utf8');
+          const file = writeKey(`awkward-${index}.txt`, bytes);
 
-        const changed = await expectOk('change-key', '--key-file', file, '--json');
-        expect(changed.json.newKey.guid, name).to.equal(keyGuidFor(new Secret(key)));
-        expect((await expectOk('show-key')).stdout, name).to.equal(key);
-        expect((await expectOk('show-key', '--json')).json.key, name).to.equal(key);
-        await expectOk('verify');
-        await rememberKeyStoreSecrets();
+          const changed = await expectOk('change-key', '--key-file', file, '--json');
+          expect(changed.json.newKey.guid, name).to.equal(keyGuidFor(new Secret(key)));
+          expect((await expectOk('show-key')).stdout, name).to.equal(key);
+          expect((await expectOk('show-key', '--json')).json.key, name).to.equal(key);
+          await expectOk('verify');
+          await rememberKeyStoreSecrets();
 
-        await loseKeyStore();
-        const activated = await activateOk(file);
-        expect(activated.json.keyGuid, name).to.equal(keyGuidFor(new Secret(key)));
-        await expectOk('verify');
-        expect((await expectOk('show-key', '--json')).json.key, name).to.equal(key);
-      }
-      expectNoSecretLeaks();
-    });
+          await loseKeyStore();
+          const activated = await activateOk(file);
+          expect(activated.json.keyGuid, name).to.equal(keyGuidFor(new Secret(key)));
+          await expectOk('verify');
+          expect((await expectOk('show-key', '--json')).json.key, name).to.equal(key);
+        }
+        expectNoSecretLeaks();
+      },
+    );
 
     it('weak passphrases are refused by change-key (0x80048528) and the key stays as it was', async () => {
       await installDemo();
@@ -640,65 +679,69 @@ for (const target of targetNames()) {
     // ---- permissions (PostgreSQL server only) -----------------------------------------
 
     if (target === 'postgres') {
-      it('a user who is neither superuser, database owner nor member of cellcrypt_key_*: show-key, change-key and activate exit 2 (CellcryptPermissionDenied) naming the role; the database owner passes the checks', async () => {
-        await installDemo();
-        const admin = pgServerUrl()!;
-        const orgUrl = new URL(process.env.DATABASE_URL!);
-        const database = decodeURIComponent(orgUrl.pathname.slice(1));
-        const role = `cellcrypt_test_user_${randomBytes(5).toString('hex')}`;
-        const password = `pw-${randomBytes(12).toString('hex')}`;
-        secrets.add(password);
-        const adminUser = decodeURIComponent(new URL(admin).username) || 'postgres';
-        await adminQuery(
-          admin,
-          `create role "${role}" login nosuperuser nocreatedb nocreaterole password '${password}'`,
-        );
-        try {
-          await adminQuery(admin, `grant connect on database "${database}" to "${role}"`);
-          const url = new URL(orgUrl);
-          url.username = role;
-          url.password = password;
-          const asRole = url.toString();
-
-          const keyFile = (await saveKey('k.txt')).file;
-          const before = await fingerprint();
-          const expectations: Array<[string[], string]> = [
-            [['show-key'], 'cellcrypt_key_reader'],
-            [['show-key', '--out', join(org.dir, 'stolen.txt')], 'cellcrypt_key_reader'],
-            [['change-key', '--generate'], 'cellcrypt_key_changer'],
-            [['change-key', '--key-file', keyFile], 'cellcrypt_key_changer'],
-            [['activate', '--key-file', keyFile], 'cellcrypt_key_activator'],
-          ];
-          for (const [args, neededRole] of expectations) {
-            const run = await expectRefused(2, 'CellcryptPermissionDenied', '--database-url', asRole, ...args);
-            const { message, hint } = run.json.error;
-            expect(message, args.join(' ')).to.contain(`"${role}"`);
-            expect(`${message} ${hint}`, args.join(' ')).to.contain(neededRole);
-            expect(run.stderr, args.join(' ')).to.contain(neededRole);
-          }
-          expect(() => statSync(join(org.dir, 'stolen.txt')), 'no key file written').to.throw();
-          expect(await fingerprint(), 'refused commands change nothing').to.deep.equal(before);
-
-          // The database owner may do everything even without the roles (checked as that user).
-          await adminQuery(admin, `alter database "${database}" owner to "${role}"`);
-          const db = knex({ client: 'pg', connection: asRole, pool: { min: 0, max: 1 } });
+      it(
+        'a user who is neither superuser, database owner nor member of cellcrypt_key_*: show-key, change-key ' +
+          'and activate exit 2 (CellcryptPermissionDenied) naming the role; the database owner passes the checks',
+        async () => {
+          await installDemo();
+          const admin = pgServerUrl()!;
+          const orgUrl = new URL(process.env.DATABASE_URL!);
+          const database = decodeURIComponent(orgUrl.pathname.slice(1));
+          const role = `cellcrypt_test_user_${randomBytes(5).toString('hex')}`;
+          const password = `pw-${randomBytes(12).toString('hex')}`;
+          secrets.add(password);
+          const adminUser = decodeURIComponent(new URL(admin).username) || 'postgres';
+          await adminQuery(
+            admin,
+            `create role "${role}" login nosuperuser nocreatedb nocreaterole password '${password}'`,
+          );
           try {
-            for (const permission of ['read-key', 'change-key', 'activate'] as const) {
-              expect(await checkPostgresPermission(db, permission), permission).to.include({
-                granted: true,
-                user: role,
-              });
+            await adminQuery(admin, `grant connect on database "${database}" to "${role}"`);
+            const url = new URL(orgUrl);
+            url.username = role;
+            url.password = password;
+            const asRole = url.toString();
+
+            const keyFile = (await saveKey('k.txt')).file;
+            const before = await fingerprint();
+            const expectations: Array<[string[], string]> = [
+              [['show-key'], 'cellcrypt_key_reader'],
+              [['show-key', '--out', join(org.dir, 'stolen.txt')], 'cellcrypt_key_reader'],
+              [['change-key', '--generate'], 'cellcrypt_key_changer'],
+              [['change-key', '--key-file', keyFile], 'cellcrypt_key_changer'],
+              [['activate', '--key-file', keyFile], 'cellcrypt_key_activator'],
+            ];
+            for (const [args, neededRole] of expectations) {
+              const run = await expectRefused(2, 'CellcryptPermissionDenied', '--database-url', asRole, ...args);
+              const { message, hint } = run.json.error;
+              expect(message, args.join(' ')).to.contain(`"${role}"`);
+              expect(`${message} ${hint}`, args.join(' ')).to.contain(neededRole);
+              expect(run.stderr, args.join(' ')).to.contain(neededRole);
+            }
+            expect(() => statSync(join(org.dir, 'stolen.txt')), 'no key file written').to.throw();
+            expect(await fingerprint(), 'refused commands change nothing').to.deep.equal(before);
+
+            // The database owner may do everything even without the roles (checked as that user).
+            await adminQuery(admin, `alter database "${database}" owner to "${role}"`);
+            const db = knex({ client: 'pg', connection: asRole, pool: { min: 0, max: 1 } });
+            try {
+              for (const permission of ['read-key', 'change-key', 'activate'] as const) {
+                expect(await checkPostgresPermission(db, permission), permission).to.include({
+                  granted: true,
+                  user: role,
+                });
+              }
+            } finally {
+              await db.destroy();
             }
           } finally {
-            await db.destroy();
+            await adminQuery(admin, `alter database "${database}" owner to "${adminUser}"`).catch(() => undefined);
+            await adminQuery(admin, `drop owned by "${role}"`);
+            await adminQuery(admin, `drop role "${role}"`);
           }
-        } finally {
-          await adminQuery(admin, `alter database "${database}" owner to "${adminUser}"`).catch(() => undefined);
-          await adminQuery(admin, `drop owned by "${role}"`);
-          await adminQuery(admin, `drop role "${role}"`);
-        }
-        expectNoSecretLeaks();
-      });
+          expectNoSecretLeaks();
+        },
+      );
     }
   });
 }

@@ -38,31 +38,38 @@ for (const target of targetNames()) {
       return out;
     }
 
-    it('moves every cell to the new key with every value intact; verify passes; the server sees only the new key', async () => {
-      const before = await values();
-      const result = await changeKey(tk, { generate: true, path: 'client' });
-      expect(result.cells).to.be.greaterThan(0);
-      expect(await values()).to.deep.equal(before);
-      const status = await readStatus(tk);
-      for (const column of status.columns) {
-        expect(Object.keys(column.byKey), `${column.table}.${column.column}`).to.deep.equal([result.newKey.guid]);
-        expect(column.undecryptable).to.equal(0);
-      }
-      expect((await verify(tk)).ok).to.equal(true);
-    });
+    it(
+      'moves every cell to the new key with every value ' + 'intact; verify passes; the server sees only the new key',
+      async () => {
+        const before = await values();
+        const result = await changeKey(tk, { generate: true, path: 'client' });
+        expect(result.cells).to.be.greaterThan(0);
+        expect(await values()).to.deep.equal(before);
+        const status = await readStatus(tk);
+        for (const column of status.columns) {
+          expect(Object.keys(column.byKey), `${column.table}.${column.column}`).to.deep.equal([result.newKey.guid]);
+          expect(column.undecryptable).to.equal(0);
+        }
+        expect((await verify(tk)).ok).to.equal(true);
+      },
+    );
 
-    it('a cell that does not decrypt (moved onto another row) stops it: rolled back, every table byte-identical, old key kept', async () => {
-      const column = tk.registry.find((c) => c.table === 'MailboxBase')!;
-      const { t, c, pk } = { t: q(column.table), c: q(column.column), pk: q(column.primaryKey) };
-      await tk.engine.knex
-        .raw(`update ${t} set ${c} = (select ${c} from ${t} where ${c} is not null order by ${pk} limit 1)
+    it(
+      'a cell that does not decrypt (moved onto another row) stops ' +
+        'it: rolled back, every table byte-identical, old key kept',
+      async () => {
+        const column = tk.registry.find((c) => c.table === 'MailboxBase')!;
+        const { t, c, pk } = { t: q(column.table), c: q(column.column), pk: q(column.primaryKey) };
+        await tk.engine.knex
+          .raw(`update ${t} set ${c} = (select ${c} from ${t} where ${c} is not null order by ${pk} limit 1)
         where ${pk} = (select ${pk} from ${t} where ${c} is not null order by ${pk} desc limit 1)`);
-      const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
-      const keysBefore = (await readStatus(tk)).keys.map((k) => k.guid);
-      const error = await rejection(changeKey(tk, { generate: true, path: 'client' }));
-      expect(error.exitCode).to.be.oneOf([1, 3]);
-      expect(await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES)).to.deep.equal(before);
-      expect((await readStatus(tk)).keys.map((k) => k.guid)).to.deep.equal(keysBefore);
-    });
+        const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
+        const keysBefore = (await readStatus(tk)).keys.map((k) => k.guid);
+        const error = await rejection(changeKey(tk, { generate: true, path: 'client' }));
+        expect(error.exitCode).to.be.oneOf([1, 3]);
+        expect(await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES)).to.deep.equal(before);
+        expect((await readStatus(tk)).keys.map((k) => k.guid)).to.deep.equal(keysBefore);
+      },
+    );
   });
 }

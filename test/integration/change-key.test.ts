@@ -67,97 +67,110 @@ for (const target of targetNames()) {
       await org?.cleanup();
     });
 
-    it('one transaction: every cell moves to the new key, values intact, old key dropped, audit row without secrets', async () => {
-      await installedOrg();
-      const before = await allValues(tk);
-      const keystore = await tk.keystore();
-      const oldPassphrase = (await keystore.get('passphrase'))!;
-      const newKey = new Secret("n€w-K3y 😀 ' ] ? ; -- שלום e\u0301");
-      const result = await changeKey(tk, { newKey });
-      expect(result.dryRun).to.equal(false);
-      expect(result.newKey.guid).to.equal(keyGuidFor(newKey));
-      expect(result.cells).to.equal(5 * 54);
+    it(
+      'one transaction: every cell moves to the new key, ' +
+        'values intact, old key dropped, audit row without secrets',
+      async () => {
+        await installedOrg();
+        const before = await allValues(tk);
+        const keystore = await tk.keystore();
+        const oldPassphrase = (await keystore.get('passphrase'))!;
+        const newKey = new Secret("n€w-K3y 😀 ' ] ? ; -- שלום e\u0301");
+        const result = await changeKey(tk, { newKey });
+        expect(result.dryRun).to.equal(false);
+        expect(result.newKey.guid).to.equal(keyGuidFor(newKey));
+        expect(result.cells).to.equal(5 * 54);
 
-      expect(await allValues(tk)).to.deep.equal(before);
-      expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
-      expect((await keystore.get('passphrase'))!.reveal()).to.equal(newKey.reveal());
-      expect(await keystore.get('passphrase.pending')).to.equal(undefined);
-      const hierarchy = await tk.engine.keys.read(tk.engine.knex);
-      expect(hierarchy.symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
-      expect((await verify(tk)).ok).to.equal(true);
+        expect(await allValues(tk)).to.deep.equal(before);
+        expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
+        expect((await keystore.get('passphrase'))!.reveal()).to.equal(newKey.reveal());
+        expect(await keystore.get('passphrase.pending')).to.equal(undefined);
+        const hierarchy = await tk.engine.keys.read(tk.engine.knex);
+        expect(hierarchy.symmetricKeys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
+        expect((await verify(tk)).ok).to.equal(true);
 
-      const audit = await tk.engine.knex.raw(`select * from cellcrypt.audit where operation = 'change-key'`);
-      expect(audit.rows).to.have.length(1);
-      expect(audit.rows[0]).to.include({
-        outcome: 'succeeded',
-        old_key_guid: keyGuidFor(oldPassphrase),
-        new_key_guid: keyGuidFor(newKey),
-      });
-      expect(Number(audit.rows[0].cells)).to.equal(5 * 54);
-      const auditText = JSON.stringify(audit.rows);
-      for (const secret of [newKey, oldPassphrase, (await keystore.get('master-key-password'))!])
-        expect(auditText).not.to.contain(secret.reveal());
-    });
+        const audit = await tk.engine.knex.raw(`select * from cellcrypt.audit where operation = 'change-key'`);
+        expect(audit.rows).to.have.length(1);
+        expect(audit.rows[0]).to.include({
+          outcome: 'succeeded',
+          old_key_guid: keyGuidFor(oldPassphrase),
+          new_key_guid: keyGuidFor(newKey),
+        });
+        expect(Number(audit.rows[0].cells)).to.equal(5 * 54);
+        const auditText = JSON.stringify(audit.rows);
+        for (const secret of [newKey, oldPassphrase, (await keystore.get('master-key-password'))!])
+          expect(auditText).not.to.contain(secret.reveal());
+      },
+    );
 
-    it('a failure in the middle of the transaction (trigger on the 500th row) leaves every cell byte-identical', async () => {
-      await installedOrg(600);
-      const cells = await allCells(tk);
-      const keystore = await tk.keystore();
-      const passphrase = (await keystore.get('passphrase'))!.reveal();
-      await tk.engine.knex.raw(`create sequence boom_count`);
-      await tk.engine.knex.raw(`create function boom() returns trigger language plpgsql as $$
-        begin if nextval('boom_count') = 500 then raise exception 'injected failure at row 500'; end if; return new; end $$`);
-      await tk.engine.knex.raw(
-        `create trigger boom before update on ${q('MailboxBase')} for each row execute function boom()`,
-      );
+    it(
+      'a failure in the middle of the transaction (trigger ' + 'on the 500th row) leaves every cell byte-identical',
+      async () => {
+        await installedOrg(600);
+        const cells = await allCells(tk);
+        const keystore = await tk.keystore();
+        const passphrase = (await keystore.get('passphrase'))!.reveal();
+        await tk.engine.knex.raw(`create sequence boom_count`);
+        await tk.engine.knex.raw(
+          `create function boom() returns trigger language plpgsql as $$
+        begin if nextval('boom_count') = 500 then raise exception 'injected failure at row 500'; ` +
+            `end if; return new; end $$`,
+        );
+        await tk.engine.knex.raw(
+          `create trigger boom before update on ${q('MailboxBase')} for each row execute function boom()`,
+        );
 
-      const error = await rejection(changeKey(tk, { generate: true }));
-      expect(error.exitCode).to.equal(1);
-      expect(error.message).to.contain('injected failure at row 500').and.to.contain('rolled back');
-      expect(await allCells(tk)).to.deep.equal(cells);
-      expect((await keystore.get('passphrase'))!.reveal()).to.equal(passphrase);
-      expect(await keystore.get('passphrase.pending')).to.equal(undefined);
-      expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal([
-        'cellcrypt_key_1',
-      ]);
-      const failed = await tk.engine.knex.raw(
-        `select outcome, detail from cellcrypt.audit where operation = 'change-key'`,
-      );
-      expect(failed.rows).to.have.length(1);
-      expect(failed.rows[0].outcome).to.equal('failed');
-      expect((await verify(tk)).ok).to.equal(true);
-    });
+        const error = await rejection(changeKey(tk, { generate: true }));
+        expect(error.exitCode).to.equal(1);
+        expect(error.message).to.contain('injected failure at row 500').and.to.contain('rolled back');
+        expect(await allCells(tk)).to.deep.equal(cells);
+        expect((await keystore.get('passphrase'))!.reveal()).to.equal(passphrase);
+        expect(await keystore.get('passphrase.pending')).to.equal(undefined);
+        expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys.map((k) => k.name)).to.deep.equal([
+          'cellcrypt_key_1',
+        ]);
+        const failed = await tk.engine.knex.raw(
+          `select outcome, detail from cellcrypt.audit where operation = 'change-key'`,
+        );
+        expect(failed.rows).to.have.length(1);
+        expect(failed.rows[0].outcome).to.equal('failed');
+        expect((await verify(tk)).ok).to.equal(true);
+      },
+    );
 
-    it('batched: a crash after two batches keeps both keys readable, refuses a new change, and --resume finishes', async () => {
-      await installedOrg();
-      const before = await allValues(tk);
-      const newKey = generatePassphrase();
-      const crash = (await interruptedBatchedChange(newKey)) as CellcryptError;
-      expect(crash).to.be.instanceOf(CellcryptError);
-      expect(crash.message).to.contain('simulated crash');
-      expect(crash.hint).to.contain('--resume');
+    it(
+      'batched: a crash after two batches keeps both keys ' + 'readable, refuses a new change, and --resume finishes',
+      async () => {
+        await installedOrg();
+        const before = await allValues(tk);
+        const newKey = generatePassphrase();
+        const crash = (await interruptedBatchedChange(newKey)) as CellcryptError;
+        expect(crash).to.be.instanceOf(CellcryptError);
+        expect(crash.message).to.contain('simulated crash');
+        expect(crash.hint).to.contain('--resume');
 
-      const midway = await readStatus(tk);
-      expect(midway.active).to.equal(true);
-      expect(midway.keyChange).to.include({ to: keyGuidFor(newKey) });
-      const guids = await cellGuids(tk);
-      expect(guids.size).to.equal(2);
-      expect(await allValues(tk)).to.deep.equal(before);
-      expect((await verify(tk)).ok, 'verify reads cells under both keys').to.equal(true);
+        const midway = await readStatus(tk);
+        expect(midway.active).to.equal(true);
+        expect(midway.keyChange).to.include({ to: keyGuidFor(newKey) });
+        const guids = await cellGuids(tk);
+        expect(guids.size).to.equal(2);
+        expect(await allValues(tk)).to.deep.equal(before);
+        expect((await verify(tk)).ok, 'verify reads cells under both keys').to.equal(true);
 
-      expect((await rejection(changeKey(tk, { generate: true }))).code).to.equal('CellcryptKeyChangeInProgress');
-      const logged: string[] = [];
-      await readCurrentKey({ ...tk, reporter: { ...tk.reporter, log: (text) => logged.push(text) } });
-      expect(logged.join('\n')).to.contain('still need the previous key');
-      const resumed = await changeKey(tk, { resume: true, batchSize: 20 });
-      expect(resumed.newKey.guid).to.equal(keyGuidFor(newKey));
-      expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
-      expect(await allValues(tk)).to.deep.equal(before);
-      const keystore = await tk.keystore();
-      expect((await keystore.get('passphrase'))!.reveal()).to.equal(newKey.reveal());
-      expect(await keystore.get('passphrase.pending')).to.equal(undefined);
-      expect((await readStatus(tk)).keyChange).to.equal(undefined);
-    });
+        expect((await rejection(changeKey(tk, { generate: true }))).code).to.equal('CellcryptKeyChangeInProgress');
+        const logged: string[] = [];
+        await readCurrentKey({ ...tk, reporter: { ...tk.reporter, log: (text) => logged.push(text) } });
+        expect(logged.join('\n')).to.contain('still need the previous key');
+        const resumed = await changeKey(tk, { resume: true, batchSize: 20 });
+        expect(resumed.newKey.guid).to.equal(keyGuidFor(newKey));
+        expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
+        expect(await allValues(tk)).to.deep.equal(before);
+        const keystore = await tk.keystore();
+        expect((await keystore.get('passphrase'))!.reveal()).to.equal(newKey.reveal());
+        expect(await keystore.get('passphrase.pending')).to.equal(undefined);
+        expect((await readStatus(tk)).keyChange).to.equal(undefined);
+      },
+    );
 
     it('an interrupted batched change can be finished in one transaction (--resume without --batch-size)', async () => {
       await installedOrg();
@@ -180,31 +193,36 @@ for (const target of targetNames()) {
       expect((await readStatus(tk)).keyChange).to.equal(undefined);
     });
 
-    it('a failed --resume in one transaction keeps the pending key of the batches already on it (regression: it was deleted)', async () => {
-      await installedOrg();
-      const before = await allValues(tk);
-      const newKey = generatePassphrase();
-      await interruptedBatchedChange(newKey);
-      await tk.engine.knex.raw(
-        `create function boom() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`,
-      );
-      await tk.engine.knex.raw(
-        `create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`,
-      );
-      const error = await rejection(changeKey(tk, { resume: true }));
-      expect(error.message).to.contain('injected failure');
-      const keystore = await tk.keystore();
-      expect(
-        (await keystore.get('passphrase.pending'))!.reveal(),
-        'the only copy of the key the committed batches use',
-      ).to.equal(newKey.reveal());
-      expect((await readStatus(tk)).active).to.equal(true);
-      expect(await allValues(tk)).to.deep.equal(before);
-      await tk.engine.knex.raw(`drop trigger boom on ${q('QueueBase')}`);
-      await changeKey(tk, { resume: true, batchSize: 20 });
-      expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
-      expect(await allValues(tk)).to.deep.equal(before);
-    });
+    it(
+      'a failed --resume in one transaction keeps the pending key ' +
+        'of the batches already on it (regression: it was deleted)',
+      async () => {
+        await installedOrg();
+        const before = await allValues(tk);
+        const newKey = generatePassphrase();
+        await interruptedBatchedChange(newKey);
+        await tk.engine.knex.raw(
+          `create function boom() returns trigger language plpgsql ` +
+            `as $$ begin raise exception 'injected failure'; end $$`,
+        );
+        await tk.engine.knex.raw(
+          `create trigger boom before update on ${q('QueueBase')} for each row execute function boom()`,
+        );
+        const error = await rejection(changeKey(tk, { resume: true }));
+        expect(error.message).to.contain('injected failure');
+        const keystore = await tk.keystore();
+        expect(
+          (await keystore.get('passphrase.pending'))!.reveal(),
+          'the only copy of the key the committed batches use',
+        ).to.equal(newKey.reveal());
+        expect((await readStatus(tk)).active).to.equal(true);
+        expect(await allValues(tk)).to.deep.equal(before);
+        await tk.engine.knex.raw(`drop trigger boom on ${q('QueueBase')}`);
+        await changeKey(tk, { resume: true, batchSize: 20 });
+        expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
+        expect(await allValues(tk)).to.deep.equal(before);
+      },
+    );
 
     it('a crash between the database commit and the key-store write is repaired by the next status', async () => {
       await installedOrg();
@@ -269,40 +287,48 @@ for (const target of targetNames()) {
       expect((await tk.engine.keys.read(tk.engine.knex)).symmetricKeys).to.have.length(1);
     });
 
-    it('an org installed before the current functions: refused (exit 2, CellcryptSchemaOutdated, nothing changed) until install brings them', async () => {
-      await installedOrg(10);
-      // What an org installed by the previous release looks like: no migration 4, no reencrypt_cell.
-      await tk.engine.knex.raw(`delete from cellcrypt_migrations where name like '%refresh_engine_functions%'`);
-      await tk.engine.knex.raw('drop function cellcrypt.reencrypt_cell(bytea, bytea, bytea, bytea)');
-      const before = await allCells(tk);
-      const refused = await rejection(changeKey(tk, { generate: true }));
-      expect(refused.code).to.equal('CellcryptSchemaOutdated');
-      expect(refused.exitCode).to.equal(2);
-      expect(refused.message).to.contain('refresh_engine_functions');
-      expect(refused.hint).to.contain('cellcrypt install');
-      expect(await allCells(tk)).to.deep.equal(before);
-      expect(await (await tk.keystore()).get('passphrase.pending')).to.equal(undefined);
+    it(
+      'an org installed before the current functions: refused (exit 2, ' +
+        'CellcryptSchemaOutdated, nothing changed) until install brings them',
+      async () => {
+        await installedOrg(10);
+        // What an org installed by the previous release looks like: no migration 4, no reencrypt_cell.
+        await tk.engine.knex.raw(`delete from cellcrypt_migrations where name like '%refresh_engine_functions%'`);
+        await tk.engine.knex.raw('drop function cellcrypt.reencrypt_cell(bytea, bytea, bytea, bytea)');
+        const before = await allCells(tk);
+        const refused = await rejection(changeKey(tk, { generate: true }));
+        expect(refused.code).to.equal('CellcryptSchemaOutdated');
+        expect(refused.exitCode).to.equal(2);
+        expect(refused.message).to.contain('refresh_engine_functions');
+        expect(refused.hint).to.contain('cellcrypt install');
+        expect(await allCells(tk)).to.deep.equal(before);
+        expect(await (await tk.keystore()).get('passphrase.pending')).to.equal(undefined);
 
-      const values = await allValues(tk);
-      await install(tk);
-      const changed = await changeKey(tk, { generate: true });
-      expect(changed.cells).to.equal(5 * 9);
-      expect(await allValues(tk)).to.deep.equal(values);
-    });
+        const values = await allValues(tk);
+        await install(tk);
+        const changed = await changeKey(tk, { generate: true });
+        expect(changed.cells).to.equal(5 * 9);
+        expect(await allValues(tk)).to.deep.equal(values);
+      },
+    );
 
-    it('refuses a weak key (0x80048528), the current key, and an inactive org (0x80048527) before changing anything', async () => {
-      await installedOrg();
-      const weak = await rejection(changeKey(tk, { newKey: new Secret('short1!') }));
-      expect(weak.code).to.equal('SqlEncryptionEncryptionKeyValidationError');
-      const keystore = await tk.keystore();
-      const same = await rejection(changeKey(tk, { newKey: (await keystore.get('passphrase'))! }));
-      expect(same.code).to.equal('SqlEncryptionEncryptionKeyValidationError');
-      await keystore.remove('passphrase');
-      const inactive = await rejection(changeKey(tk, { generate: true }));
-      expect(inactive.code).to.equal('SqlEncryptionIsInactiveCannotChangeEncryptionKey');
-      expect(inactive.hint).to.contain('activate');
-      expect((await assessActivity(tk)).active).to.equal(false);
-    });
+    it(
+      'refuses a weak key (0x80048528), the current key, and ' +
+        'an inactive org (0x80048527) before changing anything',
+      async () => {
+        await installedOrg();
+        const weak = await rejection(changeKey(tk, { newKey: new Secret('short1!') }));
+        expect(weak.code).to.equal('SqlEncryptionEncryptionKeyValidationError');
+        const keystore = await tk.keystore();
+        const same = await rejection(changeKey(tk, { newKey: (await keystore.get('passphrase'))! }));
+        expect(same.code).to.equal('SqlEncryptionEncryptionKeyValidationError');
+        await keystore.remove('passphrase');
+        const inactive = await rejection(changeKey(tk, { generate: true }));
+        expect(inactive.code).to.equal('SqlEncryptionIsInactiveCannotChangeEncryptionKey');
+        expect(inactive.hint).to.contain('activate');
+        expect((await assessActivity(tk)).active).to.equal(false);
+      },
+    );
 
     if (target === 'postgres') {
       it('the single-flight lock is a session advisory lock: another session holding it blocks a change', async () => {

@@ -109,45 +109,52 @@ for (const target of targetNames()) {
     });
 
     if (target === 'postgres') {
-      it('a long change-key holds the org: three more processes started meanwhile exit at once with 0x8004852A; exactly one proceeds', async () => {
-        await installedOrg(20_000);
-        const keyFile = join(org.dir, 'key.txt');
-        writeFileSync(keyFile, formatKeyFile((await (await tk!.keystore()).get('passphrase'))!, 'utf8'));
-        const watcher = new Client({ connectionString: org.env.DATABASE_URL });
-        await watcher.connect();
-        try {
-          const first = cellcrypt(org.env, ['change-key', '--generate']);
-          // Wait until the first process holds the org's lock, then start the others.
-          for (let i = 0; ; i++) {
-            const held = await watcher.query(
-              `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1::int::oid and granted`,
-              [0x63636c6b],
-            );
-            if (held.rows[0].n > 0) break;
-            if (i > 600) throw new Error('the first change-key never took the lock');
-            await new Promise((tick) => setTimeout(tick, 50));
+      it(
+        'a long change-key holds the org: three more processes started ' +
+          'meanwhile exit at once with 0x8004852A; exactly one proceeds',
+        async () => {
+          await installedOrg(20_000);
+          const keyFile = join(org.dir, 'key.txt');
+          writeFileSync(keyFile, formatKeyFile((await (await tk!.keystore()).get('passphrase'))!, 'utf8'));
+          const watcher = new Client({ connectionString: org.env.DATABASE_URL });
+          await watcher.connect();
+          try {
+            const first = cellcrypt(org.env, ['change-key', '--generate']);
+            // Wait until the first process holds the org's lock, then start the others.
+            for (let i = 0; ; i++) {
+              const held = await watcher.query(
+                `select count(*)::int as n from pg_locks where locktype ` +
+                  `= 'advisory' and classid = $1::int::oid and granted`,
+                [0x63636c6b],
+              );
+              if (held.rows[0].n > 0) break;
+              if (i > 600) throw new Error('the first change-key never took the lock');
+              await new Promise((tick) => setTimeout(tick, 50));
+            }
+            const others = await Promise.all([
+              cellcrypt(org.env, ['change-key', '--generate', '--batch-size', '100']),
+              cellcrypt(org.env, ['activate', '--key-file', keyFile]),
+              cellcrypt(org.env, ['install']),
+            ]);
+            const winner = await first;
+            expect(winner.code, JSON.stringify(winner.json)).to.equal(0);
+            for (const run of others) {
+              expect(run.code, JSON.stringify(run.json)).to.equal(2);
+              expect(run.json.error.code).to.equal(
+                'SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel',
+              );
+            }
+            expect(
+              others.every((run) => run.ms < winner.ms),
+              'the others did not wait for the winner',
+            ).to.equal(true);
+          } finally {
+            await watcher.end();
           }
-          const others = await Promise.all([
-            cellcrypt(org.env, ['change-key', '--generate', '--batch-size', '100']),
-            cellcrypt(org.env, ['activate', '--key-file', keyFile]),
-            cellcrypt(org.env, ['install']),
-          ]);
-          const winner = await first;
-          expect(winner.code, JSON.stringify(winner.json)).to.equal(0);
-          for (const run of others) {
-            expect(run.code, JSON.stringify(run.json)).to.equal(2);
-            expect(run.json.error.code).to.equal('SqlEncryptionSetEncryptionKeyIsAlreadyRunningCannotRunItInParallel');
-          }
-          expect(
-            others.every((run) => run.ms < winner.ms),
-            'the others did not wait for the winner',
-          ).to.equal(true);
-        } finally {
-          await watcher.end();
-        }
-        const keys = (await tk!.engine.keys.read(tk!.engine.knex)).symmetricKeys.map((k) => k.name);
-        expect(keys).to.deep.equal(['cellcrypt_key_2']);
-      });
+          const keys = (await tk!.engine.keys.read(tk!.engine.knex)).symmetricKeys.map((k) => k.name);
+          expect(keys).to.deep.equal(['cellcrypt_key_2']);
+        },
+      );
     }
   });
 }

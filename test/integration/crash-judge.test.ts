@@ -35,7 +35,8 @@ describe('crash harness judge', function () {
     ).rows.map((r: { id: string }) => r.id);
     await tk.engine.knex.raw(`update "MailboxBase" set "Password" = null where "MailboxId" = ?`, [ids[0]]);
     await tk.engine.knex.raw(
-      `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
+      `update "MailboxBase" set "Password" = (select "Password" from ` +
+        `"MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
       [ids[1], ids[2]],
     );
     const damaged = await checkOrg(tk, originals, [passphrase]);

@@ -50,25 +50,34 @@ describe('embedded data directory lock', function () {
     await second.close();
   });
 
-  it('refuses while another process holds it (naming the pid), and takes over once that process was killed', async function () {
-    const holder = `
-      const { openPostgresEngine } = require(${JSON.stringify(resolve(__dirname, '../../src/engines/postgres/engine'))});
-      const { parseConnectionTarget } = require(${JSON.stringify(resolve(__dirname, '../../src/config/connection-target'))});
+  it(
+    'refuses while another process holds it (naming the pid), ' + 'and takes over once that process was killed',
+    async function () {
+      const holder =
+        `
+      const { openPostgresEngine } = require(${JSON.stringify(
+        resolve(__dirname, '../../src/engines/postgres/engine'),
+      )});
+      const { parseConnectionTarget } = require(${JSON.stringify(
+        resolve(__dirname, '../../src/config/connection-target'),
+      )});
       openPostgresEngine(parseConnectionTarget(${JSON.stringify(`pglite:${dir}/org`)}, ${JSON.stringify(dir)}))
-        .then(async (engine) => { await engine.knex.raw('select 1'); process.stdout.write('ready\\n'); setInterval(() => {}, 1000); });`;
-    child = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((ready, fail) => {
-      child!.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && ready());
-      child!.on('exit', (code) => fail(new Error(`holder exited with ${code}`)));
-    });
-    const error = await refusal(openPostgresEngine(target()));
-    expect(error.code).to.equal('CellcryptDataDirectoryBusy');
-    expect(error.message).to.contain(`process ${child.pid}`);
+        .then(async (engine) => { await engine.knex.raw('select 1'); process.stdout.write('ready\\n'); ` +
+        `setInterval(() => {}, 1000); });`;
+      child = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((ready, fail) => {
+        child!.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && ready());
+        child!.on('exit', (code) => fail(new Error(`holder exited with ${code}`)));
+      });
+      const error = await refusal(openPostgresEngine(target()));
+      expect(error.code).to.equal('CellcryptDataDirectoryBusy');
+      expect(error.message).to.contain(`process ${child.pid}`);
 
-    child.kill('SIGKILL');
-    await new Promise((done) => child!.once('exit', done));
-    const engine = await openPostgresEngine(target()); // stale lock: its process is gone
-    expect((await engine.knex.raw('select 3 as n')).rows[0].n).to.equal(3);
-    await engine.close();
-  });
+      child.kill('SIGKILL');
+      await new Promise((done) => child!.once('exit', done));
+      const engine = await openPostgresEngine(target()); // stale lock: its process is gone
+      expect((await engine.knex.raw('select 3 as n')).rows[0].n).to.equal(3);
+      await engine.close();
+    },
+  );
 });

@@ -54,44 +54,52 @@ for (const target of targetNames()) {
         'encrypted',
       ]);
       const types = await tk.engine.knex.raw(
-        `select data_type from information_schema.columns where table_name = 'MailboxBase' and column_name = 'Password'`,
+        `select data_type from information_schema.columns where ` +
+          `table_name = 'MailboxBase' and column_name = 'Password'`,
       );
       expect(types.rows[0].data_type).to.equal('bytea');
     });
 
-    it('upgraded org: every plaintext value (NULL, empty, max length, non-BMP, quotes) round-trips with its row authenticator', async () => {
-      await seedDemo(tk, 0);
-      const expected = await insertRows(
-        tk.engine.knex,
-        profileIncoming,
-        TRICKY_VALUES.map((v) => (v === 'x'.repeat(200) ? 'y'.repeat(250) : v)),
-      );
-      const mailboxExpected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
-      await install(tk);
-      expect(await decryptedValues(tk, profileIncoming)).to.deep.equal(expected);
-      expect(await decryptedValues(tk, mailbox)).to.deep.equal(mailboxExpected);
-      const status = await readStatus(tk);
-      const nonNull = TRICKY_VALUES.filter((v) => v !== null).length;
-      expect(status.columns[0]).to.include({ state: 'encrypted', cells: nonNull, plaintext: 0, undecryptable: 0 });
-      expect(Object.values(status.columns[0].byKey)).to.deep.equal([nonNull]);
-      expect(needsAttention(status)).to.equal(false);
-    });
+    it(
+      'upgraded org: every plaintext value (NULL, empty, max length, ' +
+        'non-BMP, quotes) round-trips with its row authenticator',
+      async () => {
+        await seedDemo(tk, 0);
+        const expected = await insertRows(
+          tk.engine.knex,
+          profileIncoming,
+          TRICKY_VALUES.map((v) => (v === 'x'.repeat(200) ? 'y'.repeat(250) : v)),
+        );
+        const mailboxExpected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
+        await install(tk);
+        expect(await decryptedValues(tk, profileIncoming)).to.deep.equal(expected);
+        expect(await decryptedValues(tk, mailbox)).to.deep.equal(mailboxExpected);
+        const status = await readStatus(tk);
+        const nonNull = TRICKY_VALUES.filter((v) => v !== null).length;
+        expect(status.columns[0]).to.include({ state: 'encrypted', cells: nonNull, plaintext: 0, undecryptable: 0 });
+        expect(Object.values(status.columns[0].byKey)).to.deep.equal([nonNull]);
+        expect(needsAttention(status)).to.equal(false);
+      },
+    );
 
-    it('cells are readable offline from the key-store passphrase alone (TypeScript codec, SQL Server derivation)', async () => {
-      await seedDemo(tk, 0);
-      const expected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
-      await install(tk);
-      const passphrase = (await (await tk.keystore()).get('passphrase'))!;
-      const key = {
-        keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
-        key: deriveKey(passphrase.reveal(), 'sql2017'),
-      };
-      for (const [id, cell] of await rawCells(tk.engine.knex, mailbox)) {
-        const plaintext = cell === null ? null : decryptByKey(cell, key, guidStringToBytes(id));
-        expect(plaintext === null ? null : nvarcharText(plaintext)).to.equal(expected.get(id));
-      }
-      expect((await verify(tk)).ok).to.equal(true);
-    });
+    it(
+      'cells are readable offline from the key-store passphrase ' + 'alone (TypeScript codec, SQL Server derivation)',
+      async () => {
+        await seedDemo(tk, 0);
+        const expected = await insertRows(tk.engine.knex, mailbox, TRICKY_VALUES);
+        await install(tk);
+        const passphrase = (await (await tk.keystore()).get('passphrase'))!;
+        const key = {
+          keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+          key: deriveKey(passphrase.reveal(), 'sql2017'),
+        };
+        for (const [id, cell] of await rawCells(tk.engine.knex, mailbox)) {
+          const plaintext = cell === null ? null : decryptByKey(cell, key, guidStringToBytes(id));
+          expect(plaintext === null ? null : nvarcharText(plaintext)).to.equal(expected.get(id));
+        }
+        expect((await verify(tk)).ok).to.equal(true);
+      },
+    );
 
     it('a second install changes nothing', async () => {
       await seedDemo(tk, 30);
@@ -142,39 +150,43 @@ for (const target of targetNames()) {
       );
     });
 
-    it('rows written between batches, behind the batch cursor or already encrypted, are caught by the final reconcile', async () => {
-      await seedDemo(tk, 0);
-      const expected = await insertRows(
-        tk.engine.knex,
-        mailbox,
-        Array.from({ length: 30 }, (_, i) => `secret-${i}`),
-      );
-      await tk.engine.prepare();
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      const [firstId] = [...expected.keys()].sort();
-      const lowest = '00000000-0000-4000-8000-000000000000';
-      let batches = 0;
-      await convertColumns(tk, {
-        batchSize: 5,
-        afterBatch: async (column) => {
-          if (column.table !== 'MailboxBase' || ++batches !== 2) return;
-          // What an application may do while the conversion runs: a new row that sorts before
-          // every batch still to come, and a new value for a row already encrypted.
-          await tk.engine.knex
-            .table('MailboxBase')
-            .insert({ MailboxId: lowest, Name: 'late row', Password: 'late secret' });
-          await tk.engine.knex
-            .table('MailboxBase')
-            .where('MailboxId', firstId)
-            .update({ Password: 'changed after its batch' });
-        },
-      });
-      expect(batches).to.be.greaterThan(2);
-      expected.set(lowest, 'late secret');
-      expected.set(firstId, 'changed after its batch');
-      expect(await decryptedValues(tk, mailbox)).to.deep.equal(expected);
-    });
+    it(
+      'rows written between batches, behind the batch cursor ' +
+        'or already encrypted, are caught by the final reconcile',
+      async () => {
+        await seedDemo(tk, 0);
+        const expected = await insertRows(
+          tk.engine.knex,
+          mailbox,
+          Array.from({ length: 30 }, (_, i) => `secret-${i}`),
+        );
+        await tk.engine.prepare();
+        await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+        await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+        const [firstId] = [...expected.keys()].sort();
+        const lowest = '00000000-0000-4000-8000-000000000000';
+        let batches = 0;
+        await convertColumns(tk, {
+          batchSize: 5,
+          afterBatch: async (column) => {
+            if (column.table !== 'MailboxBase' || ++batches !== 2) return;
+            // What an application may do while the conversion runs: a new row that sorts before
+            // every batch still to come, and a new value for a row already encrypted.
+            await tk.engine.knex
+              .table('MailboxBase')
+              .insert({ MailboxId: lowest, Name: 'late row', Password: 'late secret' });
+            await tk.engine.knex
+              .table('MailboxBase')
+              .where('MailboxId', firstId)
+              .update({ Password: 'changed after its batch' });
+          },
+        });
+        expect(batches).to.be.greaterThan(2);
+        expected.set(lowest, 'late secret');
+        expected.set(firstId, 'changed after its batch');
+        expect(await decryptedValues(tk, mailbox)).to.deep.equal(expected);
+      },
+    );
 
     it('an install killed while knex held its migration lock does not block the next install', async () => {
       await seedDemo(tk, 5);
@@ -204,7 +216,8 @@ for (const target of targetNames()) {
       ];
       await install(tk);
       await tk.engine.knex.raw(
-        `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
+        `update "MailboxBase" set "Password" = (select "Password" from ` +
+          `"MailboxBase" where "MailboxId" = ?) where "MailboxId" = ?`,
         [first, second],
       );
       const values = await decryptedValues(tk, mailbox);
@@ -227,46 +240,51 @@ for (const target of targetNames()) {
       expect(error.message).to.match(/MailboxBase\.Password: 1 value/);
       expect(await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES)).to.deep.equal(before);
       const schema = await tk.engine.knex.raw(
-        `select to_regclass('cellcrypt.symmetric_keys') is null as absent, to_regclass('cellcrypt_migrations') is null as no_migrations`,
+        `select to_regclass('cellcrypt.symmetric_keys') is null as absent, ` +
+          `to_regclass('cellcrypt_migrations') is null as no_migrations`,
       );
       expect(schema.rows[0]).to.deep.equal({ absent: true, no_migrations: true });
       if (target === 'pglite') expect(existsSync(`${org.dir}/config`)).to.equal(false);
     });
 
-    it('finds every value whose UTF-16 form is over the limit, at the boundary, whatever its mix of ASCII, 2-, 3- and 4-byte characters', async () => {
-      await seedDemo(tk, 0);
-      // A 10-byte limit: 5 UTF-16 units. UTF-8 sizes differ (1, 2, 3, 4 bytes per character), which
-      // is what the cheap "2 * octet_length" pre-filter must never get wrong.
-      const values: Array<[string, boolean]> = [
-        ['abcde', false],
-        ['abcdef', true],
-        ['ééééé', false],
-        ['éééééé', true],
-        ['€€€€€', false],
-        ['€€€€€€', true],
-        ['😀😀a', false],
-        ['😀😀ab', true],
-        ['😀a😀', false],
-        ['', false],
-      ];
-      const ids = await insertRows(
-        tk.engine.knex,
-        mailbox,
-        values.map(([v]) => v),
-      );
-      const idOf = new Map([...ids].map(([id, v]) => [v, id]));
-      const found = await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 10);
-      const expected = values
-        .filter(([, tooLong]) => tooLong)
-        .map(([v]) => idOf.get(v)!)
-        .sort();
-      expect(found.count).to.equal(expected.length);
-      expect([...found.examples].sort()).to.deep.equal(expected);
-      expect(await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 12)).to.deep.equal({
-        count: 0,
-        examples: [],
-      });
-    });
+    it(
+      'finds every value whose UTF-16 form is over the limit, at the ' +
+        'boundary, whatever its mix of ASCII, 2-, 3- and 4-byte characters',
+      async () => {
+        await seedDemo(tk, 0);
+        // A 10-byte limit: 5 UTF-16 units. UTF-8 sizes differ (1, 2, 3, 4 bytes per character), which
+        // is what the cheap "2 * octet_length" pre-filter must never get wrong.
+        const values: Array<[string, boolean]> = [
+          ['abcde', false],
+          ['abcdef', true],
+          ['ééééé', false],
+          ['éééééé', true],
+          ['€€€€€', false],
+          ['€€€€€€', true],
+          ['😀😀a', false],
+          ['😀😀ab', true],
+          ['😀a😀', false],
+          ['', false],
+        ];
+        const ids = await insertRows(
+          tk.engine.knex,
+          mailbox,
+          values.map(([v]) => v),
+        );
+        const idOf = new Map([...ids].map(([id, v]) => [v, id]));
+        const found = await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 10);
+        const expected = values
+          .filter(([, tooLong]) => tooLong)
+          .map(([v]) => idOf.get(v)!)
+          .sort();
+        expect(found.count).to.equal(expected.length);
+        expect([...found.examples].sort()).to.deep.equal(expected);
+        expect(await tk.engine.columns.findTooLong(tk.engine.knex, mailbox, 12)).to.deep.equal({
+          count: 0,
+          examples: [],
+        });
+      },
+    );
 
     it('a registered table that does not exist is refused before anything changes (exit 2)', async () => {
       await seedDemo(tk, 2);

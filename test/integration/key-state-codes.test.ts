@@ -122,7 +122,8 @@ for (const target of targetNames()) {
       await createToolkitTables(tk.engine.knex);
       // Sabotage the round trip the way a broken server function would.
       await tk.engine.knex.raw(
-        `create or replace function cellcrypt.decrypt_text(blob bytea, row_id uuid) returns text language sql stable as $$ select 'wrong'::text $$`,
+        `create or replace function cellcrypt.decrypt_text(blob bytea, row_id ` +
+          `uuid) returns text language sql stable as $$ select 'wrong'::text $$`,
       );
       const error = await rejection(provisionKeys(tk));
       expect(error.code).to.equal('SqlEncryptionEncryptionDecryptionTestError');

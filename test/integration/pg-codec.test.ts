@@ -102,7 +102,8 @@ for (const target of rawTargets()) {
     ): Promise<Array<Buffer | null>> {
       const values = blobs.map((blob, i) => `(${i}, '${blob.toString('hex')}')`).join(', ');
       const rows = await db.query<{ v: Buffer | null }>(
-        `select cellcrypt.decrypt_cell($1, decode(h, 'hex'), $2) as v from (values ${values}) as blobs(i, h) order by i`,
+        `select cellcrypt.decrypt_cell($1, decode(h, 'hex'), $2) ` +
+          `as v from (values ${values}) as blobs(i, h) order by i`,
         [key, authenticator],
       );
       return rows.map((row) => row.v);
@@ -224,7 +225,8 @@ for (const target of rawTargets()) {
           const uuid = randomUUID();
           const row = (
             await db.query<{ b: Buffer; u: string }>(
-              'select cellcrypt.guid_bytes($1::uuid) as b, cellcrypt.guid_from_bytes(cellcrypt.guid_bytes($1::uuid))::text as u',
+              'select cellcrypt.guid_bytes($1::uuid) as b, ' +
+                'cellcrypt.guid_from_bytes(cellcrypt.guid_bytes($1::uuid))::text as u',
               [uuid],
             )
           )[0];
@@ -322,7 +324,8 @@ for (const target of rawTargets()) {
 
       it("reproduces the published V1 ENCRYPTBYKEY(N'blubb') blob", async () => {
         const blob = await one<Buffer>(
-          `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), cellcrypt.key_guid_for_identity($2), cellcrypt.utf16le('blubb'), null, $3) as v`,
+          `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), ` +
+            `cellcrypt.key_guid_for_identity($2), cellcrypt.utf16le('blubb'), null, $3) as v`,
           [V1.keySource, V1.identityValue, v1Iv],
         );
         expect(blob.length).to.equal(68);
@@ -355,15 +358,19 @@ for (const target of rawTargets()) {
         );
       });
 
-      it('fills one 8000-byte cell at most: 7943 plaintext bytes, 7923 with an authenticator (SQLSTATE 22001 beyond)', async () => {
-        const iv = randomBytes(16);
-        const plain = await encryptCell(v1Key, v1Guid, randomBytes(7943), null, iv);
-        expect(plain!.length).to.equal(cipherLength(7943, 0)).and.to.be.at.most(8000);
-        const authenticated = await encryptCell(v1Key, v1Guid, randomBytes(7923), randomBytes(16), iv);
-        expect(authenticated!.length).to.equal(cipherLength(7923, 20)).and.to.be.at.most(8000);
-        await expectSqlError(encryptCell(v1Key, v1Guid, randomBytes(7944), null, iv), '22001');
-        await expectSqlError(encryptCell(v1Key, v1Guid, randomBytes(7924), randomBytes(16), iv), '22001');
-      });
+      it(
+        'fills one 8000-byte cell at most: 7943 plaintext bytes, ' +
+          '7923 with an authenticator (SQLSTATE 22001 beyond)',
+        async () => {
+          const iv = randomBytes(16);
+          const plain = await encryptCell(v1Key, v1Guid, randomBytes(7943), null, iv);
+          expect(plain!.length).to.equal(cipherLength(7943, 0)).and.to.be.at.most(8000);
+          const authenticated = await encryptCell(v1Key, v1Guid, randomBytes(7923), randomBytes(16), iv);
+          expect(authenticated!.length).to.equal(cipherLength(7923, 20)).and.to.be.at.most(8000);
+          await expectSqlError(encryptCell(v1Key, v1Guid, randomBytes(7944), null, iv), '22001');
+          await expectSqlError(encryptCell(v1Key, v1Guid, randomBytes(7924), randomBytes(16), iv), '22001');
+        },
+      );
 
       it('returns NULL for a NULL plaintext or key (ENCRYPTBYKEY with no open key)', async () => {
         expect(await encryptCell(v1Key, v1Guid, null, randomBytes(16), v1Iv)).to.equal(null);
@@ -588,39 +595,45 @@ for (const target of rawTargets()) {
         return Buffer.concat([decipher.update(blob.subarray(36)), decipher.final()]);
       }
 
-      it('gives a cell that node:crypto opens under the new key to the same plaintext block (random inputs, every AES size both ways, versions 1 and 2)', async () => {
-        await fc.assert(
-          fc.asyncProperty(
-            fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-            fc.option(
-              fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)),
-              { nil: null },
+      it(
+        'gives a cell that node:crypto opens under the new key to the same ' +
+          'plaintext block (random inputs, every AES size both ways, versions 1 and 2)',
+        async () => {
+          await fc.assert(
+            fc.asyncProperty(
+              fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+              fc.option(
+                fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)),
+                { nil: null },
+              ),
+              fc.constantFrom(16, 24, 32),
+              fc.constantFrom(16, 24, 32),
+              fc.constantFrom<[number, 'sha1' | 'sha256']>([1, 'sha1'], [2, 'sha256'], [2, 'sha1']),
+              async (plain, authenticator, fromSize, toSize, [version, hash]) => {
+                const fromKey = randomBytes(fromSize);
+                const toKey = randomBytes(toSize);
+                const toGuid = randomBytes(16);
+                const blob = sealByHand(
+                  fromKey,
+                  randomBytes(16),
+                  randomBytes(16),
+                  innerOf(plain, authenticator, { hash }),
+                  version,
+                );
+                const moved = await reencrypt(blob, fromKey, toKey, toGuid);
+                expect(moved.length).to.equal(blob.length);
+                expect(moved.subarray(0, 16).equals(toGuid)).to.equal(true);
+                expect(moved.readUInt32LE(16)).to.equal(version);
+                expect(innerBlock(toKey, moved).toString('hex')).to.equal(innerBlock(fromKey, blob).toString('hex'));
+                expect((await decryptCell(toKey, moved, authenticator))!.toString('hex')).to.equal(
+                  plain.toString('hex'),
+                );
+              },
             ),
-            fc.constantFrom(16, 24, 32),
-            fc.constantFrom(16, 24, 32),
-            fc.constantFrom<[number, 'sha1' | 'sha256']>([1, 'sha1'], [2, 'sha256'], [2, 'sha1']),
-            async (plain, authenticator, fromSize, toSize, [version, hash]) => {
-              const fromKey = randomBytes(fromSize);
-              const toKey = randomBytes(toSize);
-              const toGuid = randomBytes(16);
-              const blob = sealByHand(
-                fromKey,
-                randomBytes(16),
-                randomBytes(16),
-                innerOf(plain, authenticator, { hash }),
-                version,
-              );
-              const moved = await reencrypt(blob, fromKey, toKey, toGuid);
-              expect(moved.length).to.equal(blob.length);
-              expect(moved.subarray(0, 16).equals(toGuid)).to.equal(true);
-              expect(moved.readUInt32LE(16)).to.equal(version);
-              expect(innerBlock(toKey, moved).toString('hex')).to.equal(innerBlock(fromKey, blob).toString('hex'));
-              expect((await decryptCell(toKey, moved, authenticator))!.toString('hex')).to.equal(plain.toString('hex'));
-            },
-          ),
-          { numRuns: 40 },
-        );
-      });
+            { numRuns: 40 },
+          );
+        },
+      );
 
       it('draws a fresh IV per cell: the same cell moved twice gives two different IVs and ciphertexts', async () => {
         const fromKey = randomBytes(32);
@@ -640,26 +653,36 @@ for (const target of rawTargets()) {
         expect(a.subarray(20, 36).equals(blob.subarray(20, 36))).to.equal(false);
       });
 
-      it('never repairs a cell: one that does not decrypt under the old key does not decrypt under the new one', async () => {
-        const fromKey = randomBytes(32);
-        const toKey = randomBytes(32);
-        const rowId = randomBytes(16);
-        const good = sealByHand(fromKey, randomBytes(16), randomBytes(16), innerOf(utf16('secret'), rowId));
-        const flipped = Buffer.from(good);
-        flipped[flipped.length - 1] ^= 0x80;
-        const wrongKey = sealByHand(randomBytes(32), randomBytes(16), randomBytes(16), innerOf(utf16('secret'), rowId));
-        for (const damaged of [flipped, wrongKey]) {
-          expect(await decryptCell(fromKey, damaged, rowId)).to.equal(null);
-          expect(await decryptCell(toKey, await reencrypt(damaged, fromKey, toKey, randomBytes(16)), rowId)).to.equal(
-            null,
+      it(
+        'never repairs a cell: one that does not decrypt ' + 'under the old key does not decrypt under the new one',
+        async () => {
+          const fromKey = randomBytes(32);
+          const toKey = randomBytes(32);
+          const rowId = randomBytes(16);
+          const good = sealByHand(fromKey, randomBytes(16), randomBytes(16), innerOf(utf16('secret'), rowId));
+          const flipped = Buffer.from(good);
+          flipped[flipped.length - 1] ^= 0x80;
+          const wrongKey = sealByHand(
+            randomBytes(32),
+            randomBytes(16),
+            randomBytes(16),
+            innerOf(utf16('secret'), rowId),
           );
-        }
-      });
+          for (const damaged of [flipped, wrongKey]) {
+            expect(await decryptCell(fromKey, damaged, rowId)).to.equal(null);
+            expect(await decryptCell(toKey, await reencrypt(damaged, fromKey, toKey, randomBytes(16)), rowId)).to.equal(
+              null,
+            );
+          }
+        },
+      );
 
       it('is inlined into the statement that uses it (no function call per cell: the point of its form)', async () => {
         await db.exec('create temporary table moving (cell bytea)');
         const plan = await db.query<{ 'QUERY PLAN': string }>(
-          `explain verbose update moving set cell = cellcrypt.reencrypt_cell(cell, (select decode(repeat('11', 32), 'hex')), (select decode(repeat('22', 32), 'hex')), decode(repeat('33', 16), 'hex'))`,
+          `explain verbose update moving set cell = cellcrypt.reencrypt_cell(cell, ` +
+            `(select decode(repeat('11', 32), 'hex')), (select decode(repeat('22', ` +
+            `32), 'hex')), decode(repeat('33', 16), 'hex'))`,
         );
         const text = plan.map((row) => row['QUERY PLAN']).join('\n');
         expect(text).to.match(/encrypt_iv\(/);
@@ -677,10 +700,13 @@ for (const target of rawTargets()) {
           const text = String.raw`a\b\\c\000`;
           const row = (
             await other.query<{ blob: Buffer; bytes: Buffer; back: string; plain: Buffer }>(
-              `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), cellcrypt.key_guid_for_identity($2), cellcrypt.utf16le('blubb'), null, $3) as blob,
+              `select cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), ` +
+                `cellcrypt.key_guid_for_identity($2), ` +
+                `cellcrypt.utf16le('blubb'), null, $3) as blob,
                     cellcrypt.utf16le($4) as bytes, cellcrypt.from_utf16le(cellcrypt.utf16le($4)) as back,
                     cellcrypt.decrypt_cell(cellcrypt.derive_key($1, 'sql2016'),
-                      cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), $5, cellcrypt.utf16le($4), $5, $3), $5) as plain`,
+                      cellcrypt.encrypt_cell(cellcrypt.derive_key($1, 'sql2016'), $5, ` +
+                `cellcrypt.utf16le($4), $5, $3), $5) as plain`,
               [V1.keySource, V1.identityValue, hex(V1.iv), text, hex(V1.keyGuid)],
             )
           )[0];
@@ -707,30 +733,34 @@ for (const target of rawTargets()) {
         expect(await one('select cellcrypt.cell_key_guid(null) as v')).to.equal(null);
       });
 
-      it('declares every function immutable and parallel safe, strict unless NULL means something or inlining needs it', async () => {
-        const rows = await db.query<{ name: string; volatile: string; strict: boolean; parallel: string }>(
-          `select p.proname as name, p.provolatile as volatile, p.proisstrict as strict, p.proparallel as parallel
+      it(
+        'declares every function immutable and parallel safe, ' +
+          'strict unless NULL means something or inlining needs it',
+        async () => {
+          const rows = await db.query<{ name: string; volatile: string; strict: boolean; parallel: string }>(
+            `select p.proname as name, p.provolatile as volatile, p.proisstrict as strict, p.proparallel as parallel
              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
             where n.nspname = 'cellcrypt'`,
-        );
-        const byName = new Map(rows.map((row) => [row.name, row]));
-        for (const name of [
-          'utf16le',
-          'from_utf16le',
-          'guid_bytes',
-          'guid_from_bytes',
-          'derive_key',
-          'key_guid_for_identity',
-          'encrypt_cell',
-          'decrypt_cell',
-          'cell_key_guid',
-        ]) {
-          const row = byName.get(name);
-          expect(row, name).to.not.equal(undefined);
-          expect([row!.volatile, row!.parallel], name).to.deep.equal(['i', 's']);
-          expect(row!.strict, name).to.equal(!['encrypt_cell', 'decrypt_cell', 'cell_key_guid'].includes(name));
-        }
-      });
+          );
+          const byName = new Map(rows.map((row) => [row.name, row]));
+          for (const name of [
+            'utf16le',
+            'from_utf16le',
+            'guid_bytes',
+            'guid_from_bytes',
+            'derive_key',
+            'key_guid_for_identity',
+            'encrypt_cell',
+            'decrypt_cell',
+            'cell_key_guid',
+          ]) {
+            const row = byName.get(name);
+            expect(row, name).to.not.equal(undefined);
+            expect([row!.volatile, row!.parallel], name).to.deep.equal(['i', 's']);
+            expect(row!.strict, name).to.equal(!['encrypt_cell', 'decrypt_cell', 'cell_key_guid'].includes(name));
+          }
+        },
+      );
     });
   });
 }

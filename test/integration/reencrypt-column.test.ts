@@ -92,39 +92,42 @@ for (const target of targetNames()) {
       expect(await decryptedValues(tk, column)).to.deep.equal(before);
     });
 
-    it('keeps the plaintext block byte for byte (same length, new GUID and IV), so a damaged cell stays damaged', async () => {
-      const column = mailbox();
-      const cells = await rawCells(tk.engine.knex, column);
-      const [damagedId, damaged] = [...cells].find(([, cell]) => cell !== null)!;
-      const flipped = Buffer.from(damaged!);
-      flipped[flipped.length - 20] ^= 0x01;
-      await tk.engine.knex.raw(
-        `update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`,
-        [flipped, damagedId],
-      );
-      await keyTransaction(tk.engine, async (trx) => {
-        const newGuid = await withBothKeys(trx, { openNew: true });
-        await onePagePerChunk.lockTable(trx, column);
-        await onePagePerChunk.reencryptColumn!(trx, column, access.current.keyGuid, newGuid, () => undefined);
-        const after = await rawCells(trx, column);
-        for (const [id, cell] of cells) {
-          const moved = after.get(id)!;
-          if (cell === null) {
-            expect(moved).to.equal(null);
-            continue;
+    it(
+      'keeps the plaintext block byte for byte (same length, ' + 'new GUID and IV), so a damaged cell stays damaged',
+      async () => {
+        const column = mailbox();
+        const cells = await rawCells(tk.engine.knex, column);
+        const [damagedId, damaged] = [...cells].find(([, cell]) => cell !== null)!;
+        const flipped = Buffer.from(damaged!);
+        flipped[flipped.length - 20] ^= 0x01;
+        await tk.engine.knex.raw(
+          `update ${q(column.table)} set ${q(column.column)} = ? where ${q(column.primaryKey)} = ?`,
+          [flipped, damagedId],
+        );
+        await keyTransaction(tk.engine, async (trx) => {
+          const newGuid = await withBothKeys(trx, { openNew: true });
+          await onePagePerChunk.lockTable(trx, column);
+          await onePagePerChunk.reencryptColumn!(trx, column, access.current.keyGuid, newGuid, () => undefined);
+          const after = await rawCells(trx, column);
+          for (const [id, cell] of cells) {
+            const moved = after.get(id)!;
+            if (cell === null) {
+              expect(moved).to.equal(null);
+              continue;
+            }
+            expect(moved.length, id).to.equal(cell.length);
+            expect(moved.subarray(16, 20).toString('hex')).to.equal(cell.subarray(16, 20).toString('hex'));
+            expect(moved.subarray(20, 36).equals(cell.subarray(20, 36)), `${id}: a fresh IV`).to.equal(false);
           }
-          expect(moved.length, id).to.equal(cell.length);
-          expect(moved.subarray(16, 20).toString('hex')).to.equal(cell.subarray(16, 20).toString('hex'));
-          expect(moved.subarray(20, 36).equals(cell.subarray(20, 36)), `${id}: a fresh IV`).to.equal(false);
-        }
-        const census = await onePagePerChunk.census(trx, column, { decrypt: true });
-        expect(census.byKey).to.deep.equal({ [newGuid]: census.cells });
-        expect(census.undecryptable, 'the flipped cell is still undecryptable').to.equal(1);
-        throw new Error('roll back');
-      }).catch((error) => {
-        if (!/roll back/.test(String(error))) throw error;
-      });
-    });
+          const census = await onePagePerChunk.census(trx, column, { decrypt: true });
+          expect(census.byKey).to.deep.equal({ [newGuid]: census.cells });
+          expect(census.undecryptable, 'the flipped cell is still undecryptable').to.equal(1);
+          throw new Error('roll back');
+        }).catch((error) => {
+          if (!/roll back/.test(String(error))) throw error;
+        });
+      },
+    );
 
     it('raises (no NULL cell) when the new key is not open, and the rollback leaves every cell as it was', async () => {
       const column = mailbox();

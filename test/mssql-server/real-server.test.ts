@@ -64,17 +64,20 @@ if (serverUrl)
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('install on a seeded org: every column encrypted, status active, no plaintext or undecryptable cell', async () => {
-      await seedDemo(tk, 200);
-      await install(tk);
-      const status = await readStatus(tk);
-      expect(status.active).to.equal(true);
-      for (const column of status.columns) {
-        expect(column.state, `${column.table}.${column.column}`).to.equal('encrypted');
-        expect(column.plaintext).to.equal(0);
-        expect(column.undecryptable).to.equal(0);
-      }
-    });
+    it(
+      'install on a seeded org: every column encrypted, ' + 'status active, no plaintext or undecryptable cell',
+      async () => {
+        await seedDemo(tk, 200);
+        await install(tk);
+        const status = await readStatus(tk);
+        expect(status.active).to.equal(true);
+        for (const column of status.columns) {
+          expect(column.state, `${column.table}.${column.column}`).to.equal('encrypted');
+          expect(column.plaintext).to.equal(0);
+          expect(column.undecryptable).to.equal(0);
+        }
+      },
+    );
 
     it('the key bytes read back with DECRYPTBYCERT from sys.key_encryptions equal deriveKey (sql2017)', async () => {
       const passphrase = (await (await tk.keystore()).get('passphrase'))!;
@@ -82,7 +85,9 @@ if (serverUrl)
       const rows = (await tk.engine.knex.transaction(async (trx) => {
         await trx.raw(`OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${masterPassword.reveal().replace(/'/g, "''")}'`);
         return trx.raw(
-          `SELECT k.name, DECRYPTBYCERT(CERT_ID(N'cellcrypt_certificate'), e.crypt_property) AS key_bytes FROM sys.symmetric_keys k JOIN sys.key_encryptions e ON e.key_id = k.symmetric_key_id WHERE e.crypt_type = 'EPUC' AND k.name LIKE N'cellcrypt[_]key[_]%'`,
+          `SELECT k.name, DECRYPTBYCERT(CERT_ID(N'cellcrypt_certificate'), e.crypt_property) ` +
+            `AS key_bytes FROM sys.symmetric_keys k JOIN sys.key_encryptions e ON e.key_id = ` +
+            `k.symmetric_key_id WHERE e.crypt_type = 'EPUC' AND k.name LIKE N'cellcrypt[_]key[_]%'`,
         );
       })) as Array<{ name: string; key_bytes: Buffer }>;
       expect(rows).to.have.length(1);
@@ -90,29 +95,34 @@ if (serverUrl)
       expect(Buffer.from(rows[0].key_bytes).includes(deriveKey(passphrase.reveal(), 'sql2017'))).to.equal(true);
     });
 
-    it('blobs cross-decrypt: a server cell opens with the TypeScript codec, a codec cell opens with DECRYPTBYKEY', async () => {
-      const passphrase = (await (await tk.keystore()).get('passphrase'))!;
-      const key = {
-        keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
-        key: deriveKey(passphrase.reveal(), 'sql2017'),
-      };
-      const [row] = (await tk.engine.knex.raw(
-        'SELECT TOP (1) CONVERT(nvarchar(36), [MailboxId]) AS id, [Password] AS cell FROM [MailboxBase] WHERE [Password] IS NOT NULL',
-      )) as Array<{ id: string; cell: Buffer }>;
-      expect(decryptByKey(Buffer.from(row.cell), key, guidStringToBytes(row.id))).to.not.equal(null);
+    it(
+      'blobs cross-decrypt: a server cell opens with the ' + 'TypeScript codec, a codec cell opens with DECRYPTBYKEY',
+      async () => {
+        const passphrase = (await (await tk.keystore()).get('passphrase'))!;
+        const key = {
+          keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+          key: deriveKey(passphrase.reveal(), 'sql2017'),
+        };
+        const [row] = (await tk.engine.knex.raw(
+          'SELECT TOP (1) CONVERT(nvarchar(36), [MailboxId]) AS id, ' +
+            '[Password] AS cell FROM [MailboxBase] WHERE [Password] IS NOT NULL',
+        )) as Array<{ id: string; cell: Buffer }>;
+        expect(decryptByKey(Buffer.from(row.cell), key, guidStringToBytes(row.id))).to.not.equal(null);
 
-      const text = `codec → server 😀 ${randomBytes(4).toString('hex')}`;
-      const blob = encryptByKey(key, nvarcharBytes(text), { authenticator: guidStringToBytes(row.id) });
-      const masterPassword = (await (await tk.keystore()).get('master-key-password'))!;
-      const opened = (await tk.engine.knex.transaction(async (trx) => {
-        await trx.raw(`OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${masterPassword.reveal().replace(/'/g, "''")}'`);
-        await trx.raw('OPEN SYMMETRIC KEY [cellcrypt_key_1] DECRYPTION BY CERTIFICATE [cellcrypt_certificate]');
-        return trx.raw(
-          `SELECT DECRYPTBYKEY(0x${blob.toString('hex')}, 1, CONVERT(varbinary(16), CONVERT(uniqueidentifier, N'${row.id}'))) AS plaintext`,
-        );
-      })) as Array<{ plaintext: Buffer }>;
-      expect(nvarcharText(Buffer.from(opened[0].plaintext))).to.equal(text);
-    });
+        const text = `codec → server 😀 ${randomBytes(4).toString('hex')}`;
+        const blob = encryptByKey(key, nvarcharBytes(text), { authenticator: guidStringToBytes(row.id) });
+        const masterPassword = (await (await tk.keystore()).get('master-key-password'))!;
+        const opened = (await tk.engine.knex.transaction(async (trx) => {
+          await trx.raw(`OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${masterPassword.reveal().replace(/'/g, "''")}'`);
+          await trx.raw('OPEN SYMMETRIC KEY [cellcrypt_key_1] DECRYPTION BY CERTIFICATE [cellcrypt_certificate]');
+          return trx.raw(
+            `SELECT DECRYPTBYKEY(0x${blob.toString('hex')}, 1, CONVERT(varbinary(16), ` +
+              `CONVERT(uniqueidentifier, N'${row.id}'))) AS plaintext`,
+          );
+        })) as Array<{ plaintext: Buffer }>;
+        expect(nvarcharText(Buffer.from(opened[0].plaintext))).to.equal(text);
+      },
+    );
 
     it('change-key in one transaction moves every cell to the new key and drops the old one', async () => {
       const result = await changeKey(tk, { generate: true });

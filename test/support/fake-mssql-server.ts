@@ -84,7 +84,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       return [{ TABLE_NAME: 'x' }];
     if (/from \[cellcrypt\]\.\[organization\]/i.test(sql)) return [{ id: state.orgId }];
     if (/insert into \[cellcrypt\]\.\[(audit|ledger)\]/i.test(sql)) return [];
-    if (/update \[cellcrypt\]\.\[ledger\]/i.test(sql)) return [{ '': 0 }]; // knex appends 'select @@rowcount': no row yet, so it inserts
+    // knex appends 'select @@rowcount': no row yet, so it inserts
+    if (/update \[cellcrypt\]\.\[ledger\]/i.test(sql)) return [{ '': 0 }];
     if (/from \[cellcrypt\]\.\[audit\]/i.test(sql)) return [{ n: 0 }];
     // knex's migration list (change-key refuses an org whose migrations are behind): all applied.
     if (/from \[cellcrypt_migrations_lock\]/i.test(sql)) return [{ index: 1, is_locked: 0 }];
@@ -97,7 +98,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     // ---- key hierarchy ----
     if (
       sql.startsWith(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key",
+        'SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE ' +
+          "name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key",
       )
     )
       return [{ master_key: state.masterKey ? 1 : 0, prepared: 1 }];
@@ -114,7 +116,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     if (state.restoredElsewhere && sql.startsWith('CLOSE ALL SYMMETRIC KEYS;') && sql.includes('OPEN SYMMETRIC KEY')) {
       return Object.assign(
         new Error(
-          'Please create a master key in the database or open the master key in the session before performing this operation.',
+          'Please create a master key in the database or open the ' +
+            'master key in the session before performing this operation.',
         ),
         { number: 15581 },
       );
@@ -184,7 +187,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       }
       if (sql.includes('i.is_primary_key = 1')) return [{ name: column.primaryKey }];
       if (sql.includes('DATALENGTH(CONVERT(nvarchar(max)')) return [{ n: 0, examples: null }];
-      if (sql.startsWith('SELECT COUNT(*) AS n FROM') && sql.includes('DECRYPTBYKEY')) return [{ n: 0 }]; // every shadow round-trips
+      // every shadow round-trips
+      if (sql.startsWith('SELECT COUNT(*) AS n FROM') && sql.includes('DECRYPTBYKEY')) return [{ n: 0 }];
       if (sql.startsWith('SELECT COUNT(')) return [{ n: converted ? 0 : plaintext }];
       if (sql.startsWith('ALTER TABLE') && sql.includes(' ADD ')) return [];
       if (sql.includes('DECLARE @written')) {

@@ -30,7 +30,10 @@ export interface RecordedCall {
   isolationLevel?: number;
 }
 type Row = Record<string, unknown>;
-/** An Error => the request fails with it (give it a `number`, e.g. 8152; `abortsTransaction: true` for one that ends the transaction server-side, like deadlock 1205). */
+/**
+ * An Error => the request fails with it (give it a `number`, e.g. 8152; `abortsTransaction: true`
+ * for one that ends the transaction server-side, like deadlock 1205).
+ */
 export type Responder = (
   sql: string,
   parameters: RecordedCall['parameters'],
@@ -175,7 +178,8 @@ export class FakeConnection extends EventEmitter {
   }
 
   private record(call: Omit<RecordedCall, 'connectionId'>): void {
-    const defined = Object.entries(call).filter(([, value]) => value !== undefined); // so deep.equal needs no `undefined` keys
+    // so deep.equal needs no `undefined` keys
+    const defined = Object.entries(call).filter(([, value]) => value !== undefined);
     this.recorder.calls.push({ connectionId: this.id, ...Object.fromEntries(defined) } as RecordedCall);
   }
   private describe(request: FakeRequest) {
@@ -269,7 +273,10 @@ export interface FakeMssql {
   connectionOptions: Array<Record<string, unknown>>;
   /** Read on every statement: may be replaced mid-test. */
   responder: Responder;
-  /** The calls as short strings ('begin', 'commit', 'rollback [name]', 'save <name>', 'sql: <first 60 chars>', 'batch: ...', 'cancel', 'reset'); pool 'connect'/'close' left out. */
+  /**
+   * The calls as short strings ('begin', 'commit', 'rollback [name]', 'save <name>',
+   * 'sql: <first 60 chars>', 'batch: ...', 'cancel', 'reset'); pool 'connect'/'close' left out.
+   */
   sequence(connectionId?: number): string[];
   /** Every SQL text sent (execSql and execSqlBatch) in order. */
   statements(connectionId?: number): string[];

@@ -30,7 +30,10 @@ const PIECES = [
   ':',
 ];
 
-/** Inputs that hit the edges of our parsers: BOMs, fragments of our formats, invalid UTF-8 and UTF-16, sizes at the limits. */
+/**
+ * Inputs that hit the edges of our parsers: BOMs, fragments of our formats, invalid UTF-8 and
+ * UTF-16, sizes at the limits.
+ */
 export function hostileBytes(): fc.Arbitrary<Uint8Array> {
   const piece = fc.oneof(
     fc.constantFrom(...PIECES).map((p) => Buffer.from(p, 'utf8')),

@@ -23,7 +23,8 @@ export async function tableChecksums(db: Db, tables: readonly string[]): Promise
       [table],
     );
     const rows = await db.raw(
-      `select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as sum, count(*)::int as n from ${q(table)} t`,
+      `select md5(coalesce(string_agg(t::text, '|' order by ` +
+        `t::text), '')) as sum, count(*)::int as n from ${q(table)} t`,
     );
     out[table] = `${columns.rows[0].shape} rows=${rows.rows[0].n} md5=${rows.rows[0].sum}`;
   }
@@ -64,7 +65,8 @@ export async function decryptedValues(tk: Toolkit, column: SensitiveColumn): Pro
   const { access } = await requireActive(tk);
   const rows = await withOpenKeys(tk, access, (trx) =>
     trx.raw(
-      `select ${q(column.primaryKey)}::text as id, ${q(column.column)} is null as is_null, cellcrypt.decrypt_text(${q(column.column)}, ${q(column.primaryKey)}) as value from ${q(column.table)}`,
+      `select ${q(column.primaryKey)}::text as id, ${q(column.column)} is null as is_null, ` +
+        `cellcrypt.decrypt_text(${q(column.column)}, ${q(column.primaryKey)}) as value from ${q(column.table)}`,
     ),
   );
   return new Map(

@@ -119,7 +119,10 @@ function statementAt(sql: string, offset: number): string {
   return sql.slice(from, to).replace(/\s+/g, ' ').trim().slice(0, 80);
 }
 
-/** The top-level arguments of the call whose `(` is at `open` (each a token list), or undefined when it never closes. */
+/**
+ * The top-level arguments of the call whose `(` is at `open` (each a token list), or undefined when
+ * it never closes.
+ */
 function callArguments(code: SqlToken[], open: number): SqlToken[][] | undefined {
   const args: SqlToken[][] = [[]];
   let depth = 0;
@@ -200,7 +203,8 @@ export function symmetricKeyRules(sql: string): string[] {
     const algorithm = algorithmAt < 0 ? undefined : statement[algorithmAt + 2];
     if (!algorithm || !isWord(algorithm, ...AES)) {
       violations.push(
-        `CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not ${algorithm ? algorithm.text : 'none'}: ${name}`,
+        `CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, ` +
+          `not ${algorithm ? algorithm.text : 'none'}: ${name}`,
       );
     }
     // The mechanisms follow `ENCRYPTION BY`, comma-separated: each must be a certificate.

@@ -17,7 +17,8 @@ import {
  */
 
 const CREATE_KEY =
-  "CREATE SYMMETRIC KEY [k] WITH ALGORITHM = AES_256, KEY_SOURCE = N'$(CellcryptPassphrase)', IDENTITY_VALUE = N'$(CellcryptIdentityValue)' ENCRYPTION BY CERTIFICATE [cellcrypt_cert];";
+  "CREATE SYMMETRIC KEY [k] WITH ALGORITHM = AES_256, KEY_SOURCE = N'$(CellcryptPassphrase)', " +
+  "IDENTITY_VALUE = N'$(CellcryptIdentityValue)' ENCRYPTION BY CERTIFICATE [cellcrypt_cert];";
 
 describe('tsql-grammar: parseTsql', function () {
   this.timeout(60_000); // the first parse deserializes the grammar (~1 s)
@@ -50,17 +51,22 @@ describe('tsql-grammar: parseTsql', function () {
   it('accepts the valid T-SQL we might emit around the keys', () => {
     const statements = [
       "THROW 50000, N'msg', 1;",
-      "DECLARE @r int; EXEC @r = sp_getapplock @Resource = N'cellcrypt', @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 0; IF @r < 0 THROW 50000, N'locked', 1;",
-      "SELECT name, CONVERT(nvarchar(36), key_guid) AS key_guid FROM sys.symmetric_keys WHERE name <> N'##MS_DatabaseMasterKey##';",
+      "DECLARE @r int; EXEC @r = sp_getapplock @Resource = N'cellcrypt', @LockMode = N'Exclusive', " +
+        "@LockOwner = N'Transaction', @LockTimeout = 0; IF @r < 0 THROW 50000, N'locked', 1;",
+      'SELECT name, CONVERT(nvarchar(36), key_guid) AS key_guid FROM ' +
+        "sys.symmetric_keys WHERE name <> N'##MS_DatabaseMasterKey##';",
       'DBCC TRACESTATUS(4631);',
       'ALTER TABLE t ADD c varbinary(200) NULL;',
       "IF SCHEMA_ID(N'cellcrypt') IS NULL EXEC (N'CREATE SCHEMA cellcrypt');",
       "SELECT SERVERPROPERTY('ProductMajorVersion');",
-      "CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'##MS_DatabaseMasterKey##' AND database_id = DB_ID()) CLOSE MASTER KEY;",
+      'CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name ' +
+        "= N'##MS_DatabaseMasterKey##' AND database_id = DB_ID()) CLOSE MASTER KEY;",
       'UPDATE TOP (5000) t SET c = 1 WHERE c IS NULL;',
       'DECLARE @n int = 5; WITH batch AS (SELECT TOP (@n) c FROM t WHERE c IS NULL) UPDATE batch SET c = 1;',
-      'DECLARE @w TABLE (lost bit NOT NULL); UPDATE TOP (10) t SET c = 1 OUTPUT CASE WHEN inserted.c IS NULL THEN 1 ELSE 0 END INTO @w (lost) WHERE c IS NULL;',
-      'BEGIN TRY BEGIN TRANSACTION; UPDATE t SET c = 1; COMMIT TRANSACTION; END TRY BEGIN CATCH IF XACT_STATE() <> 0 ROLLBACK TRANSACTION; THROW; END CATCH',
+      'DECLARE @w TABLE (lost bit NOT NULL); UPDATE TOP (10) t SET c = 1 OUTPUT ' +
+        'CASE WHEN inserted.c IS NULL THEN 1 ELSE 0 END INTO @w (lost) WHERE c IS NULL;',
+      'BEGIN TRY BEGIN TRANSACTION; UPDATE t SET c = 1; COMMIT TRANSACTION; END ' +
+        'TRY BEGIN CATCH IF XACT_STATE() <> 0 ROLLBACK TRANSACTION; THROW; END CATCH',
       "OPEN MASTER KEY DECRYPTION BY PASSWORD = N'x'; ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY;",
       "SELECT DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, col, 1, CONVERT(varbinary(16), pk)) FROM t;",
     ];
@@ -146,12 +152,14 @@ describe('tsql-rules: symmetricKeyRules', () => {
     expect(
       symmetricKeyRules('SELECT 1; CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c;'),
     ).to.deep.equal([
-      'CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not TRIPLE_DES: CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c',
+      'CREATE SYMMETRIC KEY must use ALGORITHM = AES_128|AES_192|AES_256, not TRIPLE_DES: ' +
+        'CREATE SYMMETRIC KEY k WITH ALGORITHM = TRIPLE_DES ENCRYPTION BY CERTIFICATE c',
     ]);
     expect(
       symmetricKeyRules("CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'"),
     ).to.deep.equal([
-      "CREATE SYMMETRIC KEY must be ENCRYPTION BY CERTIFICATE only (found PASSWORD): CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'",
+      'CREATE SYMMETRIC KEY must be ENCRYPTION BY CERTIFICATE only (found PASSWORD): ' +
+        "CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY PASSWORD = N'x'",
     ]);
     expect(
       symmetricKeyRules("CREATE SYMMETRIC KEY k WITH ALGORITHM = AES_256 ENCRYPTION BY CERTIFICATE c, PASSWORD = N'x'"),
@@ -172,17 +180,24 @@ describe('tsql-rules: symmetricKeyRules', () => {
 });
 
 describe('tsql-rules: encryptByKeyArity', () => {
-  it('accepts ENCRYPTBYKEY with 2 or 4 arguments and DECRYPTBYKEY with 1 or 3, literals and names holding commas and parens', () => {
-    const sql =
-      "SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), N'a,b)?'), ENCRYPTBYKEY(KEY_GUID(N'k'), [we]]ird,name], 1, CONVERT(varbinary(16), pk)), " +
-      "DECRYPTBYKEY(c), DECRYPTBYKEY(c, 1, CONVERT(varbinary(16), 'x,)''y')), DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, c) FROM t -- ENCRYPTBYKEY(a)";
-    expect(encryptByKeyArity(sql)).to.deep.equal([]);
-  });
+  it(
+    'accepts ENCRYPTBYKEY with 2 or 4 arguments and DECRYPTBYKEY ' +
+      'with 1 or 3, literals and names holding commas and parens',
+    () => {
+      const sql =
+        "SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), N'a,b)?'), ENCRYPTBYKEY(KEY_GUID(N'k'), " +
+        '[we]]ird,name], 1, CONVERT(varbinary(16), pk)), ' +
+        "DECRYPTBYKEY(c), DECRYPTBYKEY(c, 1, CONVERT(varbinary(16), 'x,)''y')), " +
+        "DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, c) FROM t -- ENCRYPTBYKEY(a)";
+      expect(encryptByKeyArity(sql)).to.deep.equal([]);
+    },
+  );
 
   it('rejects ENCRYPTBYKEY with 3 arguments, DECRYPTBYKEY with 2, and an unclosed call', () => {
     expect(encryptByKeyArity("UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL;")).to.deep.equal(
       [
-        "ENCRYPTBYKEY takes 2 or 4 arguments, got 3 arguments: UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL",
+        'ENCRYPTBYKEY takes 2 or 4 arguments, got 3 arguments: UPDATE t ' +
+          "SET s = ENCRYPTBYKEY(KEY_GUID(N'k'), c, 1) WHERE c IS NOT NULL",
       ],
     );
     expect(encryptByKeyArity("SELECT decryptbykey(c, N'a,b') FROM t")).to.deep.equal([
@@ -196,8 +211,10 @@ describe('tsql-rules: encryptByKeyArity', () => {
 describe('tsql-rules: convertLengthRules', () => {
   it('accepts string and binary conversions with (n) or (max), and types that need no length', () => {
     const sql =
-      'SELECT CONVERT(nvarchar(100), x), CONVERT(varbinary(max), y), CAST(z AS char(2)), CAST(CONVERT(int, a) AS [varbinary](16)), ' +
-      "TRY_CONVERT(int, N'CONVERT(nvarchar, x)'), CONVERT(uniqueidentifier, N'3F2504E0-4F89-11D3-9A0C-0305E82C3301') FROM t";
+      'SELECT CONVERT(nvarchar(100), x), CONVERT(varbinary(max), y), ' +
+      'CAST(z AS char(2)), CAST(CONVERT(int, a) AS [varbinary](16)), ' +
+      "TRY_CONVERT(int, N'CONVERT(nvarchar, x)'), CONVERT(uniqueidentifier, " +
+      "N'3F2504E0-4F89-11D3-9A0C-0305E82C3301') FROM t";
     expect(convertLengthRules(sql)).to.deep.equal([]);
   });
 
@@ -207,8 +224,10 @@ describe('tsql-rules: convertLengthRules', () => {
     ]);
     expect(convertLengthRules('SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t')).to.deep.equal(
       [
-        'CAST to varbinary needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
-        'TRY_CAST to nchar needs an explicit length (n) or (max): SELECT CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
+        'CAST to varbinary needs an explicit length (n) or (max): SELECT ' +
+          'CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
+        'TRY_CAST to nchar needs an explicit length (n) or (max): SELECT ' +
+          'CAST(CAST(a AS int) AS VARBINARY), TRY_CAST(b AS [nchar]) FROM t',
       ],
     );
   });
@@ -254,21 +273,26 @@ describe('tsql-rules: noUnescapedPlaceholderInLiteral (SQL handed to knex.raw)',
 describe('tsql-rules: openKeyBeforeUse', () => {
   const open = (name: string) => `OPEN SYMMETRIC KEY ${name} DECRYPTION BY CERTIFICATE [c]`;
 
-  it('accepts ENCRYPTBYKEY/DECRYPTBYKEY after the key is opened (bracketed or bare name, any case), and DECRYPTBYKEYAUTOCERT anywhere', () => {
-    expect(
-      openKeyBeforeUse([
-        "SELECT DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, s) FROM t",
-        open('[we]]ird,name]'),
-        "UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'WE]ird,name'), c, 1, CONVERT(varbinary(16), pk))",
-        `${open('k2')}; SELECT DECRYPTBYKEY(s), ENCRYPTBYKEY(KEY_GUID(N'k2'), c) FROM t`,
-        "SELECT ENCRYPTBYKEY(CONVERT(uniqueidentifier, N'3F2504E0-4F89-11D3-9A0C-0305E82C3301'), c) FROM t",
-      ]),
-    ).to.deep.equal([]);
-  });
+  it(
+    'accepts ENCRYPTBYKEY/DECRYPTBYKEY after the key is opened ' +
+      '(bracketed or bare name, any case), and DECRYPTBYKEYAUTOCERT anywhere',
+    () => {
+      expect(
+        openKeyBeforeUse([
+          "SELECT DECRYPTBYKEYAUTOCERT(CERT_ID(N'c'), NULL, s) FROM t",
+          open('[we]]ird,name]'),
+          "UPDATE t SET s = ENCRYPTBYKEY(KEY_GUID(N'WE]ird,name'), c, 1, CONVERT(varbinary(16), pk))",
+          `${open('k2')}; SELECT DECRYPTBYKEY(s), ENCRYPTBYKEY(KEY_GUID(N'k2'), c) FROM t`,
+          "SELECT ENCRYPTBYKEY(CONVERT(uniqueidentifier, N'3F2504E0-4F89-11D3-9A0C-0305E82C3301'), c) FROM t",
+        ]),
+      ).to.deep.equal([]);
+    },
+  );
 
   it('rejects use before OPEN, of another key, and after CLOSE SYMMETRIC KEY / CLOSE ALL SYMMETRIC KEYS', () => {
     expect(openKeyBeforeUse(["SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t", open('[k]')])).to.deep.equal([
-      "ENCRYPTBYKEY uses key k while it is not open (no OPEN SYMMETRIC KEY before) in statement 1: SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t",
+      'ENCRYPTBYKEY uses key k while it is not open (no OPEN SYMMETRIC KEY ' +
+        "before) in statement 1: SELECT ENCRYPTBYKEY(KEY_GUID(N'k'), c) FROM t",
     ]);
     expect(openKeyBeforeUse([open('k1'), "SELECT ENCRYPTBYKEY(KEY_GUID(N'k2'), c) FROM t"])).to.have.length(1);
     expect(
@@ -285,7 +309,8 @@ describe('tsql-rules: openKeyBeforeUse', () => {
 });
 
 /** A cellcrypt-like install script, as a DBA would run it with sqlcmd. */
-const INSTALL_SCRIPT = `
+const INSTALL_SCRIPT =
+  `
 -- cellcrypt install: run with sqlcmd -v CellcryptMasterKeyPassword=... (GO here is only a comment)
 IF NOT EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##')
   CREATE MASTER KEY ENCRYPTION BY PASSWORD = N'$(CellcryptMasterKeyPassword)';
@@ -295,7 +320,8 @@ ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY;
 IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE name = N'cellcrypt_cert')
   CREATE CERTIFICATE [cellcrypt_cert] WITH SUBJECT = N'cellcrypt cellcrypt_cert';
 GO
-CREATE SYMMETRIC KEY [k] WITH ALGORITHM = AES_256, KEY_SOURCE = N'$(CellcryptPassphrase)', IDENTITY_VALUE = N'$(CellcryptIdentityValue)'
+CREATE SYMMETRIC KEY [k] WITH ALGORITHM = AES_256, KEY_SOURCE = N'$(CellcryptPassphrase)', ` +
+  `IDENTITY_VALUE = N'$(CellcryptIdentityValue)'
   ENCRYPTION BY CERTIFICATE [cellcrypt_cert];
 GO
 ALTER TABLE [dbo].[contact] ADD [emailaddress1__cellcrypt] varbinary(400) NULL;
@@ -303,15 +329,18 @@ GO
 SET XACT_ABORT ON;
 BEGIN TRANSACTION;
 DECLARE @r int;
-EXEC @r = sp_getapplock @Resource = N'cellcrypt', @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 0;
+EXEC @r = sp_getapplock @Resource = N'cellcrypt', @LockMode = N'Exclusive', ` +
+  `@LockOwner = N'Transaction', @LockTimeout = 0;
 IF @r < 0 THROW 50000, N'cellcrypt: another run holds the lock', 1;
 OPEN SYMMETRIC KEY [k] DECRYPTION BY CERTIFICATE [cellcrypt_cert];
 UPDATE [dbo].[contact]
-  SET [emailaddress1__cellcrypt] = ENCRYPTBYKEY(KEY_GUID(N'k'), CONVERT(nvarchar(100), [emailaddress1]), 1, CONVERT(varbinary(16), [contactid]))
+  SET [emailaddress1__cellcrypt] = ENCRYPTBYKEY(KEY_GUID(N'k'), CONVERT(nvarchar(100), [emailaddress1]), ` +
+  `1, CONVERT(varbinary(16), [contactid]))
   WHERE [emailaddress1] IS NOT NULL;
 IF EXISTS (SELECT 1 FROM [dbo].[contact] WHERE [emailaddress1] IS NOT NULL
     AND (DECRYPTBYKEY([emailaddress1__cellcrypt], 1, CONVERT(varbinary(16), [contactid])) IS NULL
-      OR DECRYPTBYKEY([emailaddress1__cellcrypt], 1, CONVERT(varbinary(16), [contactid])) <> CONVERT(varbinary(max), CONVERT(nvarchar(100), [emailaddress1]))))
+      OR DECRYPTBYKEY([emailaddress1__cellcrypt], 1, CONVERT(varbinary(16), [contactid])) ` +
+  `<> CONVERT(varbinary(max), CONVERT(nvarchar(100), [emailaddress1]))))
   THROW 50001, N'cellcrypt: a cell does not round-trip', 1;
 ALTER TABLE [dbo].[contact] DROP COLUMN [emailaddress1];
 EXEC sp_rename N'[dbo].[contact].[emailaddress1__cellcrypt]', N'emailaddress1', N'COLUMN';

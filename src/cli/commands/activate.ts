@@ -8,7 +8,8 @@ export { activate };
 export default defineCommand<{ keyFile: string }>({
   command: 'activate',
   describe:
-    'Re-activate encryption with a saved key after a restore or import (--key-file F, - for stdin); proves the key on the cells before changing anything',
+    'Re-activate encryption with a saved key after a restore or import ' +
+    '(--key-file F, - for stdin); proves the key on the cells before changing anything',
   builder: (y) =>
     y.option('key-file', {
       type: 'string',
@@ -21,7 +22,8 @@ export default defineCommand<{ keyFile: string }>({
       const result = await activate(tk, keyFile.passphrase);
       io.result({ ...result, keyFile: { encoding: keyFile.encoding, checksum: keyFile.checksum } });
       io.print(
-        `encryption active again: key ${result.keyName} (${result.keyGuid}), derivation ${result.derivation}; ${result.cells} cell(s) decrypt under it`,
+        `encryption active again: key ${result.keyName} (${result.keyGuid}), ` +
+          `derivation ${result.derivation}; ${result.cells} cell(s) decrypt under it`,
       );
       if (keyFile.checksum === 'absent')
         io.log('note: the key file had no checksum line; it was proven on the cells instead');

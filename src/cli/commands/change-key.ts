@@ -17,7 +17,8 @@ interface ChangeKeyArgs {
 export default defineCommand<ChangeKeyArgs>({
   command: 'change-key',
   describe:
-    'Re-encrypt every cell under a new key (--key-file F, - for stdin, or --generate), in one transaction unless --batch-size N',
+    'Re-encrypt every cell under a new key (--key-file F, - for ' +
+    'stdin, or --generate), in one transaction unless --batch-size N',
   builder: (y) =>
     y
       .option('key-file', {

@@ -90,7 +90,8 @@ export function decryptOffline(request: DecryptOfflineInput): DecryptOfflineResu
     const { derivation, algorithm, integrityChecked } = trial;
     const plaintext = render(trial.plaintext, request.as);
     if (plaintext !== null) return { input, ok: true, plaintext, derivation, algorithm, keyGuid, integrityChecked };
-    const detail = `decrypted with ${derivation}/${algorithm} but the bytes are not UTF-16 text: try --as varchar or --as hex`;
+    const detail =
+      `decrypted with ${derivation}/${algorithm} but the ` + `bytes are not UTF-16 text: try --as varchar or --as hex`;
     return { input, ok: false, derivation, algorithm, keyGuid, reason: 'not-nvarchar', detail };
   });
 }

@@ -9,7 +9,8 @@ const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
 export default defineCommand({
   command: 'doctor',
   describe:
-    'Check everything a DBA would before trusting this org (server, schema, migrations, key, key store, columns, quota, permissions); each problem names its fix (exit 3 if any check fails)',
+    'Check everything a DBA would before trusting this org (server, schema, migrations, key, key ' +
+    'store, columns, quota, permissions); each problem names its fix (exit 3 if any check fails)',
   run: async (args, io) =>
     withToolkit(args, io, async (tk) => {
       const report = await doctor(tk);

@@ -13,7 +13,9 @@ type Operation = ScriptOperation | 'identity-value';
 export default defineCommand<{ operation: Operation; engine: 'mssql'; generation: number; keyFile?: string }>({
   command: 'script <operation>',
   describe:
-    'Print the complete T-SQL of install, change-key or activate for a DBA to review and run with sqlcmd (batches separated by GO, secrets as sqlcmd variables); identity-value prints the :setvar line the scripts need for a key file',
+    'Print the complete T-SQL of install, change-key or activate for a DBA to ' +
+    'review and run with sqlcmd (batches separated by GO, secrets as sqlcmd ' +
+    'variables); identity-value prints the :setvar line the scripts need for a key file',
   builder: (y) =>
     y
       .positional('operation', {
@@ -29,7 +31,8 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
         type: 'number',
         default: 1,
         describe:
-          'change-key: the key generation the cells are on now (cellcrypt_key_N; `status` shows it); activate: the generation to re-create',
+          'change-key: the key generation the cells are on now (cellcrypt_key_N; ' +
+          '`status` shows it); activate: the generation to re-create',
       })
       .option('key-file', { type: 'string', describe: 'identity-value: the key file (- for stdin)' }) as never,
   run: async (args, io) => {

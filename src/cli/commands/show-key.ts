@@ -8,7 +8,8 @@ export { readCurrentKey, writeKeyFile };
 export default defineCommand<{ out?: string; encoding: KeyFileEncoding }>({
   command: 'show-key',
   describe:
-    'Print the encryption key, or save it (--out F: mode 0600, with a checksum) to keep it safe outside this deployment',
+    'Print the encryption key, or save it (--out F: mode 0600, ' +
+    'with a checksum) to keep it safe outside this deployment',
   builder: (y) =>
     y
       .option('out', { type: 'string', describe: 'write the key to this new file instead of stdout' })
@@ -24,7 +25,8 @@ export default defineCommand<{ out?: string; encoding: KeyFileEncoding }>({
         writeKeyFile(args.out, passphrase, args.encoding);
         io.result({ file: args.out, encoding: args.encoding });
         io.print(
-          `key written to ${args.out} (${args.encoding}, mode 0600, with SHA-256 checksum); keep it somewhere safe outside this deployment`,
+          `key written to ${args.out} (${args.encoding}, mode 0600, with ` +
+            `SHA-256 checksum); keep it somewhere safe outside this deployment`,
         );
       } else {
         io.result({ key: passphrase.reveal() });

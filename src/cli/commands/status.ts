@@ -8,7 +8,8 @@ export { readStatus };
 export default defineCommand({
   command: 'status',
   describe:
-    'Show whether encryption is active, the keys, and per column its cells by key, plaintext and undecryptable counts (exit 3 if any need attention)',
+    'Show whether encryption is active, the keys, and per column its cells ' +
+    'by key, plaintext and undecryptable counts (exit 3 if any need attention)',
   run: async (args, io) =>
     withToolkit(args, io, async (tk) => {
       const report = await readStatus(tk);

@@ -8,7 +8,8 @@ export { verify };
 export default defineCommand({
   command: 'verify',
   describe:
-    'Prove every cell decrypts with its row authenticator and that the saved key alone reads a sample offline (exit 3 otherwise)',
+    'Prove every cell decrypts with its row authenticator and that ' +
+    'the saved key alone reads a sample offline (exit 3 otherwise)',
   run: async (args, io) =>
     withToolkit(args, io, async (tk) => {
       const report = await verify(tk);
@@ -16,7 +17,8 @@ export default defineCommand({
       printStatus(io, report.status);
       for (const o of report.offline) {
         io.print(
-          `offline check ${o.table}.${o.column}: ${o.sampled - o.failed}/${o.sampled} sampled cells decrypt with the saved key alone`,
+          `offline check ${o.table}.${o.column}: ${o.sampled - o.failed}/${o.sampled} ` +
+            `sampled cells decrypt with the saved key alone`,
         );
         for (const failure of o.failures) io.print(`  ${failure}`);
       }

@@ -36,14 +36,17 @@ const decrypt = (cell: string, pk: string) => `DECRYPTBYKEY(${cell}, 1, ${authen
 
 export const columnStatements = {
   describe: (ref: ColumnRef) =>
-    `SELECT c.name, ty.name AS type_name FROM sys.columns AS c JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id ` +
-    `WHERE c.object_id = OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') AND c.name IN (${[ref.column, shadowName(ref), ref.primaryKey].map(tsqlLiteral).join(', ')})`,
+    `SELECT c.name, ty.name AS type_name FROM sys.columns AS c ` +
+    `JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id ` +
+    `WHERE c.object_id = OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') AND c.name IN ` +
+    `(${[ref.column, shadowName(ref), ref.primaryKey].map(tsqlLiteral).join(', ')})`,
 
   tableExists: (ref: ColumnRef) =>
     `SELECT CASE WHEN OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') IS NULL THEN 0 ELSE 1 END AS present`,
 
   primaryKeyColumns: (ref: ColumnRef) =>
-    `SELECT c.name FROM sys.indexes AS i JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id ` +
+    `SELECT c.name FROM sys.indexes AS i ` +
+    `JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id ` +
     `JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id ` +
     `WHERE i.object_id = OBJECT_ID(${tsqlLiteral(q(ref.table))}, N'U') AND i.is_primary_key = 1`,
 
@@ -51,7 +54,10 @@ export const columnStatements = {
   findTooLong: (ref: ColumnRef, maxBytes: number) => {
     const { t, c, pk } = names(ref);
     const tooLong = `DATALENGTH(CONVERT(nvarchar(max), ${c})) > ${tsqlInteger(maxBytes)}`;
-    return `SELECT (SELECT COUNT(*) FROM ${t} WHERE ${tooLong}) AS n, (SELECT TOP (5) CONVERT(nvarchar(36), ${pk}) + N' ' FROM ${t} WHERE ${tooLong} ORDER BY ${pk} FOR XML PATH('')) AS examples`;
+    return (
+      `SELECT (SELECT COUNT(*) FROM ${t} WHERE ${tooLong}) AS n, (SELECT TOP (5) CONVERT(nvarchar(36), ` +
+      `${pk}) + N' ' FROM ${t} WHERE ${tooLong} ORDER BY ${pk} FOR XML PATH('')) AS examples`
+    );
   },
 
   countNonNull: (ref: ColumnRef, which: 'plaintext' | 'shadow') => {
@@ -80,7 +86,8 @@ export const columnStatements = {
     return (
       `DECLARE @n int; ` +
       `UPDATE ${t} SET ${s} = ${encrypt(ref, key, c, pk)} WHERE ${c} IS NOT NULL AND ` +
-      `(${s} IS NULL OR ${decrypt(s, pk)} IS NULL OR ${decrypt(s, pk)} <> ${plaintextBytes(ref, c)}); SET @n = @@ROWCOUNT; ` +
+      `(${s} IS NULL OR ${decrypt(s, pk)} IS NULL OR ${decrypt(s, pk)} ` +
+      `<> ${plaintextBytes(ref, c)}); SET @n = @@ROWCOUNT; ` +
       `UPDATE ${t} SET ${s} = NULL WHERE ${c} IS NULL AND ${s} IS NOT NULL; SET @n = @n + @@ROWCOUNT; ` +
       `SELECT @n AS n`
     );
@@ -89,7 +96,8 @@ export const columnStatements = {
   countShadowMismatches: (ref: ColumnRef) => {
     const { t, c, s, pk } = names(ref);
     return (
-      `SELECT COUNT(*) AS n FROM ${t} WHERE (${c} IS NULL AND ${s} IS NOT NULL) OR (${c} IS NOT NULL AND ${s} IS NULL) ` +
+      `SELECT COUNT(*) AS n FROM ${t} WHERE (${c} IS NULL AND ` +
+      `${s} IS NOT NULL) OR (${c} IS NOT NULL AND ${s} IS NULL) ` +
       `OR (${c} IS NOT NULL AND (${decrypt(s, pk)} IS NULL OR ${decrypt(s, pk)} <> ${plaintextBytes(ref, c)}))`
     );
   },
@@ -100,14 +108,23 @@ export const columnStatements = {
 
   swap: (ref: ColumnRef) => {
     const { t, c, s } = names(ref);
-    return `ALTER TABLE ${t} DROP COLUMN ${c}; EXEC sys.sp_rename ${tsqlLiteral(`${t}.${s}`)}, ${tsqlLiteral(ref.column)}, N'COLUMN'`;
+    return (
+      `ALTER TABLE ${t} DROP COLUMN ${c}; EXEC sys.sp_rename ` +
+      `${tsqlLiteral(`${t}.${s}`)}, ${tsqlLiteral(ref.column)}, N'COLUMN'`
+    );
   },
 
-  /** Per key GUID (the first 16 bytes of a cell); with `decrypt`, how many no open key opens with the row's authenticator. */
+  /**
+   * Per key GUID (the first 16 bytes of a cell); with `decrypt`, how many no open key opens with
+   * the row's authenticator.
+   */
   census: (ref: ColumnRef, withDecrypt: boolean) => {
     const { t, c, pk } = names(ref);
     const undecryptable = withDecrypt ? `SUM(CASE WHEN ${decrypt(c, pk)} IS NULL THEN 1 ELSE 0 END)` : 'NULL';
-    return `SELECT SUBSTRING(${c}, 1, 16) AS key_guid, COUNT(*) AS cells, ${undecryptable} AS undecryptable FROM ${t} WHERE ${c} IS NOT NULL GROUP BY SUBSTRING(${c}, 1, 16)`;
+    return (
+      `SELECT SUBSTRING(${c}, 1, 16) AS key_guid, COUNT(*) AS cells, ${undecryptable} ` +
+      `AS undecryptable FROM ${t} WHERE ${c} IS NOT NULL GROUP BY SUBSTRING(${c}, 1, 16)`
+    );
   },
 
   /**
@@ -120,10 +137,13 @@ export const columnStatements = {
     const { t, c, pk } = names(ref);
     return (
       `DECLARE @batch TABLE (id uniqueidentifier NOT NULL PRIMARY KEY, cell varbinary(max) NULL); ` +
-      `INSERT INTO @batch (id, cell) SELECT TOP (${tsqlInteger(limit)}) ${pk}, ENCRYPTBYKEY(${to}, ${decrypt(c, pk)}, 1, ${authenticator(pk)}) ` +
+      `INSERT INTO @batch (id, cell) SELECT TOP (${tsqlInteger(limit)}) ` +
+      `${pk}, ENCRYPTBYKEY(${to}, ${decrypt(c, pk)}, 1, ${authenticator(pk)}) ` +
       `FROM ${t} WITH (UPDLOCK) WHERE SUBSTRING(${c}, 1, 16) = CONVERT(varbinary(16), ${from}); ` +
-      `UPDATE target SET ${c} = b.cell FROM ${t} AS target JOIN @batch AS b ON target.${pk} = b.id WHERE b.cell IS NOT NULL; ` +
-      `SELECT (SELECT COUNT(*) FROM @batch WHERE cell IS NOT NULL) AS written, (SELECT COUNT(*) FROM @batch WHERE cell IS NULL) AS undecryptable`
+      `UPDATE target SET ${c} = b.cell FROM ${t} AS target JOIN ` +
+      `@batch AS b ON target.${pk} = b.id WHERE b.cell IS NOT NULL; ` +
+      `SELECT (SELECT COUNT(*) FROM @batch WHERE cell IS NOT NULL) AS written, ` +
+      `(SELECT COUNT(*) FROM @batch WHERE cell IS NULL) AS undecryptable`
     );
   },
 
@@ -132,6 +152,9 @@ export const columnStatements = {
 
   sampleCells: (ref: ColumnRef, limit: number) => {
     const { t, c, pk } = names(ref);
-    return `SELECT TOP (${tsqlInteger(limit)}) CONVERT(nvarchar(36), ${pk}) AS id, ${c} AS cell FROM ${t} WHERE ${c} IS NOT NULL ORDER BY NEWID()`;
+    return (
+      `SELECT TOP (${tsqlInteger(limit)}) CONVERT(nvarchar(36), ${pk}) AS id, ` +
+      `${c} AS cell FROM ${t} WHERE ${c} IS NOT NULL ORDER BY NEWID()`
+    );
   },
 };

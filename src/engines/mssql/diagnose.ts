@@ -1,11 +1,16 @@
 import type { Db, EngineDiagnosis } from '../engine';
 import { query } from './execute';
 
-/** SQL Server checks for `doctor`: version (2017+ for the SHA-512 derivation) and the master key's automatic opening. */
+/**
+ * SQL Server checks for `doctor`: version (2017+ for the SHA-512 derivation) and the master key's
+ * automatic opening.
+ */
 export const diagnoseStatement = () =>
-  `SELECT CONVERT(int, SERVERPROPERTY('ProductMajorVersion')) AS major, CONVERT(nvarchar(128), SERVERPROPERTY('ProductVersion')) AS version, ` +
+  `SELECT CONVERT(int, SERVERPROPERTY('ProductMajorVersion')) AS major, ` +
+  `CONVERT(nvarchar(128), SERVERPROPERTY('ProductVersion')) AS version, ` +
   `(SELECT is_master_key_encrypted_by_server FROM sys.databases WHERE database_id = DB_ID()) AS by_server, ` +
-  `CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key`;
+  `CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys ` +
+  `WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key`;
 
 export async function diagnoseMssql(db: Db): Promise<EngineDiagnosis[]> {
   const [row] = await query(db, diagnoseStatement(), 'doctor');

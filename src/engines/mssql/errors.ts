@@ -21,7 +21,9 @@ const BY_NUMBER: Record<number, Mapping | ((message: string) => Mapping)> = {
   15313: {
     code: 'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
     exitCode: 1,
-    hint: "the key store's master-key password does not open this database's master key; after a restore run `cellcrypt activate --key-file F`",
+    hint:
+      "the key store's master-key password does not open this database's " +
+      'master key; after a restore run `cellcrypt activate --key-file F`',
   },
   // Cannot find the certificate / symmetric key ..., because it does not exist or you do not have permission.
   15151: (message) =>
@@ -103,7 +105,9 @@ export function mapSqlServerError(error: unknown, where: string, redact: readonl
       `${where}: the statement timed out (${message}); it was rolled back`,
       {
         exitCode: 1,
-        hint: 'raise statementTimeout=<ms> (statements over whole columns) or requestTimeout=<ms> (the others) in the mssql:// URL, or use change-key --batch-size N',
+        hint:
+          'raise statementTimeout=<ms> (statements over whole columns) or requestTimeout=<ms> ' +
+          '(the others) in the mssql:// URL, or use change-key --batch-size N',
       },
     );
   }

@@ -96,7 +96,8 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
             exitCode: 1,
             hint:
               wanted === 'sql2016'
-                ? 'on SQL Server 2017+ enable trace flag 4631 (DBCC TRACEON(4631, -1)) for the activate, then turn it off'
+                ? 'on SQL Server 2017+ enable trace flag 4631 (DBCC TRACEON(4631, -1)) ' +
+                  'for the activate, then turn it off'
                 : 'turn trace flag 4631 off (DBCC TRACEOFF(4631, -1))',
           },
         );

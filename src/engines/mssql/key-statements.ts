@@ -32,7 +32,8 @@ export const MASTER_KEY_NAME = '##MS_DatabaseMasterKey##';
 
 export const keyStatements = {
   createMasterKey: (secret: SecretText) =>
-    `IF NOT EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') CREATE MASTER KEY ENCRYPTION BY PASSWORD = ${secret('masterKeyPassword')}`,
+    `IF NOT EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') ` +
+    `CREATE MASTER KEY ENCRYPTION BY PASSWORD = ${secret('masterKeyPassword')}`,
 
   /**
    * Opens the master key with its password and, when the database no longer has the service
@@ -44,77 +45,98 @@ export const keyStatements = {
    */
   openMasterKey: (secret: SecretText) =>
     `SET XACT_ABORT ON; OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
-    `IF NOT EXISTS (SELECT 1 FROM sys.databases WHERE database_id = DB_ID() AND is_master_key_encrypted_by_server = 1) ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
+    `IF NOT EXISTS (SELECT 1 FROM sys.databases WHERE database_id = DB_ID() AND ` +
+    `is_master_key_encrypted_by_server = 1) ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
 
   /** After a restore on another server the flag above still says yes but the copy is useless: always re-add it. */
   reencryptMasterKeyByServer: (secret: SecretText) =>
-    `OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
+    `OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
+    `ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
 
   createCertificate: (name: string) =>
-    `IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(name)}) CREATE CERTIFICATE ${q(name)} WITH SUBJECT = ${tsqlLiteral(`cellcrypt ${name}`)}`,
+    `IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(name)}) ` +
+    `CREATE CERTIFICATE ${q(name)} WITH SUBJECT = ${tsqlLiteral(`cellcrypt ${name}`)}`,
 
   createSymmetricKey: (name: string, certificate: string, secret: SecretText) =>
-    `CREATE SYMMETRIC KEY ${q(name)} WITH ALGORITHM = AES_256, KEY_SOURCE = ${secret('passphrase')}, IDENTITY_VALUE = ${secret('identityValue')} ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
+    `CREATE SYMMETRIC KEY ${q(name)} WITH ALGORITHM = AES_256, KEY_SOURCE = ${secret('passphrase')}, ` +
+    `IDENTITY_VALUE = ${secret('identityValue')} ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
 
   openSymmetricKey: (name: string, certificate: string) =>
     `OPEN SYMMETRIC KEY ${q(name)} DECRYPTION BY CERTIFICATE ${q(certificate)}`,
 
   /** A probe encrypted under a freshly created key: decrypted in Node, it proves which derivation the server used. */
   probeSymmetricKey: (name: string, probeHex: string) =>
-    `SELECT ENCRYPTBYKEY(KEY_GUID(${tsqlLiteral(name)}), 0x${probeHex}) AS probe, CONVERT(nvarchar(36), KEY_GUID(${tsqlLiteral(name)})) AS key_guid`,
+    `SELECT ENCRYPTBYKEY(KEY_GUID(${tsqlLiteral(name)}), 0x${probeHex}) AS probe, ` +
+    `CONVERT(nvarchar(36), KEY_GUID(${tsqlLiteral(name)})) AS key_guid`,
 
   dropSymmetricKey: (name: string) => `CLOSE ALL SYMMETRIC KEYS; DROP SYMMETRIC KEY ${q(name)}`,
 
   closeAll: () =>
-    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
+    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE ` +
+    `key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
 
   /**
    * Outside any transaction, with nothing open: can the key be opened the way applications do,
    * through the certificate and a master key that opens by itself? Error 15581 says no.
    */
   probeAutomaticOpen: (keyName: string, certificate: string) =>
-    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY; ` +
+    `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE ` +
+    `key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY; ` +
     `OPEN SYMMETRIC KEY ${q(keyName)} DECRYPTION BY CERTIFICATE ${q(certificate)}; CLOSE SYMMETRIC KEY ${q(keyName)}`,
 
-  /** Everything activate rebuilds: our symmetric keys (and their recorded derivations), the certificate, then the master key. */
+  /**
+   * Everything activate rebuilds: our symmetric keys (and their recorded derivations), the
+   * certificate, then the master key.
+   */
   reset: (certificate: string, keyPrefix: string) => [
     'DELETE FROM cellcrypt.key_derivation',
     'CLOSE ALL SYMMETRIC KEYS',
-    `DECLARE @drop nvarchar(max) = N''; SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
-    `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
+    `DECLARE @drop nvarchar(max) = N''; ` +
+      `SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys ` +
+      `WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
+    `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ` +
+      `${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
     `IF EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') DROP MASTER KEY`,
   ],
 
   readMasterKey: () =>
-    `SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') THEN 1 ELSE 0 END AS master_key, ` +
+    `SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE ` +
+    `name = N'${MASTER_KEY_NAME}') THEN 1 ELSE 0 END AS master_key, ` +
     `CASE WHEN OBJECT_ID(N'cellcrypt.key_derivation', N'U') IS NULL THEN 0 ELSE 1 END AS prepared`,
 
   readCertificates: () => `SELECT name FROM sys.certificates ORDER BY name`,
 
   /** Without the derivation table (org not prepared yet) every key reads as 2017+. */
   readSymmetricKeysUnprepared: () =>
-    `SELECT name, CONVERT(nvarchar(36), key_guid) AS key_guid, algorithm_desc AS algorithm, create_date AS created_at, NULL AS derivation ` +
+    `SELECT name, CONVERT(nvarchar(36), key_guid) AS key_guid, algorithm_desc ` +
+    `AS algorithm, create_date AS created_at, NULL AS derivation ` +
     `FROM sys.symmetric_keys WHERE name <> N'${MASTER_KEY_NAME}' ORDER BY create_date, name`,
 
   readSymmetricKeys: () =>
-    `SELECT k.name, CONVERT(nvarchar(36), k.key_guid) AS key_guid, k.algorithm_desc AS algorithm, k.create_date AS created_at, d.derivation ` +
+    `SELECT k.name, CONVERT(nvarchar(36), k.key_guid) AS key_guid, ` +
+    `k.algorithm_desc AS algorithm, k.create_date AS created_at, d.derivation ` +
     `FROM sys.symmetric_keys AS k LEFT JOIN cellcrypt.key_derivation AS d ON d.name = k.name ` +
     `WHERE k.name <> N'${MASTER_KEY_NAME}' ORDER BY k.create_date, k.name`,
 
   forgetDerivation: (name: string) => `DELETE FROM cellcrypt.key_derivation WHERE name = ${tsqlLiteral(name)}`,
 
   recordDerivation: (name: string, derivation: string) =>
-    `${keyStatements.forgetDerivation(name)}; INSERT INTO cellcrypt.key_derivation (name, derivation) VALUES (${tsqlLiteral(name)}, ${tsqlLiteral(derivation)})`,
+    `${keyStatements.forgetDerivation(name)}; INSERT INTO cellcrypt.key_derivation ` +
+    `(name, derivation) VALUES (${tsqlLiteral(name)}, ${tsqlLiteral(derivation)})`,
 
   /** Dynamics' encryption/decryption test: a probe through ENCRYPTBYKEY and back, compared byte for byte (BIN2). */
   roundTrip: (keyGuid: string, secret: SecretText) => {
     const probe = secret('passphrase');
-    return `SELECT CASE WHEN CONVERT(nvarchar(4000), DECRYPTBYKEY(ENCRYPTBYKEY(${guidLiteral(keyGuid)}, ${probe}))) = ${probe} COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok`;
+    return (
+      `SELECT CASE WHEN CONVERT(nvarchar(4000), DECRYPTBYKEY(ENCRYPTBYKEY(${guidLiteral(keyGuid)}, ` +
+      `${probe}))) = ${probe} COLLATE Latin1_General_BIN2 THEN 1 ELSE 0 END AS ok`
+    );
   },
 };
 
 /** Objects of our own the engine needs in every org database (idempotent). */
 export const prepareStatements = (): string[] => [
   `IF SCHEMA_ID(N'cellcrypt') IS NULL EXEC (N'CREATE SCHEMA cellcrypt')`,
-  `IF OBJECT_ID(N'cellcrypt.key_derivation', N'U') IS NULL CREATE TABLE cellcrypt.key_derivation (name nvarchar(128) NOT NULL PRIMARY KEY, derivation varchar(8) NOT NULL)`,
+  `IF OBJECT_ID(N'cellcrypt.key_derivation', N'U') IS NULL CREATE TABLE cellcrypt.key_derivation ` +
+    `(name nvarchar(128) NOT NULL PRIMARY KEY, derivation varchar(8) NOT NULL)`,
 ];

@@ -38,6 +38,7 @@ export async function checkMssqlPermission(db: Db, permission: KeyPermission): P
     grantedBy:
       permission === 'activate'
         ? 'CONTROL on the database (db_owner)'
-        : `CONTROL on the database (db_owner), or membership in role ${role} with CONTROL on certificate ${CERTIFICATE_NAME}${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
+        : `CONTROL on the database (db_owner), or membership in role ${role} with CONTROL on certificate ` +
+          `${CERTIFICATE_NAME}${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
   };
 }

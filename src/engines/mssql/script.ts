@@ -64,7 +64,8 @@ function audit(operation: string, oldKey: string | undefined, newKey: string): s
   const guid = (name: string) => `CONVERT(nvarchar(36), KEY_GUID(${tsqlLiteral(name)}))`;
   return (
     `INSERT INTO cellcrypt.audit (created_by, operation, outcome, old_key_guid, new_key_guid, detail) VALUES ` +
-    `(SUSER_SNAME(), ${tsqlLiteral(operation)}, N'succeeded', ${oldKey ? guid(oldKey) : 'NULL'}, ${guid(newKey)}, N'cellcrypt script');`
+    `(SUSER_SNAME(), ${tsqlLiteral(operation)}, N'succeeded', ` +
+    `${oldKey ? guid(oldKey) : 'NULL'}, ${guid(newKey)}, N'cellcrypt script');`
   );
 }
 
@@ -77,7 +78,8 @@ export function installScript(options: ScriptOptions): string {
     [...prepareStatements().map((sql) => `${sql};`), ...(options.toolkitTables ?? []).map((sql) => `${sql};`)],
     [
       'BEGIN TRANSACTION;',
-      `IF NOT EXISTS (SELECT 1 FROM cellcrypt.organization) INSERT INTO cellcrypt.organization (id) VALUES (LOWER(CONVERT(nvarchar(36), NEWID())));`,
+      `IF NOT EXISTS (SELECT 1 FROM cellcrypt.organization) INSERT INTO ` +
+        `cellcrypt.organization (id) VALUES (LOWER(CONVERT(nvarchar(36), NEWID())));`,
       `${K.createMasterKey(sqlcmdSecrets)};`,
       ...openKeys([], certificate),
       `${K.createCertificate(certificate)};`,
@@ -88,11 +90,13 @@ export function installScript(options: ScriptOptions): string {
   for (const column of options.columns) {
     const label = `${column.table}.${column.column}`;
     parts.push([
-      `IF COL_LENGTH(${tsqlLiteral(q(column.table))}, ${tsqlLiteral(column.column.concat('__cellcrypt'))}) IS NULL ${S.addShadow(column, column.sizeBytes)};`,
+      `IF COL_LENGTH(${tsqlLiteral(q(column.table))}, ${tsqlLiteral(column.column.concat('__cellcrypt'))}) ` +
+        `IS NULL ${S.addShadow(column, column.sizeBytes)};`,
     ]);
     parts.push([
       `${S.encryptBatch(column, keyGuidOf(keyName), ALL_ROWS)};`,
-      `IF EXISTS (SELECT 1 FROM @written WHERE lost = 1) ${fail(1, `${label}: a non-null value encrypted to NULL (is the key open?)`)};`,
+      `IF EXISTS (SELECT 1 FROM @written WHERE lost = 1) ` +
+        `${fail(1, `${label}: a non-null value encrypted to NULL (is the key open?)`)};`,
       provedBy(S.countShadowMismatches(column), 2, `${label}: a cell does not decrypt to its plaintext`),
       `${S.swap(column)};`,
     ]);
@@ -123,9 +127,11 @@ export function changeKeyScript(options: ScriptOptions): string {
     const label = `${column.table}.${column.column}`;
     parts.push([
       `${S.reencryptBatch(column, keyGuidOf(from), keyGuidOf(keyName), ALL_ROWS)};`,
-      `IF EXISTS (SELECT 1 FROM @batch WHERE cell IS NULL) ${fail(3, `${label}: a cell on ${from} does not decrypt; nothing was changed`)};`,
+      `IF EXISTS (SELECT 1 FROM @batch WHERE cell IS NULL) ` +
+        `${fail(3, `${label}: a cell on ${from} does not decrypt; nothing was changed`)};`,
       provedBy(
-        `SELECT COUNT(*) FROM ${q(column.table)} WHERE SUBSTRING(${q(column.column)}, 1, 16) = CONVERT(varbinary(16), ${keyGuidOf(from)})`,
+        `SELECT COUNT(*) FROM ${q(column.table)} WHERE SUBSTRING(${q(column.column)}, 1, 16) ` +
+          `= CONVERT(varbinary(16), ${keyGuidOf(from)})`,
         4,
         `${label}: cells are left on ${from}`,
       ),

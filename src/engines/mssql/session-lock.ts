@@ -11,7 +11,8 @@ import { tsqlLiteral } from './tsql';
  * victim; -999 bad call. Anything but "granted" or "held" is an error, not a refusal.
  */
 export const getAppLock = (resource: string) =>
-  `DECLARE @result int; EXEC @result = sys.sp_getapplock @Resource = ${tsqlLiteral(resource)}, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; SELECT @result AS result`;
+  `DECLARE @result int; EXEC @result = sys.sp_getapplock @Resource = ${tsqlLiteral(resource)}, ` +
+  `@LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; SELECT @result AS result`;
 
 export const releaseAppLock = (resource: string) =>
   `EXEC sys.sp_releaseapplock @Resource = ${tsqlLiteral(resource)}, @LockOwner = 'Session'`;

@@ -63,7 +63,8 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       const { t, c, pk } = names(ref);
       // Plain SQL, not cellcrypt.utf16le: install checks lengths before it creates anything.
       // UTF-16 units = characters + characters outside the BMP (each needs a surrogate pair).
-      const utf16Bytes = `2 * (char_length(${c}) + char_length(regexp_replace(${c}, '[^\\U00010000-\\U0010FFFF]', '', 'g')))`;
+      const utf16Bytes =
+        `2 * (char_length(${c}) + char_length(regexp_replace(${c}, ` + `'[^\\U00010000-\\U0010FFFF]', '', 'g')))`;
       // A UTF-16 form is at most twice the UTF-8 bytes (1 byte -> 2, 2 -> 2, 3 -> 2, 4 -> 4), so
       // the regexp runs only for values that might be too long: it cost 2.7 s per 200k values,
       // twice per install (issue 7 profile), for passwords far below any limit.
@@ -165,7 +166,8 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       // a hash aggregate counts (issue 7 profile: 0.9 s -> 0.69 s for 200k cells).
       const result = await db.raw(
         `select key_guid, count(*)::int as cells, (count(*) filter (where bad))::int as undecryptable
-           from (select cellcrypt.cell_key_guid(${c}) as key_guid, ${doesNotDecrypt} as bad from ${t} where ${c} is not null offset 0) as cells
+           from (select cellcrypt.cell_key_guid(${c}) as key_guid, ${doesNotDecrypt} as bad ` +
+          `from ${t} where ${c} is not null offset 0) as cells
           group by 1`,
       );
       return summarize(result.rows, options.decrypt);
@@ -255,13 +257,18 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
  */
 function reencryptSql(ref: ColumnRef): string {
   const { t, c, pk } = names(ref);
-  return `with batch as (
-    select ctid as row_ref, cellcrypt.encrypt_by_key(?::bytea, cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})), cellcrypt.guid_bytes(${pk})) as cell
+  return (
+    `with batch as (
+    select ctid as row_ref, cellcrypt.encrypt_by_key(?::bytea, ` +
+    `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})), cellcrypt.guid_bytes(${pk})) as cell
       from ${t} where substring(${c} from 1 for 16) = ?::bytea limit ? for update
   ), written as (
-    update ${t} as row set ${c} = batch.cell from batch where row.ctid = batch.row_ref and batch.cell is not null returning 1
+    update ${t} as row set ${c} = batch.cell from batch ` +
+    `where row.ctid = batch.row_ref and batch.cell is not null returning 1
   )
-  select (select count(*) from written)::int as written, (select count(*) from batch where cell is null)::int as undecryptable`;
+  select (select count(*) from written)::int as written, ` +
+    `(select count(*) from batch where cell is null)::int as undecryptable`
+  );
 }
 
 /** Pages per re-encryption statement: 8 MB of table, a progress tick every few thousand cells. */
@@ -275,8 +282,12 @@ const CHUNK_PAGES = 1024;
  */
 function reencryptChunkSql(ref: ColumnRef): string {
   const { t, c } = names(ref);
-  return `update ${t} set ${c} = cellcrypt.reencrypt_cell(${c}, (select cellcrypt.open_key_bytes(?::bytea)), (select cellcrypt.open_key_bytes(?::bytea)), ?::bytea)
-   where ctid >= ?::tid and ctid < ?::tid and substring(${c} from 1 for 16) = ?::bytea and length(${c}) >= 52 and (length(${c}) - 36) % 16 = 0`;
+  return (
+    `update ${t} set ${c} = cellcrypt.reencrypt_cell(${c}, (select cellcrypt.open_key_bytes(?::bytea)), ` +
+    `(select cellcrypt.open_key_bytes(?::bytea)), ?::bytea)
+   where ctid >= ?::tid and ctid < ?::tid and substring(${c} from 1 for 16) = ?::bytea ` +
+    `and length(${c}) >= 52 and (length(${c}) - 36) % 16 = 0`
+  );
 }
 
 function literalComment(ref: ColumnRef, sizeBytes: number): string {

@@ -36,7 +36,8 @@ export function lockDataDirectory(directory: string): () => void {
         throw new CellcryptError('CellcryptDataDirectoryBusy', `the embedded database ${directory} is in use: ${who}`, {
           exitCode: 2,
           hint:
-            'wait for that command to finish (an embedded database admits one process at a time); if that process no longer exists, delete the lock file ' +
+            'wait for that command to finish (an embedded database admits one process ' +
+            'at a time); if that process no longer exists, delete the lock file ' +
             lockFile,
         });
       }

@@ -26,7 +26,8 @@ export const DEMO_TABLES: readonly DemoTable[] = [
 export async function createDemoTable(db: Db, spec: DemoTable): Promise<void> {
   const columns = spec.secrets.map((s) => `${q(s.column)} varchar(${s.maxLength})`).join(', ');
   await db.raw(
-    `create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} uuid primary key, "Name" varchar(100) not null, ${columns})`,
+    `create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} ` +
+      `uuid primary key, "Name" varchar(100) not null, ${columns})`,
   );
 }
 

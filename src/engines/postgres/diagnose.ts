@@ -50,8 +50,12 @@ export async function diagnosePostgres(db: Db): Promise<EngineDiagnosis[]> {
     checks.push({
       check: 'server log',
       outcome: 'warn',
-      detail: `the server logs statements (log_statement=${row.log_statement}, log_min_duration_statement=${row.log_min_duration}) and this user cannot turn off parameter logging`,
-      hint: "as a superuser: ALTER ROLE <cellcrypt user> SET log_statement = 'none' (and log_min_duration_statement = -1), or GRANT SET ON PARAMETER log_parameter_max_length",
+      detail:
+        `the server logs statements (log_statement=${row.log_statement}, ` +
+        `log_min_duration_statement=${row.log_min_duration}) and this user cannot turn off parameter logging`,
+      hint:
+        "as a superuser: ALTER ROLE <cellcrypt user> SET log_statement = 'none' (and " +
+        'log_min_duration_statement = -1), or GRANT SET ON PARAMETER log_parameter_max_length',
     });
   } else {
     checks.push({

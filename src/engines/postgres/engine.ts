@@ -36,7 +36,8 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
       if (encoding.rows[0].encoding !== 'UTF8') {
         throw new CellcryptError(
           'CellcryptEngineUnsupported',
-          `${target.display}: the database encoding is ${encoding.rows[0].encoding}; cellcrypt needs UTF8 to convert text to SQL Server's UTF-16`,
+          `${target.display}: the database encoding is ${encoding.rows[0].encoding}; ` +
+            `cellcrypt needs UTF8 to convert text to SQL Server's UTF-16`,
           { exitCode: 2, hint: 'create the database with ENCODING UTF8' },
         );
       }
@@ -44,7 +45,8 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
         'create schema if not exists cellcrypt; create extension if not exists pgcrypto with schema cellcrypt;',
       );
       const located = await knex.raw(
-        `select n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgcrypto'`,
+        `select n.nspname as schema from pg_extension e ` +
+          `join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pgcrypto'`,
       );
       const pgcrypto = quotePgIdentifier(located.rows[0].schema);
       for (const file of listSqlScripts()) await connection.runScript(renderSqlScript(file, { pgcrypto }));

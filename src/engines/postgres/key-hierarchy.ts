@@ -17,7 +17,8 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       const master = await db.raw('select count(*)::int as n from cellcrypt.master_key');
       const certificates = await db.raw('select name from cellcrypt.certificates order by name');
       const keys = await db.raw(
-        'select name, key_guid, algorithm, derivation, created_at from cellcrypt.symmetric_keys order by created_at, name',
+        'select name, key_guid, algorithm, derivation, created_at ' +
+          'from cellcrypt.symmetric_keys order by created_at, name',
       );
       return {
         masterKey: master.rows[0].n > 0,
@@ -102,7 +103,8 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
 /** The statements that take secrets, shared by execution and `--dry-run` (which shows `?`). */
 const SQL = {
   openMasterKey: 'select cellcrypt.open_master_key(?::text)',
-  createSymmetricKey: `select cellcrypt.create_symmetric_key(?::text, 'AES_256', ?::text, ?::text, ?::text, ?::text) as key_guid`,
+  createSymmetricKey:
+    `select cellcrypt.create_symmetric_key(?::text, ` + `'AES_256', ?::text, ?::text, ?::text, ?::text) as key_guid`,
   openSymmetricKey: 'select cellcrypt.open_symmetric_key(?::text, ?::text)',
   dropSymmetricKey: 'select cellcrypt.drop_symmetric_key(?::text)',
 } as const;
@@ -122,14 +124,16 @@ async function hideParametersFromLogs(connection: {
   );
   if (!exists.rows[0].present) {
     warnOnce(
-      'warning: this organization was prepared by an older cellcrypt; run `cellcrypt install` so key operations stop the server from logging their parameters',
+      'warning: this organization was prepared by an older cellcrypt; ' +
+        'run `cellcrypt install` so key operations stop the server from logging their parameters',
     );
     return;
   }
   const result = await connection.query('select cellcrypt.hide_parameters_from_logs() as hidden', []);
   if (!result.rows[0].hidden) {
     warnOnce(
-      'warning: this PostgreSQL server logs statements with their parameters and this user may not turn that off for its session; ' +
+      'warning: this PostgreSQL server logs statements with their ' +
+        'parameters and this user may not turn that off for its session; ' +
         'key secrets can reach the server log (see README, Security notes)',
     );
   }

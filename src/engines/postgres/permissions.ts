@@ -16,8 +16,10 @@ export async function checkPostgresPermission(db: Db, permission: KeyPermission)
   const result = await db.raw(
     `select current_user as "user",
             (select rolsuper from pg_roles where rolname = current_user) as superuser,
-            (select pg_has_role(current_user, datdba, 'MEMBER') from pg_database where datname = current_database()) as owner,
-            exists (select 1 from pg_roles r where r.rolname = ? and pg_has_role(current_user, r.oid, 'MEMBER')) as member`,
+            (select pg_has_role(current_user, datdba, 'MEMBER') ` +
+      `from pg_database where datname = current_database()) as owner,
+            exists (select 1 from pg_roles r where r.rolname = ? ` +
+      `and pg_has_role(current_user, r.oid, 'MEMBER')) as member`,
     [role],
   );
   const row = result.rows[0] as { user: string; superuser: boolean; owner: boolean; member: boolean };

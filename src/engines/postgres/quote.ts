@@ -8,7 +8,10 @@ export function quotePgIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** A SQL string literal, for the few places PostgreSQL takes no parameter (to_regclass input is a value, so it is bound). */
+/**
+ * A SQL string literal, for the few places PostgreSQL takes no parameter (to_regclass input is a
+ * value, so it is bound).
+ */
 export function quotePgLiteral(value: string): string {
   if (value.includes('\u0000')) throw new Error('literal contains a NUL character');
   return `'${value.replace(/'/g, "''")}'`;

@@ -81,7 +81,10 @@ const authenticatorArb = fc.option(
   { nil: undefined },
 );
 
-/** Plaintexts of every size up to the cell maximum (a repeated random pattern keeps generation fast), or nvarchar text with non-BMP characters. */
+/**
+ * Plaintexts of every size up to the cell maximum (a repeated random pattern keeps generation
+ * fast), or nvarchar text with non-BMP characters.
+ */
 function plaintextArb(withAuthenticator: boolean): fc.Arbitrary<Buffer> {
   const max = maxPlaintextBytes({ authenticator: withAuthenticator });
   const sized = fc

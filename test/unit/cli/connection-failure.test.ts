@@ -36,21 +36,25 @@ describe('CLI: a database that cannot be reached', function () {
     });
   }
 
-  it('the real process stderr carries one error line and its way out, not knex\'s "Acquire connection error" with a stack', () => {
-    // knex writes that warning to the process's stderr directly, so this one runs as a child process.
-    const run = spawnSync(
-      process.execPath,
-      ['--require', 'tsx/cjs', 'src/cli/main.ts', '--database-url', urls['PostgreSQL, nothing listening'], 'status'],
-      {
-        encoding: 'utf8',
-        cwd: join(__dirname, '../../..'),
-        env: { ...process.env, CELLCRYPT_HOME: mkdtempSync(join(tmpdir(), 'cellcrypt-unreachable-')) },
-      },
-    );
-    expect(run.status, run.stderr).to.equal(1);
-    expect(run.stderr).to.contain('error [CellcryptDatabaseUnavailable]');
-    expect(run.stderr).not.to.contain('Acquire connection error');
-    expect(run.stderr).not.to.match(/\n\s+at /);
-    expect(run.stderr).not.to.contain('pa55word');
-  });
+  it(
+    'the real process stderr carries one error line and its way ' +
+      'out, not knex\'s "Acquire connection error" with a stack',
+    () => {
+      // knex writes that warning to the process's stderr directly, so this one runs as a child process.
+      const run = spawnSync(
+        process.execPath,
+        ['--require', 'tsx/cjs', 'src/cli/main.ts', '--database-url', urls['PostgreSQL, nothing listening'], 'status'],
+        {
+          encoding: 'utf8',
+          cwd: join(__dirname, '../../..'),
+          env: { ...process.env, CELLCRYPT_HOME: mkdtempSync(join(tmpdir(), 'cellcrypt-unreachable-')) },
+        },
+      );
+      expect(run.status, run.stderr).to.equal(1);
+      expect(run.stderr).to.contain('error [CellcryptDatabaseUnavailable]');
+      expect(run.stderr).not.to.contain('Acquire connection error');
+      expect(run.stderr).not.to.match(/\n\s+at /);
+      expect(run.stderr).not.to.contain('pa55word');
+    },
+  );
 });

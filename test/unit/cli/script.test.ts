@@ -36,14 +36,17 @@ describe('cellcrypt script (CLI)', function () {
     for (const batch of batches) expect(parseTsql(batch), batch.slice(0, 200)).to.deep.equal([]);
   });
 
-  it('--json: one document with the script; change-key --generation 2 moves cellcrypt_key_2 to cellcrypt_key_3', async () => {
-    const run = await inProcessCli('script', 'change-key', '--engine', 'mssql', '--generation', '2', '--json');
-    expect(run.code, run.stderr).to.equal(0);
-    expect(run.json.operation).to.equal('change-key');
-    expect(run.json.script)
-      .to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_3]')
-      .and.to.contain('DROP SYMMETRIC KEY [cellcrypt_key_2]');
-  });
+  it(
+    '--json: one document with the script; change-key ' + '--generation 2 moves cellcrypt_key_2 to cellcrypt_key_3',
+    async () => {
+      const run = await inProcessCli('script', 'change-key', '--engine', 'mssql', '--generation', '2', '--json');
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.json.operation).to.equal('change-key');
+      expect(run.json.script)
+        .to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_3]')
+        .and.to.contain('DROP SYMMETRIC KEY [cellcrypt_key_2]');
+    },
+  );
 
   it('identity-value prints the :setvar line for a key file, not the key', async () => {
     const key = new Secret("a key with ' and ? 1!");
@@ -55,18 +58,22 @@ describe('cellcrypt script (CLI)', function () {
     expect(run.stdout + run.stderr).not.to.contain(key.reveal());
   });
 
-  it('refuses with exit 2: an unknown operation, a missing --engine, another engine, a bad generation, identity-value without a key file', async () => {
-    for (const args of [
-      ['script', 'drop-everything', '--engine', 'mssql'],
-      ['script', 'install'],
-      ['script', 'install', '--engine', 'postgres'],
-      ['script', 'change-key', '--engine', 'mssql', '--generation', '0'],
-      ['script', 'identity-value', '--engine', 'mssql'],
-    ]) {
-      const run = await inProcessCli(...args);
-      expect(run.code, `${args.join(' ')}: ${run.stderr}`).to.equal(2);
-    }
-  });
+  it(
+    'refuses with exit 2: an unknown operation, a missing --engine, ' +
+      'another engine, a bad generation, identity-value without a key file',
+    async () => {
+      for (const args of [
+        ['script', 'drop-everything', '--engine', 'mssql'],
+        ['script', 'install'],
+        ['script', 'install', '--engine', 'postgres'],
+        ['script', 'change-key', '--engine', 'mssql', '--generation', '0'],
+        ['script', 'identity-value', '--engine', 'mssql'],
+      ]) {
+        const run = await inProcessCli(...args);
+        expect(run.code, `${args.join(' ')}: ${run.stderr}`).to.equal(2);
+      }
+    },
+  );
 
   it('--help names the operations and the engine', async () => {
     // yargs ends the process after --help, so this one runs in a child process.

@@ -54,75 +54,87 @@ describe('client-side key change: moveCellsInClient', () => {
       cell: encryptByKey(oldKey, nvarcharBytes(`value ${i} 😀`), { authenticator: guidStringToBytes(id) }),
     }));
 
-  it('walks the column once in key order (limit 3: reads after nothing, 3rd id, 6th id), rewrites every cell under the new key with its row authenticator', async () => {
-    const { engine, written, reads } = fakeEngine(rows);
-    const moved = await moveCellsInClient(
-      engine,
-      {} as never,
-      column,
-      { keyGuid: guidFor(OLD), key: oldKey },
-      newKey,
-      3,
-      () => undefined,
-    );
-    expect(moved).to.equal(7);
-    expect(reads).to.deep.equal([undefined, rows[2].id, rows[5].id]);
-    written.forEach(({ id, cell }, i) => {
-      expect(cell.subarray(0, 16).equals(newKey.keyGuid)).to.equal(true);
-      expect(decryptByKey(cell, newKey, guidStringToBytes(id))?.equals(nvarcharBytes(`value ${i} 😀`))).to.equal(true);
-      expect(decryptByKey(cell, newKey, guidStringToBytes(rows[(i + 1) % 7].id)), 'bound to its own row').to.equal(
-        null,
+  it(
+    'walks the column once in key order (limit 3: reads after nothing, 3rd id, ' +
+      '6th id), rewrites every cell under the new key with its row authenticator',
+    async () => {
+      const { engine, written, reads } = fakeEngine(rows);
+      const moved = await moveCellsInClient(
+        engine,
+        {} as never,
+        column,
+        { keyGuid: guidFor(OLD), key: oldKey },
+        newKey,
+        3,
+        () => undefined,
       );
-    });
-  });
+      expect(moved).to.equal(7);
+      expect(reads).to.deep.equal([undefined, rows[2].id, rows[5].id]);
+      written.forEach(({ id, cell }, i) => {
+        expect(cell.subarray(0, 16).equals(newKey.keyGuid)).to.equal(true);
+        expect(decryptByKey(cell, newKey, guidStringToBytes(id))?.equals(nvarcharBytes(`value ${i} 😀`))).to.equal(
+          true,
+        );
+        expect(decryptByKey(cell, newKey, guidStringToBytes(rows[(i + 1) % 7].id)), 'bound to its own row').to.equal(
+          null,
+        );
+      });
+    },
+  );
 
-  it("a cell that does not decrypt (another row's cell) stops the move before anything of its batch is written", async () => {
-    const damaged = rows.map((r, i) => (i === 4 ? { id: r.id, cell: rows[0].cell } : r));
-    const { engine, written } = fakeEngine(damaged);
-    const error = await moveCellsInClient(
-      engine,
-      {} as never,
-      column,
-      { keyGuid: guidFor(OLD), key: oldKey },
-      newKey,
-      3,
-      () => undefined,
-    ).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).to.be.instanceOf(CellcryptError);
-    expect((error as CellcryptError).code).to.equal('CellcryptCellsNotDecryptable');
-    expect(
-      written.map((w) => w.id),
-      'only the first batch, which was whole',
-    ).to.deep.equal(rows.slice(0, 3).map((r) => r.id));
-  });
+  it(
+    "a cell that does not decrypt (another row's cell) " + 'stops the move before anything of its batch is written',
+    async () => {
+      const damaged = rows.map((r, i) => (i === 4 ? { id: r.id, cell: rows[0].cell } : r));
+      const { engine, written } = fakeEngine(damaged);
+      const error = await moveCellsInClient(
+        engine,
+        {} as never,
+        column,
+        { keyGuid: guidFor(OLD), key: oldKey },
+        newKey,
+        3,
+        () => undefined,
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.be.instanceOf(CellcryptError);
+      expect((error as CellcryptError).code).to.equal('CellcryptCellsNotDecryptable');
+      expect(
+        written.map((w) => w.id),
+        'only the first batch, which was whole',
+      ).to.deep.equal(rows.slice(0, 3).map((r) => r.id));
+    },
+  );
 
-  it('skips NULL cells and cells already on the new key, and keeps walking past a window with none to move', async () => {
-    const mixed = rows.map((r, i) =>
-      i < 3
-        ? {
-            id: r.id,
-            cell:
-              i === 1
-                ? null
-                : encryptByKey(newKey, nvarcharBytes(`done ${i}`), { authenticator: guidStringToBytes(r.id) }),
-          }
-        : r,
-    );
-    const { engine, written, reads } = fakeEngine(mixed);
-    const moved = await moveCellsInClient(
-      engine,
-      {} as never,
-      column,
-      { keyGuid: guidFor(OLD), key: oldKey },
-      newKey,
-      3,
-      () => undefined,
-    );
-    expect(reads).to.deep.equal([undefined, rows[2].id, rows[5].id]);
-    expect(moved).to.equal(4);
-    expect(written.map((w) => w.id)).to.deep.equal(rows.slice(3).map((r) => r.id));
-  });
+  it(
+    'skips NULL cells and cells already on the new key, ' + 'and keeps walking past a window with none to move',
+    async () => {
+      const mixed = rows.map((r, i) =>
+        i < 3
+          ? {
+              id: r.id,
+              cell:
+                i === 1
+                  ? null
+                  : encryptByKey(newKey, nvarcharBytes(`done ${i}`), { authenticator: guidStringToBytes(r.id) }),
+            }
+          : r,
+      );
+      const { engine, written, reads } = fakeEngine(mixed);
+      const moved = await moveCellsInClient(
+        engine,
+        {} as never,
+        column,
+        { keyGuid: guidFor(OLD), key: oldKey },
+        newKey,
+        3,
+        () => undefined,
+      );
+      expect(reads).to.deep.equal([undefined, rows[2].id, rows[5].id]);
+      expect(moved).to.equal(4);
+      expect(written.map((w) => w.id)).to.deep.equal(rows.slice(3).map((r) => r.id));
+    },
+  );
 });

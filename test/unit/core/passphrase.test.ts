@@ -62,21 +62,25 @@ describe('passphrase rule (Dynamics SqlEncryptionEncryptionKeyValidationError)',
       .and.to.match(/control/);
   });
 
-  it('refuses what does not survive a key file: controls, format characters, line breaks, lone surrogates, edge whitespace', () => {
-    const cases: Array<[string, RegExp]> = [
-      ['Passw0rd!\nxyz', /control/],
-      ['Passw0rd!\u2028xyz', /line-break/],
-      ['Passw0rd!\u200Bxyz', /formatting/],
-      ['Passw0rd!\uFEFFxyz', /formatting/],
-      ['Passw0rd!\uD835xyz', /surrogate/],
-      ['Passw0rd!\uDC00xyz', /surrogate/],
-      [' Passw0rd!xyz', /whitespace/],
-      ['Passw0rd!xyz\u00A0', /whitespace/],
-      ['Passw0rd!xyz\u3000', /whitespace/],
-    ];
-    for (const [key, reason] of cases) expect(failureOf(key)?.message, JSON.stringify(key)).to.match(reason);
-    expect(failureOf('Pass w0rd!xyz')).to.equal(undefined); // inner spaces are fine
-  });
+  it(
+    'refuses what does not survive a key file: controls, format ' +
+      'characters, line breaks, lone surrogates, edge whitespace',
+    () => {
+      const cases: Array<[string, RegExp]> = [
+        ['Passw0rd!\nxyz', /control/],
+        ['Passw0rd!\u2028xyz', /line-break/],
+        ['Passw0rd!\u200Bxyz', /formatting/],
+        ['Passw0rd!\uFEFFxyz', /formatting/],
+        ['Passw0rd!\uD835xyz', /surrogate/],
+        ['Passw0rd!\uDC00xyz', /surrogate/],
+        [' Passw0rd!xyz', /whitespace/],
+        ['Passw0rd!xyz\u00A0', /whitespace/],
+        ['Passw0rd!xyz\u3000', /whitespace/],
+      ];
+      for (const [key, reason] of cases) expect(failureOf(key)?.message, JSON.stringify(key)).to.match(reason);
+      expect(failureOf('Pass w0rd!xyz')).to.equal(undefined); // inner spaces are fine
+    },
+  );
 
   it('agrees with an independent reading of the rule on random strings', () => {
     fc.assert(

@@ -16,23 +16,26 @@ describe('mssql engine parts', () => {
   });
 
   describe('session lock (sp_getapplock, owned by the session)', () => {
-    it('granted (0): held on its own connection until released, then sp_releaseapplock on that same connection', async () => {
-      fake = fakeMssqlKnex({
-        responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: 0 }] : undefined),
-        pool: { max: 4 },
-      });
-      const release = await tryAppLock(fake.knex, 'org:change-key');
-      expect(release).to.be.a('function');
-      const lock = fake.calls.find((c) => c.sql?.includes('sp_getapplock'))!;
-      expect(parseTsql(lock.sql!)).to.deep.equal([]);
-      expect(lock.sql).to.contain("@LockOwner = 'Session'").and.to.contain('@LockTimeout = 0');
-      await fake.knex.raw('SELECT 1 AS busy'); // another query must not take the lock's connection
-      expect(fake.calls.find((c) => c.sql === 'SELECT 1 AS busy')!.connectionId).to.not.equal(lock.connectionId);
-      await release!();
-      const unlock = fake.calls.find((c) => c.sql?.includes('sp_releaseapplock'))!;
-      expect(unlock.connectionId).to.equal(lock.connectionId);
-      expect(parseTsql(unlock.sql!)).to.deep.equal([]);
-    });
+    it(
+      'granted (0): held on its own connection until ' + 'released, then sp_releaseapplock on that same connection',
+      async () => {
+        fake = fakeMssqlKnex({
+          responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: 0 }] : undefined),
+          pool: { max: 4 },
+        });
+        const release = await tryAppLock(fake.knex, 'org:change-key');
+        expect(release).to.be.a('function');
+        const lock = fake.calls.find((c) => c.sql?.includes('sp_getapplock'))!;
+        expect(parseTsql(lock.sql!)).to.deep.equal([]);
+        expect(lock.sql).to.contain("@LockOwner = 'Session'").and.to.contain('@LockTimeout = 0');
+        await fake.knex.raw('SELECT 1 AS busy'); // another query must not take the lock's connection
+        expect(fake.calls.find((c) => c.sql === 'SELECT 1 AS busy')!.connectionId).to.not.equal(lock.connectionId);
+        await release!();
+        const unlock = fake.calls.find((c) => c.sql?.includes('sp_releaseapplock'))!;
+        expect(unlock.connectionId).to.equal(lock.connectionId);
+        expect(parseTsql(unlock.sql!)).to.deep.equal([]);
+      },
+    );
 
     it('held by another session (-1): undefined at once, so the caller refuses with 0x8004852A', async () => {
       fake = fakeMssqlKnex({ responder: (sql) => (sql.includes('sp_getapplock') ? [{ result: -1 }] : undefined) });
@@ -65,7 +68,8 @@ describe('mssql engine parts', () => {
       const cases: Array<[number, string, string]> = [
         [
           15581,
-          'Please create a master key in the database or open the master key in the session before performing this operation.',
+          'Please create a master key in the database or open the ' +
+            'master key in the session before performing this operation.',
           'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
         ],
         [
@@ -75,7 +79,8 @@ describe('mssql engine parts', () => {
         ],
         [
           15151,
-          "Cannot find the certificate 'cellcrypt_certificate', because it does not exist or you do not have permission.",
+          "Cannot find the certificate 'cellcrypt_certificate', " +
+            'because it does not exist or you do not have permission.',
           'SqlEncryptionCertificateDoesNotExist',
         ],
         [
@@ -101,35 +106,39 @@ describe('mssql engine parts', () => {
       expect(mapSqlServerError(unknown, 'where')).to.equal(unknown);
     });
 
-    it('a failing statement with an inlined secret: the secret is cut out of the message, and the error carries no cause that holds it', async () => {
-      const secret = "S3cret'?;--😀";
-      fake = fakeMssqlKnex({ responder: (sql) => sqlError(102, `Incorrect syntax near '${sql.slice(-20)}'.`) });
-      const failure = await fake.knex
-        .transaction((trx) =>
-          querySecret(
-            trx,
-            `OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${secret.replace(/'/g, "''")}'`,
-            'open master key',
-            [secret],
-          ),
-        )
-        .then(
-          () => undefined,
-          (error: unknown) => error as Error,
-        );
-      expect(failure).to.be.instanceOf(Error);
-      expect(failure!.message).to.contain('***');
-      expect(
-        JSON.stringify({ message: failure!.message, cause: String((failure as { cause?: unknown }).cause ?? '') }),
-      ).not.to.contain('S3cret');
-      expect(
-        fake.calls.find((c) => c.kind === 'execSqlBatch'),
-        'secret statements go to tedious directly',
-      ).to.not.equal(undefined);
-      expect(
-        fake.calls.some((c) => c.kind === 'execSql' && c.sql?.includes('S3cret')),
-        'never through knex',
-      ).to.equal(false);
-    });
+    it(
+      'a failing statement with an inlined secret: the secret is cut ' +
+        'out of the message, and the error carries no cause that holds it',
+      async () => {
+        const secret = "S3cret'?;--😀";
+        fake = fakeMssqlKnex({ responder: (sql) => sqlError(102, `Incorrect syntax near '${sql.slice(-20)}'.`) });
+        const failure = await fake.knex
+          .transaction((trx) =>
+            querySecret(
+              trx,
+              `OPEN MASTER KEY DECRYPTION BY PASSWORD = N'${secret.replace(/'/g, "''")}'`,
+              'open master key',
+              [secret],
+            ),
+          )
+          .then(
+            () => undefined,
+            (error: unknown) => error as Error,
+          );
+        expect(failure).to.be.instanceOf(Error);
+        expect(failure!.message).to.contain('***');
+        expect(
+          JSON.stringify({ message: failure!.message, cause: String((failure as { cause?: unknown }).cause ?? '') }),
+        ).not.to.contain('S3cret');
+        expect(
+          fake.calls.find((c) => c.kind === 'execSqlBatch'),
+          'secret statements go to tedious directly',
+        ).to.not.equal(undefined);
+        expect(
+          fake.calls.some((c) => c.kind === 'execSql' && c.sql?.includes('S3cret')),
+          'never through knex',
+        ).to.equal(false);
+      },
+    );
   });
 });

@@ -62,33 +62,40 @@ describe('mssql escaping helpers', () => {
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) expect(() => tsqlInteger(bad)).to.throw();
   });
 
-  it("escapeForKnex: knex's real mssql dialect sends every ? inside literals and names unchanged, and no parameter", () => {
-    const knex = knexFactory({ client: 'mssql' });
-    for (const value of HOSTILE) {
-      const sql = `SELECT ${tsqlLiteral(value)} AS ${quoteTsqlIdentifier(value)}`;
-      // toNative(): the text knex hands to tedious, after its placeholder rewriting.
-      const sent = knex.raw(escapeForKnex(sql)).toSQL().toNative();
-      expect(sent.sql, value).to.equal(sql);
-      expect(sent.bindings, value).to.deep.equal([]);
-    }
-    // Without the helper knex rewrites the ? inside the literal into a parameter (the bug it prevents).
-    expect(knex.raw("SELECT N'why?' AS v").toSQL().toNative().sql).to.equal("SELECT N'why@p0' AS v");
-  });
+  it(
+    "escapeForKnex: knex's real mssql dialect sends every " + '? inside literals and names unchanged, and no parameter',
+    () => {
+      const knex = knexFactory({ client: 'mssql' });
+      for (const value of HOSTILE) {
+        const sql = `SELECT ${tsqlLiteral(value)} AS ${quoteTsqlIdentifier(value)}`;
+        // toNative(): the text knex hands to tedious, after its placeholder rewriting.
+        const sent = knex.raw(escapeForKnex(sql)).toSQL().toNative();
+        expect(sent.sql, value).to.equal(sql);
+        expect(sent.bindings, value).to.deep.equal([]);
+      }
+      // Without the helper knex rewrites the ? inside the literal into a parameter (the bug it prevents).
+      expect(knex.raw("SELECT N'why?' AS v").toSQL().toNative().sql).to.equal("SELECT N'why@p0' AS v");
+    },
+  );
 
   it('escapeForKnex refuses a bare ? outside literals: our T-SQL carries no knex placeholders', () => {
     expect(() => escapeForKnex('SELECT ? AS v')).to.throw(/bare \?/);
   });
 
-  it('secrets inlined into DDL: CREATE SYMMETRIC KEY / MASTER KEY with hostile passphrases parse and carry the exact value', () => {
-    for (const value of HOSTILE.map((v) => `${v} 1!Aa`)) {
-      const secret = new Secret(value);
-      const secrets = inlineSecrets({ passphrase: secret, identityValue: secret, masterKeyPassword: secret });
-      const create = keyStatements.createSymmetricKey("key]'?", "cert]'?", secrets);
-      expect(parseTsql(create), value).to.deep.equal([]);
-      const keySource = /KEY_SOURCE = (N'(?:[^']|'')*')/.exec(create)?.[1];
-      expect(readLiteral(keySource!)).to.equal(value);
-      expect(parseTsql(keyStatements.openMasterKey(secrets)), value).to.deep.equal([]);
-      expect(parseTsql(keyStatements.createMasterKey(secrets)), value).to.deep.equal([]);
-    }
-  });
+  it(
+    'secrets inlined into DDL: CREATE SYMMETRIC KEY / MASTER ' +
+      'KEY with hostile passphrases parse and carry the exact value',
+    () => {
+      for (const value of HOSTILE.map((v) => `${v} 1!Aa`)) {
+        const secret = new Secret(value);
+        const secrets = inlineSecrets({ passphrase: secret, identityValue: secret, masterKeyPassword: secret });
+        const create = keyStatements.createSymmetricKey("key]'?", "cert]'?", secrets);
+        expect(parseTsql(create), value).to.deep.equal([]);
+        const keySource = /KEY_SOURCE = (N'(?:[^']|'')*')/.exec(create)?.[1];
+        expect(readLiteral(keySource!)).to.equal(value);
+        expect(parseTsql(keyStatements.openMasterKey(secrets)), value).to.deep.equal([]);
+        expect(parseTsql(keyStatements.createMasterKey(secrets)), value).to.deep.equal([]);
+      }
+    },
+  );
 });

@@ -46,58 +46,70 @@ for (const [label, registry] of [
         expect(openKeyBeforeUse(batches)).to.deep.equal([]);
       });
 
-      it(`${operation}: secrets appear only as sqlcmd variables, the script stops at the first error and runs in one transaction`, () => {
-        const script = renderMssqlScript(operation, registry, 3);
-        expect(script).to.match(/^:on error exit$/m);
-        expect(script).to.contain('SET XACT_ABORT ON;');
-        expect(script.match(/BEGIN TRANSACTION;/g)).to.have.length(1);
-        expect(script.match(/COMMIT TRANSACTION;/g)).to.have.length(1);
-        for (const literal of script.match(/(?:PASSWORD|KEY_SOURCE|IDENTITY_VALUE) = N'[^']*'/g) ?? []) {
-          expect(literal).to.match(
-            /= N'\$\((CellcryptMasterKeyPassword|CellcryptPassphrase|CellcryptIdentityValue)\)'$/,
-          );
-        }
-        const used = new Set([...script.matchAll(/\$\((\w+)\)/g)].map((m) => m[1]));
-        expect(
-          [...used].every((name) => Object.values(SQLCMD_VARIABLES).includes(name)),
-          [...used].join(),
-        ).to.equal(true);
-      });
+      it(
+        `${operation}: secrets appear only as sqlcmd variables, the ` +
+          `script stops at the first error and runs in one transaction`,
+        () => {
+          const script = renderMssqlScript(operation, registry, 3);
+          expect(script).to.match(/^:on error exit$/m);
+          expect(script).to.contain('SET XACT_ABORT ON;');
+          expect(script.match(/BEGIN TRANSACTION;/g)).to.have.length(1);
+          expect(script.match(/COMMIT TRANSACTION;/g)).to.have.length(1);
+          for (const literal of script.match(/(?:PASSWORD|KEY_SOURCE|IDENTITY_VALUE) = N'[^']*'/g) ?? []) {
+            expect(literal).to.match(
+              /= N'\$\((CellcryptMasterKeyPassword|CellcryptPassphrase|CellcryptIdentityValue)\)'$/,
+            );
+          }
+          const used = new Set([...script.matchAll(/\$\((\w+)\)/g)].map((m) => m[1]));
+          expect(
+            [...used].every((name) => Object.values(SQLCMD_VARIABLES).includes(name)),
+            [...used].join(),
+          ).to.equal(true);
+        },
+      );
     }
   });
 }
 
 describe('cellcrypt script --engine mssql: what each script does', () => {
-  it('install creates the hierarchy, then per column adds the shadow in its own batch (a batch is compiled before it runs) and proves before it swaps', () => {
-    const script = renderMssqlScript('install', DYNAMICS_DEFAULT_COLUMNS, 1);
-    expect(script).to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_1] WITH ALGORITHM = AES_256');
-    for (const column of DYNAMICS_DEFAULT_COLUMNS) {
-      const add = script.indexOf(`ALTER TABLE [${column.table}] ADD [${column.column}__cellcrypt]`);
-      const encrypt = script.indexOf(`SET [${column.column}__cellcrypt] = ENCRYPTBYKEY`, add);
-      const proof = script.indexOf('THROW 50002', encrypt);
-      const swap = script.indexOf(`DROP COLUMN [${column.column}]`, proof);
-      expect(
-        [add, encrypt, proof, swap].every((i) => i > 0),
-        column.column,
-      ).to.equal(true);
-      expect(script.slice(add, encrypt), 'a GO between ALTER TABLE ADD and the UPDATE that uses the column').to.match(
-        /\nGO\n/,
-      );
-    }
-  });
+  it(
+    'install creates the hierarchy, then per column adds the shadow in its ' +
+      'own batch (a batch is compiled before it runs) and proves before it swaps',
+    () => {
+      const script = renderMssqlScript('install', DYNAMICS_DEFAULT_COLUMNS, 1);
+      expect(script).to.contain('CREATE SYMMETRIC KEY [cellcrypt_key_1] WITH ALGORITHM = AES_256');
+      for (const column of DYNAMICS_DEFAULT_COLUMNS) {
+        const add = script.indexOf(`ALTER TABLE [${column.table}] ADD [${column.column}__cellcrypt]`);
+        const encrypt = script.indexOf(`SET [${column.column}__cellcrypt] = ENCRYPTBYKEY`, add);
+        const proof = script.indexOf('THROW 50002', encrypt);
+        const swap = script.indexOf(`DROP COLUMN [${column.column}]`, proof);
+        expect(
+          [add, encrypt, proof, swap].every((i) => i > 0),
+          column.column,
+        ).to.equal(true);
+        expect(script.slice(add, encrypt), 'a GO between ALTER TABLE ADD and the UPDATE that uses the column').to.match(
+          /\nGO\n/,
+        );
+      }
+    },
+  );
 
-  it('change-key --generation 3 moves cellcrypt_key_3 to cellcrypt_key_4, proves none is left and all decrypt, then drops cellcrypt_key_3', () => {
-    const script = renderMssqlScript('change-key', DYNAMICS_DEFAULT_COLUMNS, 3);
-    const create = script.indexOf('CREATE SYMMETRIC KEY [cellcrypt_key_4]');
-    const lastMove = script.lastIndexOf("KEY_GUID(N'cellcrypt_key_4'), DECRYPTBYKEY(");
-    const drop = script.indexOf('DROP SYMMETRIC KEY [cellcrypt_key_3]');
-    const commit = script.indexOf('COMMIT TRANSACTION');
-    expect(create).to.be.greaterThan(0);
-    expect(lastMove).to.be.greaterThan(create);
-    expect(script.indexOf('THROW 50005', lastMove)).to.be.greaterThan(lastMove);
-    expect(drop).to.be.greaterThan(script.lastIndexOf('THROW 50005'));
-    expect(commit).to.be.greaterThan(drop);
-  });
+  it(
+    'change-key --generation 3 moves cellcrypt_key_3 to cellcrypt_key_4, ' +
+      'proves none is left and all decrypt, then drops cellcrypt_key_3',
+    () => {
+      const script = renderMssqlScript('change-key', DYNAMICS_DEFAULT_COLUMNS, 3);
+      const create = script.indexOf('CREATE SYMMETRIC KEY [cellcrypt_key_4]');
+      const lastMove = script.lastIndexOf("KEY_GUID(N'cellcrypt_key_4'), DECRYPTBYKEY(");
+      const drop = script.indexOf('DROP SYMMETRIC KEY [cellcrypt_key_3]');
+      const commit = script.indexOf('COMMIT TRANSACTION');
+      expect(create).to.be.greaterThan(0);
+      expect(lastMove).to.be.greaterThan(create);
+      expect(script.indexOf('THROW 50005', lastMove)).to.be.greaterThan(lastMove);
+      expect(drop).to.be.greaterThan(script.lastIndexOf('THROW 50005'));
+      expect(commit).to.be.greaterThan(drop);
+    },
+  );
 
   it('refuses a generation that is not a whole number from 1 (exit 2)', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) {
