@@ -16,7 +16,7 @@ import { Client } from 'pg';
 import yargs from 'yargs';
 import { runCli } from '../src/cli/main';
 import { memoryIo } from '../src/cli/io';
-import { Secret } from '../src/config/secret';
+import { Secret } from '../src/common/secret';
 import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
 import { install } from '../src/core/install';

@@ -5,8 +5,8 @@
  *   try { await install(tk); console.log(await readStatus(tk)); } finally { await tk.close(); }
  */
 export { loadSettings, type Settings } from './config/settings';
-export { Secret } from './config/secret';
-export { CellcryptError, DYNAMICS_CODES, type ErrorCode } from './core/errors';
+export { Secret } from './common/secret';
+export { CellcryptError, DYNAMICS_CODES, type ErrorCode } from './common/errors';
 export { openToolkit, type Toolkit } from './core/toolkit';
 export { install, type InstallResult } from './core/install';
 export { convertColumns, planConversion } from './core/convert';

@@ -6,9 +6,9 @@ import {
   nvarcharText,
   type CellKey,
 } from '../../src/cellcrypt';
-import type { Secret } from '../../src/config/secret';
+import type { Secret } from '../../src/common/secret';
 import { classifyColumn } from '../../src/core/column-state';
-import { identityValueFor } from '../../src/core/key-identity';
+import { identityValueFor } from '../../src/cellcrypt/key-identity';
 import { columnLabel, type SensitiveColumn } from '../../src/core/registry';
 import type { Toolkit } from '../../src/core/toolkit';
 

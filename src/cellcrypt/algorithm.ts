@@ -1,4 +1,4 @@
-import { CellcryptError } from '../core/errors';
+import { CellcryptError } from '../common/errors';
 
 /**
  * The AES sizes SQL Server still supports for symmetric keys (everything else is deprecated

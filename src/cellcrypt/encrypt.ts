@@ -1,5 +1,5 @@
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
-import { CellcryptError } from '../core/errors';
+import { CellcryptError } from '../common/errors';
 import { AES_BLOCK_BYTES, cipherNameFor } from './algorithm';
 import type { CellKey } from './cell-key';
 import {

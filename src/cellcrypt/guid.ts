@@ -1,4 +1,4 @@
-import { CellcryptError } from '../core/errors';
+import { CellcryptError } from '../common/errors';
 
 /**
  * SQL Server stores a uniqueidentifier in .NET `Guid.ToByteArray()` order: the first three

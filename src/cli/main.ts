@@ -1,6 +1,6 @@
 import { connectionFailure } from '../core/connection-failure';
 import yargs from 'yargs';
-import { isCellcryptError } from '../core/errors';
+import { isCellcryptError } from '../common/errors';
 import type { CellcryptCommand, GlobalArgs } from './command';
 import { COMMANDS } from './commands';
 import { type CliIo, processIo } from './io';

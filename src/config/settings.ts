@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { CellcryptError } from '../core/errors';
+import { CellcryptError } from '../common/errors';
 import { type ConnectionTarget, parseConnectionTarget } from './connection-target';
-import { Secret } from './secret';
+import { Secret } from '../common/secret';
 
 /**
  * Everything cellcrypt reads from its environment, validated once. The CLI, `knexfile.ts` and

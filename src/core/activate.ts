@@ -1,16 +1,10 @@
 import { keyTransaction } from './key-transaction';
 import { DERIVATIONS, deriveKey, diagnoseCell, guidStringToBytes, type Derivation } from '../cellcrypt';
-import type { Secret } from '../config/secret';
-import { CellcryptError } from './errors';
+import type { Secret } from '../common/secret';
+import { CellcryptError } from '../common/errors';
 import { assessActivity } from './key-access';
-import {
-  CERTIFICATE_NAME,
-  generateMasterKeyPassword,
-  generationOf,
-  identityValueFor,
-  keyGuidFor,
-  keyName,
-} from './key-identity';
+import { CERTIFICATE_NAME, generationOf, keyName } from '../common/key-names';
+import { generateMasterKeyPassword, identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
 import { columnLabel } from './registry';

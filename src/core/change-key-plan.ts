@@ -1,10 +1,10 @@
 import { guidStringToBytes } from '../cellcrypt';
-import type { Secret } from '../config/secret';
+import type { Secret } from '../common/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import { classifyColumn } from './column-state';
 import { withOpenKeys, type KeyAccess } from './key-access';
-import { CERTIFICATE_NAME } from './key-identity';
+import { CERTIFICATE_NAME } from '../common/key-names';
 import { columnLabel, type SensitiveColumn } from './registry';
 import type { Toolkit } from './toolkit';
 

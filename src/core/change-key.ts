@@ -1,12 +1,13 @@
 import { keyTransaction } from './key-transaction';
 import type { Knex } from 'knex';
-import type { Secret } from '../config/secret';
+import type { Secret } from '../common/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
 import { dryRunStatements, ONE_TRANSACTION_STEP as STEP, planColumns, type ColumnWork } from './change-key-plan';
 import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
-import { CellcryptError, isCellcryptError } from './errors';
+import { CellcryptError, isCellcryptError } from '../common/errors';
 import { assessActivity, type KeyAccess } from './key-access';
-import { CERTIFICATE_NAME, generationOf, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import { CERTIFICATE_NAME, generationOf, keyName } from '../common/key-names';
+import { identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
 import { generatePassphrase, validatePassphrase } from './passphrase';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import { decryptByKey, deriveKey, encryptByKey, guidStringToBytes, type CellKey, type Derivation } from '../cellcrypt';
-import type { Secret } from '../config/secret';
+import type { Secret } from '../common/secret';
 import type { ColumnRef, Engine } from '../engines/engine';
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import { columnLabel } from './registry';
 
 /**

@@ -1,4 +1,4 @@
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 
 /**
  * A database that cannot be reached or logged into is an operator's problem with a clear way

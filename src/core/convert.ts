@@ -1,4 +1,4 @@
-import { CellcryptError, refuse } from './errors';
+import { CellcryptError, refuse } from '../common/errors';
 import { classifyColumn, type ColumnState, encryptedColumnBytes, plaintextByteLimit } from './column-state';
 import { requireActive, withOpenKeys, type KeyAccess } from './key-access';
 import { columnLabel, type SensitiveColumn } from './registry';

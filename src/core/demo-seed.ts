@@ -1,5 +1,5 @@
 import { classifyColumn } from './column-state';
-import { refuse } from './errors';
+import { refuse } from '../common/errors';
 import type { Toolkit } from './toolkit';
 
 /**

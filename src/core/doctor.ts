@@ -1,7 +1,7 @@
 import type { EngineDiagnosis, KeyPermission } from '../engines/engine';
-import { isCellcryptError } from './errors';
+import { isCellcryptError } from '../common/errors';
 import { assessActivity } from './key-access';
-import { keyGuidFor } from './key-identity';
+import { keyGuidFor } from '../cellcrypt/key-identity';
 import { MIGRATIONS_CONFIG } from './migration-context';
 import { readStatus } from './status';
 import type { Toolkit } from './toolkit';

@@ -1,6 +1,6 @@
 import { loadSettings } from '../config/settings';
-import { Secret } from '../config/secret';
-import { isCellcryptError } from './errors';
+import { Secret } from '../common/secret';
+import { isCellcryptError } from '../common/errors';
 import { parseKeyFile } from './key-file';
 import { validatePassphrase } from './passphrase';
 

@@ -1,7 +1,7 @@
 import { convertColumns, planConversion, type ColumnConversion } from './convert';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
 import { currentKey, requireActive } from './key-access';
-import { refuse } from './errors';
+import { refuse } from '../common/errors';
 import { withOrgLock } from './org-lock';
 import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';

@@ -1,9 +1,10 @@
 import { keyTransaction } from './key-transaction';
 import type { Knex } from 'knex';
-import type { Secret } from '../config/secret';
+import type { Secret } from '../common/secret';
 import type { KeyHierarchy, SymmetricKeyInfo } from '../engines/engine';
-import { CellcryptError } from './errors';
-import { CERTIFICATE_NAME, generationOf, keyGuidFor } from './key-identity';
+import { CellcryptError } from '../common/errors';
+import { CERTIFICATE_NAME, generationOf } from '../common/key-names';
+import { keyGuidFor } from '../cellcrypt/key-identity';
 import type { KeyStore } from '../keystore/keystore';
 import type { Toolkit } from './toolkit';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { Secret } from '../config/secret';
-import { CellcryptError } from './errors';
+import { Secret } from '../common/secret';
+import { CellcryptError } from '../common/errors';
 
 /**
  * The file an administrator keeps the passphrase in (written by `show-key --out`, read by

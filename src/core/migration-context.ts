@@ -6,7 +6,7 @@ import { postgresEngine } from '../engines/postgres/engine';
 import { wrapKnex } from '../engines/postgres/connect';
 import { mssqlEngine } from '../engines/mssql/engine';
 import { mssqlTimeouts } from '../engines/mssql/connect';
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import { lineReporter } from './reporter';
 import { openToolkit, type Toolkit } from './toolkit';
 

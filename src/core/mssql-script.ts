@@ -1,8 +1,8 @@
 import knexFactory from 'knex';
 import { activateScript, changeKeyScript, installScript, type ScriptColumn } from '../engines/mssql/script';
 import { encryptedColumnBytes } from './column-state';
-import { CellcryptError } from './errors';
-import { CERTIFICATE_NAME, keyName } from './key-identity';
+import { CellcryptError } from '../common/errors';
+import { CERTIFICATE_NAME, keyName } from '../common/key-names';
 import type { SensitiveColumn } from './registry';
 import { SCHEMA, TOOLKIT_TABLE_DEFINITIONS } from './toolkit-tables';
 

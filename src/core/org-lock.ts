@@ -1,4 +1,4 @@
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import type { Toolkit } from './toolkit';
 
 /**

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { Secret } from '../config/secret';
-import { CellcryptError } from './errors';
+import { Secret } from '../common/secret';
+import { CellcryptError } from '../common/errors';
 
 /**
  * The passphrase an administrator sees as "the encryption key" (reference/dynamics-data-encryption.md):

@@ -1,5 +1,5 @@
 import type { KeyPermission } from '../engines/engine';
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import type { Toolkit } from './toolkit';
 
 const WHAT: Readonly<Record<KeyPermission, string>> = {

@@ -1,8 +1,9 @@
 import { keyTransaction } from './key-transaction';
-import { Secret } from '../config/secret';
-import { CellcryptError, refuse } from './errors';
+import { Secret } from '../common/secret';
+import { CellcryptError, refuse } from '../common/errors';
 import { currentKey } from './key-access';
-import { CERTIFICATE_NAME, generateMasterKeyPassword, identityValueFor, keyGuidFor, keyName } from './key-identity';
+import { CERTIFICATE_NAME, keyName } from '../common/key-names';
+import { generateMasterKeyPassword, identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
 import { generatePassphrase } from './passphrase';
 import { classifyColumn } from './column-state';
 import type { Toolkit } from './toolkit';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { refuse } from './errors';
+import { refuse } from '../common/errors';
 
 /**
  * The sensitive columns cellcrypt encrypts. It ships exactly Dynamics 365's documented five;

@@ -1,4 +1,4 @@
-import { CellcryptError } from './errors';
+import { CellcryptError } from '../common/errors';
 import { MIGRATIONS_CONFIG } from './migration-context';
 import type { Toolkit } from './toolkit';
 

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
-import type { Secret } from '../config/secret';
-import { CellcryptError, refuse } from './errors';
+import type { Secret } from '../common/secret';
+import { CellcryptError, refuse } from '../common/errors';
 import { formatKeyFile, type KeyFileEncoding } from './key-file';
 import { assessActivity } from './key-access';
 import { requirePermission } from './permissions';

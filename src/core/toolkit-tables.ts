@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Db } from '../engines/engine';
-import { upsert } from './upsert';
+import { upsert } from '../common/upsert';
 
 /**
  * cellcrypt's own tables in the org database (schema `cellcrypt`, created by the engine):

@@ -4,7 +4,7 @@ import type { Engine } from '../engines/engine';
 import { openEngine } from '../engines';
 import type { KeyStore } from '../keystore/keystore';
 import { openKeyStore, type KeyStoreConnection } from '../keystore/open-keystore';
-import { refuse } from './errors';
+import { refuse } from '../common/errors';
 import { loadRegistry, type SensitiveColumn } from './registry';
 import { type Reporter, silentReporter } from './reporter';
 import { readOrganizationId } from './toolkit-tables';

@@ -6,8 +6,9 @@ import {
   type CellKey,
   type Derivation,
 } from '../cellcrypt';
-import type { Secret } from '../config/secret';
-import { CERTIFICATE_NAME, identityValueFor } from './key-identity';
+import type { Secret } from '../common/secret';
+import { CERTIFICATE_NAME } from '../common/key-names';
+import { identityValueFor } from '../cellcrypt/key-identity';
 import { assessActivity } from './key-access';
 import { columnLabel } from './registry';
 import { needsAttention, readStatus, type StatusReport } from './status';

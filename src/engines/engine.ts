@@ -1,7 +1,10 @@
 import type { Knex } from 'knex';
 import type { EngineKind } from '../config/connection-target';
-import type { Secret } from '../config/secret';
+import type { Secret } from '../common/secret';
 import type { Derivation } from '../cellcrypt';
+import type { Db } from '../common/upsert';
+
+export type { Db };
 
 /**
  * The boundary between policy (src/core: what to encrypt, when a key may change) and the
@@ -14,8 +17,6 @@ import type { Derivation } from '../cellcrypt';
  * certificate. Keys are opened explicitly and only inside a transaction (`trx`): on PostgreSQL
  * they vanish at commit/rollback, so a pooled connection can never keep a key open.
  */
-export type Db = Knex | Knex.Transaction;
-
 /** A registered sensitive column as the engine needs it. */
 export interface ColumnRef {
   readonly table: string;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CellcryptError } from '../core/errors';
-import { Secret } from '../config/secret';
+import { CellcryptError } from '../common/errors';
+import { Secret } from '../common/secret';
 import type { Settings } from '../config/settings';
 
 /**

@@ -1,4 +1,4 @@
-import { Secret } from '../config/secret';
+import { Secret } from '../common/secret';
 import type { Sealer } from './sealing';
 import type { SecretStorage } from './storage';
 

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { upsert } from '../core/upsert';
+import { upsert } from '../common/upsert';
 import type { SecretStorage } from './storage';
 
 /**

@@ -2,7 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import { mssqlKnexConfig } from '../engines/mssql/connect';
 import type { Settings } from '../config/settings';
 import { connectPglite, connectPostgres } from '../engines/postgres/connect';
-import { CellcryptError } from '../core/errors';
+import { CellcryptError } from '../common/errors';
 import { ensureKeystoreTable, knexStorage } from './knex-storage';
 import { KeyStore } from './keystore';
 import { resolveKeystoreSecret } from './keystore-secret';

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { CellcryptError } from '../core/errors';
-import type { Secret } from '../config/secret';
+import { CellcryptError } from '../common/errors';
+import type { Secret } from '../common/secret';
 
 /**
  * AES-256-GCM sealing of key-store values under the key-store secret.

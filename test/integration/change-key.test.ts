@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { Client } from 'pg';
-import { Secret } from '../../src/config/secret';
+import { Secret } from '../../src/common/secret';
 import { changeKey } from '../../src/core/change-key';
 import { readCurrentKey } from '../../src/core/show-key';
-import { CellcryptError } from '../../src/core/errors';
+import { CellcryptError } from '../../src/common/errors';
 import { install } from '../../src/core/install';
 import { assessActivity } from '../../src/core/key-access';
-import { keyGuidFor } from '../../src/core/key-identity';
+import { keyGuidFor } from '../../src/cellcrypt/key-identity';
 import { generatePassphrase } from '../../src/core/passphrase';
 import { seedDemo } from '../../src/core/demo-seed';
 import { readStatus } from '../../src/core/status';

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConnectionTarget } from '../../src/config/connection-target';
-import { CellcryptError } from '../../src/core/errors';
+import { CellcryptError } from '../../src/common/errors';
 import { openPostgresEngine } from '../../src/engines/postgres/engine';
 
 /** PGlite is single-process: a second opener of the same data directory must be refused, not corrupt it. */

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { decryptByKey, deriveKey, guidStringToBytes, keyGuidFromIdentity, nvarcharText } from '../../src/cellcrypt';
 import { convertColumns } from '../../src/core/convert';
 import { install } from '../../src/core/install';
-import { identityValueFor } from '../../src/core/key-identity';
+import { identityValueFor } from '../../src/cellcrypt/key-identity';
 import { MIGRATIONS_CONFIG, runMigrationsWith } from '../../src/core/migration-context';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
 import { seedDemo } from '../../src/core/demo-seed';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Secret } from '../../src/config/secret';
+import { Secret } from '../../src/common/secret';
 import { activate } from '../../src/core/activate';
 import { install } from '../../src/core/install';
 import { verify } from '../../src/core/verify';

@@ -7,8 +7,8 @@ import {
   deriveKey,
   nvarcharBytes,
 } from '../../src/cellcrypt';
-import type { Secret } from '../../src/config/secret';
-import { identityValueFor } from '../../src/core/key-identity';
+import type { Secret } from '../../src/common/secret';
+import { identityValueFor } from '../../src/cellcrypt/key-identity';
 import { MIGRATIONS_CONFIG } from '../../src/core/migration-context';
 import type { SensitiveColumn } from '../../src/core/registry';
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CellcryptError } from '../../src/core/errors';
+import { CellcryptError } from '../../src/common/errors';
 
 /** The CellcryptError a promise rejects with; fails the test if it resolves or throws anything else. */
 export async function rejection(promise: Promise<unknown>): Promise<CellcryptError> {

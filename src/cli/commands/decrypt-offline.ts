@@ -10,8 +10,8 @@ import {
   type AesAlgorithm,
   type Derivation,
 } from '../../cellcrypt';
-import type { Secret } from '../../config/secret';
-import { CellcryptError } from '../../core/errors';
+import type { Secret } from '../../common/secret';
+import { CellcryptError } from '../../common/errors';
 import { readKeyFile } from '../../core/key-file';
 import { defineCommand, type GlobalArgs } from '../command';
 

@@ -1,5 +1,5 @@
-import { CellcryptError } from '../../core/errors';
-import { identityValueFor } from '../../core/key-identity';
+import { CellcryptError } from '../../common/errors';
+import { identityValueFor } from '../../cellcrypt/key-identity';
 import { readKeyFile } from '../../core/key-file';
 import { renderMssqlScript, type ScriptOperation } from '../../core/mssql-script';
 import { loadRegistry } from '../../core/registry';

@@ -1,4 +1,4 @@
-import { CellcryptError, type ErrorCode, type ExitCode } from '../../core/errors';
+import { CellcryptError, type ErrorCode, type ExitCode } from '../../common/errors';
 
 /**
  * SQL Server error numbers cellcrypt can meet, turned into our codes with the way out.

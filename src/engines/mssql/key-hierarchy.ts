@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { DERIVATIONS, decryptByKey, deriveKey, guidStringToBytes, type Derivation } from '../../cellcrypt';
-import type { Secret } from '../../config/secret';
-import { CellcryptError } from '../../core/errors';
-import { CERTIFICATE_NAME, KEY_PREFIX } from '../../core/key-identity';
+import type { Secret } from '../../common/secret';
+import { CellcryptError } from '../../common/errors';
+import { CERTIFICATE_NAME, KEY_PREFIX } from '../../common/key-names';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
 import { sqlServerErrorNumber } from './errors';
 import { query, querySecret, type Row } from './execute';

@@ -1,5 +1,5 @@
 import type { Db, KeyPermission, PermissionCheck } from '../engine';
-import { CERTIFICATE_NAME } from '../../core/key-identity';
+import { CERTIFICATE_NAME } from '../../common/key-names';
 import { query } from './execute';
 import { tsqlLiteral } from './tsql';
 

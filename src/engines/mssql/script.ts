@@ -2,7 +2,7 @@ import type { ColumnRef } from '../engine';
 import { columnStatements as S, keyGuidOf } from './column-statements';
 import { keyStatements as K, SQLCMD_VARIABLES, sqlcmdSecrets } from './key-statements';
 import { prepareStatements } from './key-statements';
-import { KEY_PREFIX } from '../../core/key-identity';
+import { KEY_PREFIX } from '../../common/key-names';
 import { quoteTsqlIdentifier as q, tsqlLiteral } from './tsql';
 
 /**

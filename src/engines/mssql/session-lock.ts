@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { CellcryptError } from '../../core/errors';
+import { CellcryptError } from '../../common/errors';
 import { runOnConnection } from './execute';
 import { tsqlLiteral } from './tsql';
 

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { CellcryptError } from '../../core/errors';
+import { CellcryptError } from '../../common/errors';
 
 /**
  * PGlite is single-process: two processes (or two instances in one process) on one data

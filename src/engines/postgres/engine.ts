@@ -1,5 +1,5 @@
 import type { ConnectionTarget } from '../../config/connection-target';
-import { CellcryptError } from '../../core/errors';
+import { CellcryptError } from '../../common/errors';
 import type { Engine } from '../engine';
 import { postgresColumns } from './columns';
 import { postgresDemo } from './demo';

@@ -1,4 +1,4 @@
-import { CellcryptError, type ErrorCode } from '../../core/errors';
+import { CellcryptError, type ErrorCode } from '../../common/errors';
 
 /**
  * SQLSTATEs raised by our PL/pgSQL functions (sql/20-key-hierarchy.sql) are named after the

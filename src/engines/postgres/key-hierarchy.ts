@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
 import type { Derivation } from '../../cellcrypt';
-import type { Secret } from '../../config/secret';
+import type { Secret } from '../../common/secret';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
 import { mapKeyError } from './errors';
 

@@ -12,8 +12,8 @@ import {
   type AesAlgorithm,
   type Derivation,
 } from '../../../src/cellcrypt';
-import { Secret } from '../../../src/config/secret';
-import { CellcryptError } from '../../../src/core/errors';
+import { Secret } from '../../../src/common/secret';
+import { CellcryptError } from '../../../src/common/errors';
 import { formatKeyFile } from '../../../src/core/key-file';
 import command, { decryptOffline } from '../../../src/cli/commands/decrypt-offline';
 import type { GlobalArgs } from '../../../src/cli/command';

@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Secret } from '../../../src/config/secret';
+import { Secret } from '../../../src/common/secret';
 import { formatKeyFile } from '../../../src/core/key-file';
-import { identityValueFor } from '../../../src/core/key-identity';
+import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import { inProcessCli } from '../../support/in-process-cli';
 import { parseTsql, splitGoBatches } from '../../support/tsql-grammar';
 

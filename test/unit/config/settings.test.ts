@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { inspect } from 'node:util';
 import { loadSettings } from '../../../src/config/settings';
-import { Secret, redact } from '../../../src/config/secret';
-import { CellcryptError } from '../../../src/core/errors';
+import { Secret, redact } from '../../../src/common/secret';
+import { CellcryptError } from '../../../src/common/errors';
 
 function refusal(fn: () => unknown): CellcryptError {
   try {

@@ -8,9 +8,9 @@ import {
   nvarcharBytes,
   guidBytesToString,
 } from '../../../src/cellcrypt';
-import { Secret } from '../../../src/config/secret';
+import { Secret } from '../../../src/common/secret';
 import { cellKeyFor, moveCellsInClient } from '../../../src/core/client-side-move';
-import { CellcryptError } from '../../../src/core/errors';
+import { CellcryptError } from '../../../src/common/errors';
 import type { Engine } from '../../../src/engines/engine';
 
 /**

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Secret } from '../../../src/config/secret';
-import { CellcryptError } from '../../../src/core/errors';
+import { Secret } from '../../../src/common/secret';
+import { CellcryptError } from '../../../src/common/errors';
 import { formatKeyFile, parseKeyFile, readKeyFile, type KeyFileEncoding } from '../../../src/core/key-file';
 
 const ENCODINGS: KeyFileEncoding[] = ['utf8', 'utf16le', 'base64'];

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { Secret } from '../../../src/config/secret';
-import { CellcryptError } from '../../../src/core/errors';
+import { Secret } from '../../../src/common/secret';
+import { CellcryptError } from '../../../src/common/errors';
 import { generatePassphrase, validatePassphrase } from '../../../src/core/passphrase';
 
 function failureOf(passphrase: string): CellcryptError | undefined {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { classifyColumn, encryptedColumnBytes, plaintextByteLimit } from '../../../src/core/column-state';
-import { CellcryptError } from '../../../src/core/errors';
+import { CellcryptError } from '../../../src/common/errors';
 import { DYNAMICS_DEFAULT_COLUMNS, loadRegistry } from '../../../src/core/registry';
 import type { ColumnShape } from '../../../src/engines/engine';
 import { tempDir } from '../../support/temp';

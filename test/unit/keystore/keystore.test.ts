@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Secret } from '../../../src/config/secret';
-import { CellcryptError } from '../../../src/core/errors';
+import { Secret } from '../../../src/common/secret';
+import { CellcryptError } from '../../../src/common/errors';
 import { KeyStore } from '../../../src/keystore/keystore';
 import { createSealer } from '../../../src/keystore/sealing';
 import { memoryStorage } from '../../../src/keystore/storage';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CellcryptError } from '../../../../src/core/errors';
+import { CellcryptError } from '../../../../src/common/errors';
 import { mapSqlServerError } from '../../../../src/engines/mssql/errors';
 import { querySecret } from '../../../../src/engines/mssql/execute';
 import { lockResource, tryAppLock } from '../../../../src/engines/mssql/session-lock';

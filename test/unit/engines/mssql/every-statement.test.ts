@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { KeyPermission } from '../../../../src/engines/engine';
-import { Secret } from '../../../../src/config/secret';
+import { Secret } from '../../../../src/common/secret';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import { columnStatements as S, guidLiteral, keyGuidOf } from '../../../../src/engines/mssql/column-statements';
 import { DEMO_TABLES } from '../../../../src/engines/postgres/demo';

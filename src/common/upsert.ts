@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import type { Db } from '../engines/engine';
+/** A knex instance or one of its transactions: whatever a statement may run on. */
+export type Db = Knex | Knex.Transaction;
 
 /**
  * Insert or update one row by its key, atomically. PostgreSQL does it in one statement
