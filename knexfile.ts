@@ -3,17 +3,9 @@
 // and `cellcrypt install` run the same migrations against the same database.
 import type { Knex } from 'knex';
 import { loadSettings } from './src/config/settings';
-import { MIGRATIONS_CONFIG } from './src/core/migration-context';
-import { mssqlKnexConfig } from './src/engines/mssql/connect';
-import { pgliteKnexConfig, postgresKnexConfig } from './src/engines/postgres/connect';
+import { MIGRATIONS_CONFIG } from './src/core/install-run';
+import { knexConfigFor } from './src/engines';
 
 export default async function knexConfig(): Promise<Knex.Config> {
-  const { database } = loadSettings();
-  const base =
-    database.kind === 'mssql'
-      ? mssqlKnexConfig(database)
-      : database.kind === 'pglite'
-        ? await pgliteKnexConfig(database)
-        : postgresKnexConfig(database);
-  return { ...base, migrations: MIGRATIONS_CONFIG };
+  return { ...(await knexConfigFor(loadSettings().database)), migrations: MIGRATIONS_CONFIG };
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { refuseDown, withMigrationToolkit } from '../src/core/migration-context';
+import { refuseDown } from '../src/core/install-run';
+import { installStep } from './support/install-step';
 
 // Our own transactions: DDL and the key store are managed by src/core.
 export const config = { transaction: false };
@@ -10,9 +11,7 @@ export const config = { transaction: false };
  * open_key_bytes, and the census its parallel-safe decrypt (issue 7). Data is not touched.
  */
 export async function up(knex: Knex): Promise<void> {
-  await withMigrationToolkit(knex, async (tk) => {
-    await tk.engine.prepare();
-  });
+  await installStep(knex, (run) => run.prepare());
 }
 
 export async function down(): Promise<void> {

@@ -12,7 +12,7 @@ import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
 import { install } from '../src/core/install';
 import { readStatus } from '../src/core/status';
-import { openToolkit } from '../src/core/toolkit';
+import { openToolkit } from '../src/open-toolkit';
 
 async function main(): Promise<void> {
   const args = await yargs(process.argv.slice(2))

@@ -14,7 +14,7 @@ import { Client } from 'pg';
 import yargs from 'yargs';
 import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
-import { openToolkit } from '../src/core/toolkit';
+import { openToolkit } from '../src/open-toolkit';
 import { renderChart, type Series } from './bench/chart';
 
 const OPERATIONS = ['install', 'floor', 'change-key', 'change-key-client', 'change-key-batched'] as const;

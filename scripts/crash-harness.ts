@@ -20,7 +20,8 @@ import { Secret } from '../src/common/secret';
 import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
 import { install } from '../src/core/install';
-import { openToolkit, type Toolkit } from '../src/core/toolkit';
+import { openToolkit } from '../src/open-toolkit';
+import { type Toolkit } from '../src/core/toolkit';
 import { checkOrg, recordOriginals, type CheckResult, type Originals } from './crash/org-check';
 
 type Scenario = 'install' | 'change-key' | 'change-key-batched' | 'server-crash';

@@ -7,7 +7,8 @@
 export { loadSettings, type Settings } from './config/settings';
 export { Secret } from './common/secret';
 export { CellcryptError, DYNAMICS_CODES, type ErrorCode } from './common/errors';
-export { openToolkit, type Toolkit } from './core/toolkit';
+export { openToolkit } from './open-toolkit';
+export { createToolkit, type Toolkit } from './core/toolkit';
 export { install, type InstallResult } from './core/install';
 export { convertColumns, planConversion } from './core/convert';
 export { provisionKeys } from './core/provision';

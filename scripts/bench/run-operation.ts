@@ -4,7 +4,7 @@
 import { loadSettings } from '../../src/config/settings';
 import { changeKey } from '../../src/core/change-key';
 import { install } from '../../src/core/install';
-import { openToolkit } from '../../src/core/toolkit';
+import { openToolkit } from '../../src/open-toolkit';
 
 const BATCH = 50_000;
 

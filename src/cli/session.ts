@@ -1,5 +1,6 @@
 import { loadSettings, type Settings } from '../config/settings';
-import { openToolkit, type Toolkit } from '../core/toolkit';
+import { openToolkit } from '../open-toolkit';
+import { type Toolkit } from '../core/toolkit';
 import type { GlobalArgs } from './command';
 import type { CliIo } from './io';
 import { reporterFor } from './progress-reporter';

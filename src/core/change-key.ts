@@ -103,12 +103,7 @@ async function changeKeyLocked(
     columns: work.map((w) => ({ table: w.column.table, column: w.column.column, cells: w.cells, bytes: w.bytes })),
   };
   if (options.dryRun) {
-    const secrets = {
-      masterPassword: access.masterPassword,
-      passphrase: target.passphrase,
-      identityValue: identityValueFor(target.passphrase),
-    };
-    const statements = dryRunStatements(tk, secrets, target.from, target, work, options.batchSize);
+    const statements = dryRunStatements(tk, target.from, target, work, options.batchSize);
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
 

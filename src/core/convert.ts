@@ -27,6 +27,8 @@ export interface ColumnPlan {
 }
 
 export interface ConvertOptions {
+  /** The plan already made for this run (install plans once); planned here when absent. */
+  plans?: readonly ColumnPlan[];
   batchSize?: number;
   /** Called after each committed batch (tests use it to simulate an interruption). */
   afterBatch?: (column: SensitiveColumn, written: number) => void | Promise<void>;
@@ -82,7 +84,7 @@ export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
 }
 
 export async function convertColumns(tk: Toolkit, options: ConvertOptions = {}): Promise<ColumnConversion[]> {
-  const plans = await planConversion(tk);
+  const plans = options.plans ?? (await planConversion(tk));
   const pending = plans.filter((plan) => plan.state !== 'encrypted');
   if (pending.length === 0) return [];
   const { access } = await requireActive(tk);

@@ -2,7 +2,7 @@ import type { EngineDiagnosis, KeyPermission } from '../engines/engine';
 import { isCellcryptError } from '../common/errors';
 import { assessActivity } from './key-access';
 import { keyGuidFor } from '../cellcrypt/key-identity';
-import { MIGRATIONS_CONFIG } from './migration-context';
+import { MIGRATIONS_CONFIG } from './install-run';
 import { readStatus } from './status';
 import type { Toolkit } from './toolkit';
 import { countRecentAudits } from './toolkit-tables';

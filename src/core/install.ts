@@ -1,5 +1,5 @@
-import { convertColumns, planConversion, type ColumnConversion } from './convert';
-import { MIGRATIONS_CONFIG, runMigrationsWith } from './migration-context';
+import type { ColumnConversion } from './convert';
+import { InstallRun, MIGRATIONS_CONFIG, runMigrationsWith } from './install-run';
 import { currentKey, requireActive } from './key-access';
 import { refuse } from '../common/errors';
 import { withOrgLock } from './org-lock';
@@ -8,9 +8,11 @@ import type { Toolkit } from './toolkit';
 import { writeAudit } from './toolkit-tables';
 
 /**
- * `cellcrypt install`: what an org install or upgrade runs. The knex migrations do the work
- * (so `npx knex migrate:latest` does the same); afterwards any column registered since the
- * conversion migration ran is converted too. Running it again changes nothing.
+ * `cellcrypt install`: what an org install or upgrade runs, and the one orchestrator of it:
+ * preflight (plan, read-only), prepare, provision, convert. The knex migrations name those
+ * steps (so `npx knex migrate:latest` does the same) and this run does each once; afterwards
+ * any column registered since the conversion migration ran is converted too. Running it again
+ * changes nothing.
  */
 export interface InstallResult {
   migrations: string[];
@@ -26,7 +28,8 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   const started = Date.now();
   // Read-only preflight: a missing table or a value too long for its cell is refused here,
   // before the schema, the keys or the key store are touched.
-  const plans = await planConversion(tk);
+  const run = new InstallRun(tk);
+  const plans = await run.plan();
   // Binary cells in a registered column but no key to read them: a restored org whose key
   // hierarchy is gone, or foreign data. Creating a new key would strand those cells.
   if (!currentKey(await tk.engine.keys.read(tk.engine.knex))) {
@@ -47,7 +50,7 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
       );
     }
   }
-  await tk.engine.prepare();
+  await run.prepare();
   // An installed org must still have its key before anything runs: an org restored without its
   // key store is refused here (activate is the way out), not half-upgraded.
   if (currentKey(await tk.engine.keys.read(tk.engine.knex))) await requireActive(tk);
@@ -55,11 +58,12 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   // mark behind and every later run would fail. We hold the org lock, so no other install is
   // running: the mark is stale by definition and is cleared.
   await tk.engine.knex.migrate.forceFreeMigrationsLock(MIGRATIONS_CONFIG);
-  const [, applied] = (await runMigrationsWith(tk, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [
+  const [, applied] = (await runMigrationsWith(run, () => tk.engine.knex.migrate.latest(MIGRATIONS_CONFIG))) as [
     number,
     string[],
   ];
-  const conversions = await convertColumns(tk);
+  // Columns registered after the conversion migration ran; the same conversion if it ran now.
+  const conversions = await run.convert();
   const durationMs = Date.now() - started;
   if (applied.length > 0 || conversions.length > 0) {
     await writeAudit(tk.engine.knex, {

@@ -1,5 +1,5 @@
 import { CellcryptError } from '../common/errors';
-import { MIGRATIONS_CONFIG } from './migration-context';
+import { MIGRATIONS_CONFIG } from './install-run';
 import type { Toolkit } from './toolkit';
 
 /**

@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import type { Settings } from '../config/settings';
 import type { Engine } from '../engines/engine';
-import { openEngine } from '../engines';
 import type { KeyStore } from '../keystore/keystore';
 import { openKeyStore, type KeyStoreConnection } from '../keystore/open-keystore';
 import { refuse } from '../common/errors';
@@ -29,14 +28,14 @@ export interface Toolkit {
 
 export interface ToolkitOptions {
   reporter?: Reporter;
-  /** An already open engine (knexfile / migration path); the toolkit then does not close it. */
-  engine?: Engine;
+  /** Whether `close()` closes the engine too (false when the caller keeps using it: the knex CLI). */
+  ownsEngine?: boolean;
 }
 
-export async function openToolkit(settings: Settings, options: ToolkitOptions = {}): Promise<Toolkit> {
+/** Core receives its engine: the composition root (src/open-toolkit.ts) opens it with the factory. */
+export function createToolkit(settings: Settings, engine: Engine, options: ToolkitOptions = {}): Toolkit {
   const registry = loadRegistry(settings.registryFile);
   const reporter = options.reporter ?? silentReporter;
-  const engine = options.engine ?? (await openEngine(settings.database));
   let connection: KeyStoreConnection | undefined;
   let keystore: KeyStore | undefined;
 
@@ -63,7 +62,7 @@ export async function openToolkit(settings: Settings, options: ToolkitOptions = 
     },
     async close() {
       await connection?.close();
-      if (!options.engine) await engine.close();
+      if (options.ownsEngine) await engine.close();
     },
   };
 }

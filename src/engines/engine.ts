@@ -91,10 +91,6 @@ export interface KeyHierarchyOps {
   opensByItself?(db: Db, keyName: string, certificate: string): Promise<boolean>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
-  /** The statements behind the calls that take secrets, with `?` for every value (for `--dry-run`). */
-  readonly statements: Readonly<
-    Record<'openMasterKey' | 'createSymmetricKey' | 'openSymmetricKey' | 'dropSymmetricKey', string>
-  >;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
   roundTrip(trx: Knex.Transaction, keyGuid: string, probe: Secret): Promise<boolean>;
 }
@@ -140,8 +136,6 @@ export interface ColumnOps {
     toGuid: string,
     limit: number,
   ): Promise<{ written: number; undecryptable: number }>;
-  /** The statement `reencryptBatch` runs, with `?` for its values (for `--dry-run`). */
-  reencryptStatement(ref: ColumnRef): string;
   /**
    * The one-transaction key change (optional: engines that have it; the others loop on
    * `reencryptBatch`). The table is locked by the caller. Moves every well-formed cell on
@@ -157,8 +151,6 @@ export interface ColumnOps {
     toGuid: string,
     onStep: (moved: number) => void,
   ): Promise<number>;
-  /** The statement `reencryptColumn` runs per chunk, with `?` for its values (for `--dry-run`). */
-  reencryptColumnStatement?(ref: ColumnRef): string;
   /**
    * The client-side path of a key change (optional: engines that have it): reads the next
    * `limit` rows whose primary key sorts after `afterId`, in primary-key order, locked for
@@ -182,6 +174,47 @@ export interface ColumnOps {
   cellBytes(db: Db, ref: ColumnRef): Promise<number>;
   /** Up to `limit` random non-null cells with their row's primary key (string form). */
   sampleCells(db: Db, ref: ColumnRef, limit: number): Promise<Array<{ id: string; cell: Buffer }>>;
+}
+
+/** A column of a dry run with the size of its encrypted cells. */
+export interface DryRunColumn extends ColumnRef {
+  readonly sizeBytes: number;
+}
+
+export interface InstallDryRun {
+  readonly certificate: string;
+  readonly keyName: string;
+  /** What exists already: an installed org's second install creates nothing. */
+  readonly existing: { readonly masterKey: boolean; readonly certificate: boolean; readonly key: boolean };
+  /** The registered columns still holding plaintext. */
+  readonly columns: readonly DryRunColumn[];
+}
+
+export interface KeyChangeDryRun {
+  readonly certificate: string;
+  readonly from: { readonly name: string; readonly keyGuid: string };
+  /** `exists`: a resumed change, whose key the first batch committed. */
+  readonly to: { readonly name: string; readonly keyGuid: string; readonly exists: boolean };
+  readonly columns: readonly ColumnRef[];
+  /** Cells per transaction; undefined: one transaction. */
+  readonly batchSize?: number;
+}
+
+export interface ActivateDryRun {
+  readonly certificate: string;
+  readonly keyName: string;
+  readonly columns: readonly ColumnRef[];
+}
+
+/**
+ * The statements an operation would send, in this engine's own SQL, for `--dry-run`. No
+ * renderer is ever given a secret: every secret's slot prints as this engine's `'***'` literal,
+ * so what a DBA reads is SQL that parses and has nothing to leak.
+ */
+export interface DryRunRenderer {
+  install(plan: InstallDryRun): string[];
+  changeKey(plan: KeyChangeDryRun): string[];
+  activate(plan: ActivateDryRun): string[];
 }
 
 export interface EngineDiagnosis {
@@ -219,6 +252,8 @@ export interface Engine {
   readonly columns: ColumnOps;
   /** Dynamics-shaped demo tables (`cellcrypt demo seed`). */
   readonly demo: DemoOps;
+  /** Renders what an operation would send (`--dry-run`); pure, needs no connection. */
+  readonly dryRun: DryRunRenderer;
   /**
    * A per-org lock that lives as long as the caller holds it (a session lock of the engine:
    * pg_advisory_lock, sp_getapplock); undefined when another holder has it. Never waits.

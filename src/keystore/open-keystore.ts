@@ -1,7 +1,6 @@
-import knexFactory, { type Knex } from 'knex';
-import { mssqlKnexConfig } from '../engines/mssql/connect';
+import type { Knex } from 'knex';
 import type { Settings } from '../config/settings';
-import { connectPglite, connectPostgres } from '../engines/postgres/connect';
+import { openKnex } from '../engines';
 import { CellcryptError } from '../common/errors';
 import { ensureKeystoreTable, knexStorage } from './knex-storage';
 import { KeyStore } from './keystore';
@@ -21,17 +20,12 @@ export async function openKeyStore(
 ): Promise<KeyStoreConnection> {
   const target = settings.config;
   const secret = resolveKeystoreSecret(settings, onWarning);
-  let connection;
+  let knex: Knex | undefined;
   try {
-    connection =
-      target.kind === 'mssql'
-        ? { knex: knexFactory(mssqlKnexConfig(target)) }
-        : target.kind === 'pglite'
-          ? await connectPglite(target)
-          : await connectPostgres(target);
-    await ensureKeystoreTable(connection.knex);
+    knex = await openKnex(target);
+    await ensureKeystoreTable(knex);
   } catch (cause) {
-    await connection?.knex.destroy();
+    await knex?.destroy();
     throw new CellcryptError(
       'CellcryptKeyStoreUnavailable',
       `cannot open the key store at ${target.display}: ${(cause as Error).message}`,
@@ -42,7 +36,6 @@ export async function openKeyStore(
       },
     );
   }
-  const { knex } = connection;
   const sealer = createSealer(secret);
   const storage = knexStorage(knex);
   return {

@@ -5,7 +5,7 @@ import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Secret } from '../../src/common/secret';
 import { loadSettings } from '../../src/config/settings';
-import { openToolkit } from '../../src/core/toolkit';
+import { openToolkit } from '../../src/open-toolkit';
 import { formatKeyFile, parseKeyFile } from '../../src/core/key-file';
 import { keyGuidFor } from '../../src/cellcrypt/key-identity';
 import { checkPostgresPermission } from '../../src/engines/postgres/permissions';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConnectionTarget } from '../../src/config/connection-target';
 import { CellcryptError } from '../../src/common/errors';
-import { openPostgresEngine } from '../../src/engines/postgres/engine';
+import { openEngine } from '../../src/engines';
 
 /** PGlite is single-process: a second opener of the same data directory must be refused, not corrupt it. */
 describe('embedded data directory lock', function () {
@@ -37,15 +37,15 @@ describe('embedded data directory lock', function () {
   }
 
   it('refuses a second opener in this process, and admits one after close', async () => {
-    const first = await openPostgresEngine(target());
+    const first = await openEngine(target());
     await first.knex.raw('select 1');
-    const error = await refusal(openPostgresEngine(target()));
+    const error = await refusal(openEngine(target()));
     expect(error.code).to.equal('CellcryptDataDirectoryBusy');
     expect(error.exitCode).to.equal(2);
     expect(error.message).to.contain('this process already has it open');
     await first.close();
     expect(existsSync(`${dir}/org.lock`)).to.equal(false);
-    const second = await openPostgresEngine(target());
+    const second = await openEngine(target());
     expect((await second.knex.raw('select 2 as n')).rows[0].n).to.equal(2);
     await second.close();
   });
@@ -55,13 +55,11 @@ describe('embedded data directory lock', function () {
     async function () {
       const holder =
         `
-      const { openPostgresEngine } = require(${JSON.stringify(
-        resolve(__dirname, '../../src/engines/postgres/engine'),
-      )});
+      const { openEngine } = require(${JSON.stringify(resolve(__dirname, '../../src/engines/postgres/engine'))});
       const { parseConnectionTarget } = require(${JSON.stringify(
         resolve(__dirname, '../../src/config/connection-target'),
       )});
-      openPostgresEngine(parseConnectionTarget(${JSON.stringify(`pglite:${dir}/org`)}, ${JSON.stringify(dir)}))
+      openEngine(parseConnectionTarget(${JSON.stringify(`pglite:${dir}/org`)}, ${JSON.stringify(dir)}))
         .then(async (engine) => { await engine.knex.raw('select 1'); process.stdout.write('ready\\n'); ` +
         `setInterval(() => {}, 1000); });`;
       child = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -69,13 +67,13 @@ describe('embedded data directory lock', function () {
         child!.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && ready());
         child!.on('exit', (code) => fail(new Error(`holder exited with ${code}`)));
       });
-      const error = await refusal(openPostgresEngine(target()));
+      const error = await refusal(openEngine(target()));
       expect(error.code).to.equal('CellcryptDataDirectoryBusy');
       expect(error.message).to.contain(`process ${child.pid}`);
 
       child.kill('SIGKILL');
       await new Promise((done) => child!.once('exit', done));
-      const engine = await openPostgresEngine(target()); // stale lock: its process is gone
+      const engine = await openEngine(target()); // stale lock: its process is gone
       expect((await engine.knex.raw('select 3 as n')).rows[0].n).to.equal(3);
       await engine.close();
     },

@@ -1,10 +1,9 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
 import { decryptByKey, deriveKey, guidStringToBytes, keyGuidFromIdentity, nvarcharText } from '../../src/cellcrypt';
 import { convertColumns } from '../../src/core/convert';
 import { install } from '../../src/core/install';
 import { identityValueFor } from '../../src/cellcrypt/key-identity';
-import { MIGRATIONS_CONFIG, runMigrationsWith } from '../../src/core/migration-context';
+import { MIGRATIONS_CONFIG, runMigrationsWith } from '../../src/core/install-run';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
 import { seedDemo } from '../../src/core/demo-seed';
 import { needsAttention, readStatus } from '../../src/core/status';
@@ -12,6 +11,7 @@ import { verify } from '../../src/core/verify';
 import type { Toolkit } from '../../src/core/toolkit';
 import { rejection } from '../support/refusal';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+import { isUntouchedCopy } from '../support/pglite-template';
 import {
   DEMO_TABLE_NAMES,
   TRICKY_VALUES,
@@ -244,7 +244,8 @@ for (const target of targetNames()) {
           `to_regclass('cellcrypt_migrations') is null as no_migrations`,
       );
       expect(schema.rows[0]).to.deep.equal({ absent: true, no_migrations: true });
-      if (target === 'pglite') expect(existsSync(`${org.dir}/config`)).to.equal(false);
+      // The key store was never opened: its database is still the empty cluster it was made as.
+      if (target === 'pglite') expect(await isUntouchedCopy(`${org.dir}/config`)).to.equal(true);
     });
 
     it(

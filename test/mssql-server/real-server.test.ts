@@ -20,7 +20,8 @@ import { identityValueFor } from '../../src/cellcrypt/key-identity';
 import { silentReporter } from '../../src/core/reporter';
 import { seedDemo } from '../../src/core/demo-seed';
 import { readStatus } from '../../src/core/status';
-import { openToolkit, type Toolkit } from '../../src/core/toolkit';
+import { openToolkit } from '../../src/open-toolkit';
+import { type Toolkit } from '../../src/core/toolkit';
 import { mssqlKnexConfig } from '../../src/engines/mssql/connect';
 import { parseConnectionTarget } from '../../src/config/connection-target';
 

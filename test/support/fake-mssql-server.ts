@@ -9,7 +9,7 @@ import {
 } from '../../src/cellcrypt';
 import type { Secret } from '../../src/common/secret';
 import { identityValueFor } from '../../src/cellcrypt/key-identity';
-import { MIGRATIONS_CONFIG } from '../../src/core/migration-context';
+import { MIGRATIONS_CONFIG } from '../../src/core/install-run';
 import type { SensitiveColumn } from '../../src/core/registry';
 
 /**

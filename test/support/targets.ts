@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminQuery, pgServerUrl } from './pg-server';
+import { seedPgliteDirectory } from './pglite-template';
 import { loadSettings, type Settings } from '../../src/config/settings';
-import { openToolkit, type Toolkit } from '../../src/core/toolkit';
+import { openToolkit } from '../../src/open-toolkit';
+import { type Toolkit } from '../../src/core/toolkit';
 import { silentReporter } from '../../src/core/reporter';
 
 /**
@@ -34,6 +36,8 @@ export async function createTestOrg(target: TargetName): Promise<TestOrg> {
   const drops: Array<() => Promise<void>> = [];
   let env: NodeJS.ProcessEnv;
   if (target === 'pglite') {
+    await seedPgliteDirectory(join(dir, 'org'));
+    await seedPgliteDirectory(join(dir, 'config'));
     env = { CELLCRYPT_HOME: dir, DATABASE_URL: `pglite:${dir}/org`, CELLCRYPT_CONFIG_URL: `pglite:${dir}/config` };
   } else {
     const org = await createServerDatabase('org');

@@ -1,5 +1,5 @@
 import { install } from '../../core/install';
-import { MIGRATIONS_CONFIG } from '../../core/migration-context';
+import { MIGRATIONS_CONFIG } from '../../core/install-run';
 import type { Toolkit } from '../../core/toolkit';
 import { defineCommand } from '../command';
 import { withToolkit } from '../session';

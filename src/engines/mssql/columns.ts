@@ -84,9 +84,6 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       return summarize(await long(db, S.census(ref, options.decrypt), `census ${ref.table}.${ref.column}`));
     },
 
-    reencryptStatement: (ref) =>
-      S.reencryptBatch(ref, 'CONVERT(uniqueidentifier, ?)', 'CONVERT(uniqueidentifier, ?)', 5000),
-
     async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
       const rows = await long(
         trx,

@@ -1,8 +1,9 @@
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import type { ConnectionTarget } from '../../config/connection-target';
 import type { Engine } from '../engine';
+import { mssqlDryRun } from './dry-run';
 import { mssqlColumns } from './columns';
-import { mssqlKnexConfig, mssqlTimeouts, type MssqlTimeouts } from './connect';
+import type { MssqlTimeouts } from './connect';
 import { mssqlDemo } from './demo';
 import { diagnoseMssql } from './diagnose';
 import { query } from './execute';
@@ -18,10 +19,6 @@ import { quoteTsqlIdentifier } from './tsql';
  * it; proven by the T-SQL grammar, knex's real mssql client over a recording tedious, and the
  * real-server suite (TEST_MSSQL_URL).
  */
-export async function openMssqlEngine(target: ConnectionTarget): Promise<Engine> {
-  return mssqlEngine(target, knexFactory(mssqlKnexConfig(target)), mssqlTimeouts(target));
-}
-
 export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: MssqlTimeouts): Engine {
   return {
     kind: 'mssql',
@@ -31,6 +28,7 @@ export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: Mssq
     quoteIdentifier: quoteTsqlIdentifier,
     keys: mssqlKeyHierarchy(),
     columns: mssqlColumns(timeouts.statementTimeoutMs),
+    dryRun: mssqlDryRun,
     demo: mssqlDemo,
     async prepare() {
       for (const sql of prepareStatements()) await query(knex, sql, 'prepare schema cellcrypt');

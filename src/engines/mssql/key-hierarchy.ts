@@ -39,13 +39,6 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
       };
     },
 
-    statements: {
-      openMasterKey: K.openMasterKey(() => `N'***'`),
-      createSymmetricKey: K.createSymmetricKey('?', '?', () => `N'***'`),
-      openSymmetricKey: K.openSymmetricKey('?', '?'),
-      dropSymmetricKey: K.dropSymmetricKey('?'),
-    },
-
     async createMasterKey(trx, password) {
       await querySecret(trx, K.createMasterKey(inlineSecrets({ masterKeyPassword: password })), 'create master key', [
         password.reveal(),

@@ -2,6 +2,7 @@ import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
 import { columnShape } from '../column-shape';
 import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
 import { mapKeyError } from './errors';
+import { columnStatements as S, CHUNK_PAGES, names, shadowName } from './column-statements';
 import { quotePgIdentifier as q } from './quote';
 
 /**
@@ -10,17 +11,11 @@ import { quotePgIdentifier as q } from './quote';
  * the resumable "half-converted" state. All values are bound parameters; all names go
  * through the one quoting helper.
  */
-export const shadowName = (ref: ColumnRef): string => `${ref.column}__cellcrypt`;
-
 const TEXT_TYPES = new Set(['text', 'character varying', 'character']);
 
 function kindOf(dataType: string): ColumnKind {
   if (TEXT_TYPES.has(dataType)) return 'text';
   return dataType === 'bytea' ? 'binary' : 'other';
-}
-
-function names(ref: ColumnRef) {
-  return { t: q(ref.table), c: q(ref.column), s: q(shadowName(ref)), pk: q(ref.primaryKey) };
 }
 
 const count = (rows: Array<Record<string, unknown>>, field = 'n'): number => Number(rows[0]?.[field] ?? 0);
@@ -86,33 +81,16 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     },
 
     async addShadow(trx, ref, sizeBytes) {
-      const { t, s } = names(ref);
-      await trx.raw(`alter table ${t} add column ${s} bytea`);
-      // PostgreSQL's bytea has no declared size; record the varbinary(N) it stands for.
-      await trx.raw(`comment on column ${t}.${s} is ${literalComment(ref, sizeBytes)}`);
+      for (const sql of S.addShadow(ref, sizeBytes)) await trx.raw(sql);
     },
 
     async encryptBatch(trx, ref, keyGuid, limit, after) {
-      const { t, c, s, pk } = names(ref);
-      // Keyset: the batch starts after the last key written, so the primary-key index scan does
-      // not walk the rows already done; the rows are then updated by their row addresses (a TID
-      // scan). Joining the batch on the primary key made the planner hash the whole table for
-      // every batch: both were quadratic in the table size (issue 7 profile).
-      const result = await trx.raw(
-        `with batch as (
-           select ctid as row_ref, ${pk} as id from ${t}
-            where (?::uuid is null or ${pk} > ?::uuid) and ${c} is not null and ${s} is null
-            order by ${pk} limit ? for update
-         ), written as (
-           update ${t} as row set ${s} = cellcrypt.encrypt_text(?::bytea, row.${c}, row.${pk})
-            where row.ctid = any(array(select row_ref from batch))
-           returning row.${s} is null as lost
-         )
-         select count(*)::int as written, count(*) filter (where lost)::int as lost,
-                (select batch.id from batch order by batch.id desc limit 1)::text as last
-           from written`,
-        [after ?? null, after ?? null, limit, guidStringToBytes(keyGuid)],
-      );
+      const result = await trx.raw(S.encryptBatch(ref), [
+        after ?? null,
+        after ?? null,
+        limit,
+        guidStringToBytes(keyGuid),
+      ]);
       const row = result.rows[0] as { written: number; lost: number; last: string | null };
       return { written: row.written, lost: row.lost, last: row.last ?? undefined };
     },
@@ -129,12 +107,7 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     },
 
     async countShadowMismatches(trx, ref) {
-      const { t, c, s, pk } = names(ref);
-      const result = await trx.raw(
-        `select count(*)::int as n from ${t}
-          where (${c} is null) <> (${s} is null)
-             or (${c} is not null and cellcrypt.decrypt_text(${s}, ${pk}) is distinct from ${c})`,
-      );
+      const result = await trx.raw(S.countShadowMismatches(ref));
       return count(result.rows);
     },
 
@@ -145,37 +118,17 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     },
 
     async lockTable(trx, ref) {
-      await trx.raw(`lock table ${q(ref.table)} in access exclusive mode`);
+      await trx.raw(S.lockTable(ref));
     },
 
     async swap(trx, ref) {
-      const { t, c, s } = names(ref);
-      await trx.raw(`alter table ${t} drop column ${c}`);
-      await trx.raw(`alter table ${t} rename column ${s} to ${c}`);
+      for (const sql of S.swap(ref)) await trx.raw(sql);
     },
 
     async census(db, ref, options): Promise<CellCensus> {
-      const { t, c, pk } = names(ref);
-      // Bytes, not text: "decrypts" needs no UTF-16 decoding, which cost 40% of the census (issue 7 profile).
-      const doesNotDecrypt = options.decrypt
-        ? `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null`
-        : 'null::boolean';
-      // OFFSET 0 keeps each row down to (key GUID, flag) before grouping: without it the planner,
-      // which cannot know there are only a few GUIDs, sorted every whole cell (on disk at 200k
-      // cells) and decrypted after the sort; with it, the scan decrypts in parallel workers and
-      // a hash aggregate counts (issue 7 profile: 0.9 s -> 0.69 s for 200k cells).
-      const result = await db.raw(
-        `select key_guid, count(*)::int as cells, (count(*) filter (where bad))::int as undecryptable
-           from (select cellcrypt.cell_key_guid(${c}) as key_guid, ${doesNotDecrypt} as bad ` +
-          `from ${t} where ${c} is not null offset 0) as cells
-          group by 1`,
-      );
+      const result = await db.raw(S.census(ref, options.decrypt));
       return summarize(result.rows, options.decrypt);
     },
-
-    reencryptStatement: reencryptSql,
-
-    reencryptColumnStatement: reencryptChunkSql,
 
     async reencryptColumn(trx, ref, fromGuid, toGuid, onStep) {
       const size = await trx.raw(
@@ -191,7 +144,7 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       // scan), where a LIMIT loop re-read every row it had already moved (quadratic).
       for (let first = 0; first < pages; first += chunkPages) {
         const result = await trx
-          .raw(reencryptChunkSql(ref), [from, to, to, `(${first},0)`, `(${first + chunkPages},0)`, from])
+          .raw(S.reencryptChunk(ref), [from, to, to, `(${first},0)`, `(${first + chunkPages},0)`, from])
           .catch((error: unknown) => mapKeyError(error, `re-encrypt ${ref.table}.${ref.column}`));
         const written = result.rowCount ?? 0;
         moved += written;
@@ -201,7 +154,11 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
     },
 
     async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
-      const result = await trx.raw(reencryptSql(ref), [guidStringToBytes(toGuid), guidStringToBytes(fromGuid), limit]);
+      const result = await trx.raw(S.reencryptBatch(ref), [
+        guidStringToBytes(toGuid),
+        guidStringToBytes(fromGuid),
+        limit,
+      ]);
       return { written: count(result.rows, 'written'), undecryptable: count(result.rows, 'undecryptable') };
     },
 
@@ -248,51 +205,6 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       return result.rows.map((row: { id: string; cell: Uint8Array }) => ({ id: row.id, cell: Buffer.from(row.cell) }));
     },
   };
-}
-
-/**
- * Old key to new key without the plaintext leaving the server: DECRYPTBYKEY and ENCRYPTBYKEY in
- * one UPDATE, the row's uniqueidentifier as authenticator on both sides. A cell that does not
- * decrypt is never overwritten (it would become NULL); it is counted so the caller can stop.
- */
-function reencryptSql(ref: ColumnRef): string {
-  const { t, c, pk } = names(ref);
-  return (
-    `with batch as (
-    select ctid as row_ref, cellcrypt.encrypt_by_key(?::bytea, ` +
-    `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})), cellcrypt.guid_bytes(${pk})) as cell
-      from ${t} where substring(${c} from 1 for 16) = ?::bytea limit ? for update
-  ), written as (
-    update ${t} as row set ${c} = batch.cell from batch ` +
-    `where row.ctid = batch.row_ref and batch.cell is not null returning 1
-  )
-  select (select count(*) from written)::int as written, ` +
-    `(select count(*) from batch where cell is null)::int as undecryptable`
-  );
-}
-
-/** Pages per re-encryption statement: 8 MB of table, a progress tick every few thousand cells. */
-const CHUNK_PAGES = 1024;
-
-/**
- * One chunk of the one-transaction key change: cells in pages [first, end) still on the old key
- * get the new key through cellcrypt.reencrypt_cell (two pgcrypto calls, inlined). Each key is
- * fetched once per statement by open_key_bytes, which raises if it is not open (never a NULL
- * cell). Cells of a length no cell can have are left on the old key for the proof to report.
- */
-function reencryptChunkSql(ref: ColumnRef): string {
-  const { t, c } = names(ref);
-  return (
-    `update ${t} set ${c} = cellcrypt.reencrypt_cell(${c}, (select cellcrypt.open_key_bytes(?::bytea)), ` +
-    `(select cellcrypt.open_key_bytes(?::bytea)), ?::bytea)
-   where ctid >= ?::tid and ctid < ?::tid and substring(${c} from 1 for 16) = ?::bytea ` +
-    `and length(${c}) >= 52 and (length(${c}) - 36) % 16 = 0`
-  );
-}
-
-function literalComment(ref: ColumnRef, sizeBytes: number): string {
-  const text = `cellcrypt: nvarchar(${ref.maxLength}) encrypted as varbinary(${sizeBytes})`;
-  return `'${text.replace(/'/g, "''")}'`;
 }
 
 function summarize(

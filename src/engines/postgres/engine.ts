@@ -1,9 +1,10 @@
 import type { ConnectionTarget } from '../../config/connection-target';
 import { CellcryptError } from '../../common/errors';
 import type { Engine } from '../engine';
+import { postgresDryRun } from './dry-run';
 import { postgresColumns } from './columns';
 import { postgresDemo } from './demo';
-import { connectPglite, connectPostgres, type PgConnection } from './connect';
+import type { PgConnection } from './connect';
 import { postgresKeyHierarchy } from './key-hierarchy';
 import { diagnosePostgres } from './diagnose';
 import { checkPostgresPermission } from './permissions';
@@ -15,11 +16,6 @@ import { listSqlScripts, renderSqlScript } from './sql-script';
  * The `postgres` (server) and `pglite` (embedded) engines: the same SQL, the same functions,
  * the same SQL Server byte format; they differ only in how they connect.
  */
-export async function openPostgresEngine(target: ConnectionTarget): Promise<Engine> {
-  const connection = target.kind === 'pglite' ? await connectPglite(target) : await connectPostgres(target);
-  return postgresEngine(target, connection);
-}
-
 export function postgresEngine(target: ConnectionTarget, connection: PgConnection): Engine {
   const { knex } = connection;
   return {
@@ -29,6 +25,7 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
     quoteIdentifier: quotePgIdentifier,
     keys: postgresKeyHierarchy(),
     columns: postgresColumns(),
+    dryRun: postgresDryRun,
     demo: postgresDemo,
 
     async prepare() {

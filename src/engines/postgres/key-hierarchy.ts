@@ -4,6 +4,7 @@ import type { Derivation } from '../../cellcrypt';
 import type { Secret } from '../../common/secret';
 import type { Db, KeyHierarchy, KeyHierarchyOps, SymmetricKeySpec } from '../engine';
 import { mapKeyError } from './errors';
+import { keyStatements as SQL } from './key-statements';
 
 /**
  * The key hierarchy on PostgreSQL/PGlite: thin calls to the functions of
@@ -41,10 +42,8 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       };
     },
 
-    statements: SQL,
-
     async createMasterKey(trx, password) {
-      await call(trx, 'select cellcrypt.create_master_key(?::text)', [password.reveal()], 'create master key');
+      await call(trx, SQL.createMasterKey, [password.reveal()], 'create master key');
     },
 
     async openMasterKey(trx, password) {
@@ -52,18 +51,11 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     },
 
     async reset(trx) {
-      await trx.raw('delete from cellcrypt.symmetric_keys');
-      await trx.raw('delete from cellcrypt.certificates');
-      await trx.raw('delete from cellcrypt.master_key');
+      for (const sql of SQL.reset) await trx.raw(sql);
     },
 
     async createCertificate(trx, name) {
-      await call(
-        trx,
-        'select cellcrypt.create_certificate(?::text, ?::text)',
-        [name, `cellcrypt ${name}`],
-        `create certificate ${name}`,
-      );
+      await call(trx, SQL.createCertificate, [name, `cellcrypt ${name}`], `create certificate ${name}`);
     },
 
     async createSymmetricKey(trx, spec: SymmetricKeySpec) {
@@ -99,15 +91,6 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     },
   };
 }
-
-/** The statements that take secrets, shared by execution and `--dry-run` (which shows `?`). */
-const SQL = {
-  openMasterKey: 'select cellcrypt.open_master_key(?::text)',
-  createSymmetricKey:
-    `select cellcrypt.create_symmetric_key(?::text, ` + `'AES_256', ?::text, ?::text, ?::text, ?::text) as key_guid`,
-  openSymmetricKey: 'select cellcrypt.open_symmetric_key(?::text, ?::text)',
-  dropSymmetricKey: 'select cellcrypt.drop_symmetric_key(?::text)',
-} as const;
 
 const PROBE_ROW = '00000000-0000-0000-0000-00000000c0de';
 

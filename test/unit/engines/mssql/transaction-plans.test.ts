@@ -14,7 +14,8 @@ import { provisionKeys } from '../../../../src/core/provision';
 import { readStatus } from '../../../../src/core/status';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import { silentReporter } from '../../../../src/core/reporter';
-import { openToolkit, type Toolkit } from '../../../../src/core/toolkit';
+import { createToolkit } from '../../../../src/core/toolkit';
+import { type Toolkit } from '../../../../src/core/toolkit';
 import { mssqlKnexConfig } from '../../../../src/engines/mssql/connect';
 import { mssqlEngine } from '../../../../src/engines/mssql/engine';
 import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../../support/fake-tedious';
@@ -65,7 +66,7 @@ async function open(state: FakeServerState, keyStore: { passphrase?: Secret; mas
     requestTimeoutMs: 30_000,
     statementTimeoutMs: STATEMENT_TIMEOUT,
   });
-  const tk = await openToolkit(settings, { engine, reporter: silentReporter });
+  const tk = createToolkit(settings, engine, { reporter: silentReporter });
   const keystore = await tk.keystore();
   if (keyStore.passphrase) await keystore.put('passphrase', keyStore.passphrase);
   if (keyStore.master) await keystore.put('master-key-password', keyStore.master);

@@ -1,0 +1,114 @@
+import { KEY_PREFIX } from '../../common/key-names';
+import type { ActivateDryRun, ColumnRef, DryRunRenderer, InstallDryRun, KeyChangeDryRun } from '../engine';
+import { columnStatements as S, guidLiteral, keyGuidOf } from './column-statements';
+import { keyStatements as K, type SecretText } from './key-statements';
+import { quoteTsqlIdentifier as q } from './tsql';
+
+/**
+ * `--dry-run` on SQL Server: the T-SQL the engine sends, from the same statement builders, with
+ * every secret as `N'***'` and every key GUID as the literal the engine inlines. Each entry is
+ * one statement (or one commented step), so a reviewer can parse each on its own.
+ */
+const masked: SecretText = () => `N'***'`;
+
+/** A column's name for a comment line: quoted, and no line break can end the comment early. */
+const label = (column: ColumnRef) =>
+  `${q(column.table)}.${q(column.column)}`.replace(/[\u0000-\u001f\u2028\u2029]/g, ' ');
+
+/** Cells per re-encryption statement in the one transaction (the engine loops until none is left). */
+const ONE_TRANSACTION_STEP = 5000;
+
+function openKeys(certificate: string, names: readonly string[]): string[] {
+  return [K.openMasterKey(masked), ...names.map((name) => K.openSymmetricKey(name, certificate))];
+}
+
+function install(plan: InstallDryRun): string[] {
+  const { certificate, keyName } = plan;
+  const keys = [
+    'BEGIN TRANSACTION',
+    ...(plan.existing.masterKey ? [] : [K.createMasterKey(masked)]),
+    K.openMasterKey(masked),
+    ...(plan.existing.certificate ? [] : [K.createCertificate(certificate)]),
+    ...(plan.existing.key ? [] : [K.createSymmetricKey(keyName, certificate, masked)]),
+    K.openSymmetricKey(keyName, certificate),
+    K.closeAll(),
+    'COMMIT TRANSACTION',
+  ];
+  const key = keyGuidOf(keyName);
+  const columns = plan.columns.flatMap((column) => [
+    `-- ${label(column)}: shadow column, batches of encryption, then the proof and the swap`,
+    S.addShadow(column, column.sizeBytes),
+    ...openKeys(certificate, [keyName]),
+    S.encryptBatch(column, key, 20_000),
+    S.lockTable(column),
+    S.countShadowMismatches(column),
+    S.swap(column),
+  ]);
+  return [...keys, ...columns];
+}
+
+function changeKey(plan: KeyChangeDryRun): string[] {
+  const { certificate, from, to } = plan;
+  const fromGuid = guidLiteral(from.keyGuid);
+  const toGuid = guidLiteral(to.keyGuid);
+  const create = to.exists ? [] : [K.createSymmetricKey(to.name, certificate, masked)];
+  const move = (limit: number, repeat: string) =>
+    plan.columns.flatMap((column) => [
+      `-- ${label(column)}: ${repeat}`,
+      S.reencryptBatch(column, fromGuid, toGuid, limit),
+    ]);
+  const prove = [
+    `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,
+    ...plan.columns.map((column) => S.census(column, true)),
+    K.dropSymmetricKey(from.name),
+  ];
+  if (plan.batchSize === undefined) {
+    return [
+      'BEGIN TRANSACTION',
+      ...openKeys(certificate, [from.name]),
+      ...create,
+      K.openSymmetricKey(to.name, certificate),
+      ...plan.columns.map((column) => S.lockTable(column)),
+      ...move(ONE_TRANSACTION_STEP, `repeated until no cell is left on ${from.keyGuid}`),
+      ...prove,
+      K.closeAll(),
+      'COMMIT TRANSACTION',
+    ];
+  }
+  return [
+    ...(create.length
+      ? ['BEGIN TRANSACTION', ...openKeys(certificate, [from.name]), ...create, 'COMMIT TRANSACTION']
+      : []),
+    '-- one transaction per batch, until no cell is left on the old key:',
+    'BEGIN TRANSACTION',
+    ...openKeys(certificate, [from.name, to.name]),
+    ...move(plan.batchSize, `one batch of ${plan.batchSize} cell(s)`),
+    K.closeAll(),
+    'COMMIT TRANSACTION',
+    'BEGIN TRANSACTION',
+    ...openKeys(certificate, [from.name, to.name]),
+    ...plan.columns.map((column) => S.lockTable(column)),
+    ...prove,
+    K.closeAll(),
+    'COMMIT TRANSACTION',
+  ];
+}
+
+function activate(plan: ActivateDryRun): string[] {
+  const { certificate, keyName } = plan;
+  return [
+    'BEGIN TRANSACTION',
+    ...K.reset(certificate, KEY_PREFIX),
+    K.createMasterKey(masked),
+    K.openMasterKey(masked),
+    K.createCertificate(certificate),
+    K.createSymmetricKey(keyName, certificate, masked),
+    K.openSymmetricKey(keyName, certificate),
+    `-- verify: every cell decrypts under ${keyName}`,
+    ...plan.columns.map((column) => S.census(column, true)),
+    K.closeAll(),
+    'COMMIT TRANSACTION',
+  ];
+}
+
+export const mssqlDryRun: DryRunRenderer = { install, changeKey, activate };

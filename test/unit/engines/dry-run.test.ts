@@ -1,0 +1,102 @@
+import { expect } from 'chai';
+import { CERTIFICATE_NAME } from '../../../src/common/key-names';
+import { encryptedColumnBytes } from '../../../src/core/column-state';
+import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
+import { dryRunRendererFor, ENGINE_KINDS } from '../../../src/engines';
+import type { DryRunRenderer } from '../../../src/engines/engine';
+import { openKeyBeforeUse, allStatementRules } from '../../support/tsql-rules';
+
+/**
+ * Every engine renders its own `--dry-run` (issue 13): install, change-key in one transaction,
+ * batched and resumed, and activate. SQL Server's must be T-SQL that parses and keeps our rules
+ * (core used to print PostgreSQL conventions for every engine: `'\x0022…'` GUIDs, quoted key
+ * names, the passphrase mask in the certificate's slot); no renderer prints anything but `***`
+ * where a secret goes.
+ */
+const FROM = { name: 'cellcrypt_key_1', keyGuid: '5E3F5200-B208-9A14-3EA7-DE70CC509869' };
+const TO = { name: 'cellcrypt_key_2', keyGuid: '0022DE70-CC50-9869-3EA7-5E3F5200B208', exists: false };
+const HOSTILE = {
+  entity: 'odd',
+  attribute: 'c',
+  table: "Odd]'?;\n--Base",
+  column: "C]'?😀",
+  primaryKey: 'Id?]',
+  maxLength: 50,
+};
+const COLUMNS = [...DYNAMICS_DEFAULT_COLUMNS, HOSTILE];
+
+type Rendering = [string, string[]];
+
+function renderings(renderer: DryRunRenderer): Rendering[] {
+  const sized = COLUMNS.map((column) => ({ ...column, sizeBytes: encryptedColumnBytes(column) }));
+  const nothing = { masterKey: false, certificate: false, key: false };
+  const base = { certificate: CERTIFICATE_NAME, from: FROM, to: TO, columns: COLUMNS };
+  return [
+    [
+      'install (new org)',
+      renderer.install({ certificate: CERTIFICATE_NAME, keyName: FROM.name, existing: nothing, columns: sized }),
+    ],
+    ['change-key, one transaction', renderer.changeKey(base)],
+    ['change-key, batched', renderer.changeKey({ ...base, batchSize: 1000 })],
+    ['change-key, resumed', renderer.changeKey({ ...base, to: { ...TO, exists: true }, batchSize: 1000 })],
+    ['activate', renderer.activate({ certificate: CERTIFICATE_NAME, keyName: FROM.name, columns: COLUMNS })],
+  ];
+}
+
+/** The statements of each transaction: from a BEGIN to its COMMIT (comments are not sent). */
+function transactions(statements: string[]): string[][] {
+  const out: string[][] = [];
+  let current: string[] | undefined;
+  for (const sql of statements) {
+    if (/^begin( transaction)?$/i.test(sql)) current = [];
+    else if (/^commit( transaction)?$/i.test(sql)) (out.push(current ?? []), (current = undefined));
+    else if (!sql.startsWith('--')) current?.push(sql);
+  }
+  return out;
+}
+
+describe('every engine renders its own --dry-run', () => {
+  for (const kind of ENGINE_KINDS) {
+    for (const [what, statements] of renderings(dryRunRendererFor(kind))) {
+      it(`${kind}: ${what} has statements, every transaction closed, secrets only as ***`, () => {
+        expect(statements.length).to.be.greaterThan(3);
+        const text = statements.join('\n');
+        const code = statements.filter((sql) => !sql.startsWith('--')).join('\n');
+        expect(statements.filter((sql) => sql.startsWith('--')).every((c) => !c.includes('\n'))).to.equal(true);
+        expect(code.replace(/"(?:[^"]|"")*"|'(?:[^']|'')*'|\[(?:[^\]]|\]\])*\]/g, '')).to.not.include('?');
+        expect(transactions(statements).length).to.be.greaterThan(0);
+        const begins = statements.filter((s) => /^begin( transaction)?$/i.test(s)).length;
+        const commits = statements.filter((s) => /^commit( transaction)?$/i.test(s)).length;
+        expect(begins).to.equal(commits);
+        if (/key|install|activate/.test(what) && !/resumed/.test(what)) expect(text).to.include("'***'");
+      });
+    }
+  }
+
+  for (const [what, statements] of renderings(dryRunRendererFor('mssql'))) {
+    it(`mssql: ${what} is T-SQL that parses and keeps the rules, keys opened before use`, () => {
+      const problems = statements
+        .filter((sql) => !/^(BEGIN|COMMIT) TRANSACTION$/.test(sql) && !sql.startsWith('--'))
+        .flatMap((sql) => allStatementRules(sql, { knex: false }).map((p) => `${p}\n  in: ${sql.slice(0, 160)}`));
+      expect(problems).to.deep.equal([]);
+      for (const trx of transactions(statements)) expect(openKeyBeforeUse(trx)).to.deep.equal([]);
+      const text = statements.join('\n');
+      expect(text).to.not.match(/\\x[0-9a-f]/i, 'a PostgreSQL bytea literal');
+      expect(text).to.not.match(/\['cellcrypt_key/, 'a key name quoted as a string inside brackets');
+      if (what.startsWith('change-key')) expect(text).to.include(`CONVERT(uniqueidentifier, N'${FROM.keyGuid}')`);
+    });
+  }
+
+  for (const kind of ['pglite', 'postgres'] as const) {
+    it(`${kind}: change-key writes key GUIDs as the bytea the cells hold`, () => {
+      const text = dryRunRendererFor(kind)
+        .changeKey({ certificate: CERTIFICATE_NAME, from: FROM, to: TO, columns: COLUMNS })
+        .join('\n');
+      expect(text).to.include(`'\\x00523f5e08b2149a3ea7de70cc509869'`);
+      expect(text).to.include(
+        `select cellcrypt.create_symmetric_key('cellcrypt_key_2'::text, 'AES_256', '***'::text, '***'::text, ` +
+          `'cellcrypt_certificate'::text, 'sql2017'::text)`,
+      );
+    });
+  }
+});
