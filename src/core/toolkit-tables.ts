@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import type { Db } from '../engines/engine';
+import type { Db, TableDefinition } from '../engines/engine';
 import { upsert } from '../common/upsert';
 
 /**
@@ -14,8 +14,6 @@ import { upsert } from '../common/upsert';
  */
 export const SCHEMA = 'cellcrypt';
 export const TABLES = { organization: 'organization', audit: 'audit', ledger: 'ledger' } as const;
-
-type TableDefinition = (t: Knex.CreateTableBuilder, knex: Knex) => void;
 
 /** The table definitions, also rendered as T-SQL by `cellcrypt script install` (knex's mssql schema builder). */
 export const TOOLKIT_TABLE_DEFINITIONS: ReadonlyArray<readonly [string, TableDefinition]> = [

@@ -217,6 +217,26 @@ export interface DryRunRenderer {
   activate(plan: ActivateDryRun): string[];
 }
 
+/** A knex schema-builder definition of one of cellcrypt's own tables. */
+export type TableDefinition = (table: Knex.CreateTableBuilder, knex: Knex) => void;
+
+/** What `cellcrypt script` prints, decided by core; the engine writes it in its own SQL. */
+export interface ScriptPlan {
+  readonly operation: 'install' | 'change-key' | 'activate';
+  readonly certificate: string;
+  /** The generation the script creates (install, activate) or moves to (change-key). */
+  readonly keyName: string;
+  /** change-key: the generation the cells are on now. */
+  readonly fromKeyName?: string;
+  readonly columns: readonly DryRunColumn[];
+  /** install: cellcrypt's own tables, by schema and name. */
+  readonly tables: { readonly schema: string; readonly definitions: ReadonlyArray<readonly [string, TableDefinition]> };
+}
+
+export interface ScriptRenderer {
+  render(plan: ScriptPlan): string;
+}
+
 export interface EngineDiagnosis {
   readonly check: string;
   readonly outcome: 'ok' | 'warn' | 'fail';

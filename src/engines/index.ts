@@ -1,6 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import type { ConnectionTarget, EngineKind } from '../config/connection-target';
-import type { DryRunRenderer, Engine } from './engine';
+import type { DryRunRenderer, Engine, ScriptRenderer } from './engine';
+import { mssqlScripts } from './mssql/script';
 import { mssqlDryRun } from './mssql/dry-run';
 import { postgresDryRun } from './postgres/dry-run';
 import { mssqlKnexConfig, mssqlTimeouts } from './mssql/connect';
@@ -59,6 +60,9 @@ export async function knexConfigFor(target: ConnectionTarget): Promise<Knex.Conf
 export function dryRunRendererFor(kind: EngineKind): DryRunRenderer {
   return kind === 'mssql' ? mssqlDryRun : postgresDryRun;
 }
+
+/** The engines that can print a script for a DBA to run by hand (`cellcrypt script --engine`). */
+export const SCRIPT_RENDERERS: Readonly<Record<'mssql', ScriptRenderer>> = { mssql: mssqlScripts };
 
 export const ENGINE_KINDS: readonly EngineKind[] = ['pglite', 'postgres', 'mssql'];
 

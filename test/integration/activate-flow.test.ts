@@ -11,6 +11,7 @@ import { DEMO_TABLE_NAMES, q, tableChecksums } from '../support/org-data';
 import { inProcessCli } from '../support/in-process-cli';
 import { adminQuery } from '../support/pg-server';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+import { seedPgliteDirectory } from '../support/pglite-template';
 
 /** Passphrases an administrator might type: every one satisfies the Dynamics rule. */
 const AWKWARD_KEYS = [
@@ -48,8 +49,11 @@ for (const target of targetNames()) {
     /** Point the org at a new, empty key store (what a restore into a new deployment looks like). */
     let lost = 0;
     async function loseKeyStore(): Promise<void> {
-      if (target === 'pglite') process.env.CELLCRYPT_CONFIG_URL = `pglite:${org.dir}/lost-config-${++lost}`;
-      else await adminQuery(org.env.CELLCRYPT_CONFIG_URL!, 'delete from cellcrypt_keystore');
+      if (target === 'pglite') {
+        const config = `${org.dir}/lost-config-${++lost}`;
+        await seedPgliteDirectory(config);
+        process.env.CELLCRYPT_CONFIG_URL = `pglite:${config}`;
+      } else await adminQuery(org.env.CELLCRYPT_CONFIG_URL!, 'delete from cellcrypt_keystore');
     }
 
     async function checksums() {

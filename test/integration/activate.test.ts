@@ -13,6 +13,7 @@ import { inProcessCli, type CliRun } from '../support/in-process-cli';
 import { DEMO_TABLE_NAMES, q, tableChecksums } from '../support/org-data';
 import { adminQuery, pgServerUrl } from '../support/pg-server';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+import { seedPgliteDirectory } from '../support/pglite-template';
 
 /**
  * Issue 4, the activate / show-key half, through the real CLI (in-process, output captured):
@@ -199,8 +200,10 @@ for (const target of targetNames()) {
      */
     async function loseKeyStore(): Promise<void> {
       if (target === 'pglite') {
-        rmSync(process.env.CELLCRYPT_CONFIG_URL!.replace(/^pglite:/, ''), { recursive: true, force: true });
+        const config = process.env.CELLCRYPT_CONFIG_URL!.replace(/^pglite:/, '');
+        rmSync(config, { recursive: true, force: true });
         rmSync(join(org.dir, 'keystore.secret'), { force: true });
+        await seedPgliteDirectory(config); // what the next command would create: an empty cluster
       } else {
         process.env.CELLCRYPT_CONFIG_URL = await newServerDatabase('cfg');
       }

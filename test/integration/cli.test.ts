@@ -7,6 +7,7 @@ import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
 import { rawCells } from '../support/org-data';
 import { inProcessCli } from '../support/in-process-cli';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
+import { seedPgliteDirectory } from '../support/pglite-template';
 
 /** The CLI contract of DESIGN.md, through the real yargs root (in-process, output captured). */
 for (const target of targetNames()) {
@@ -146,6 +147,7 @@ for (const target of targetNames()) {
       await inProcessCli('demo', 'seed', '--rows', '10');
       expect((await inProcessCli('install')).code).to.equal(0);
       // Lose the key store: point the org at an empty one.
+      await seedPgliteDirectory(`${org.dir}/other-config`);
       const otherConfig = `pglite:${org.dir}/other-config`;
       const status = await inProcessCli('--config-url', otherConfig, 'status', '--json');
       expect(status.code).to.equal(3);

@@ -328,6 +328,8 @@ export function fakeMssqlKnex(
       }
     },
   };
+  // knex's real mssql dialect class: only reachable by its file, which has no type declarations.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const MssqlClient = require('knex/lib/dialects/mssql') as typeof Knex.Client;
   class FakeClient extends MssqlClient {
     // why: knex keeps its request queue on the mssql prototype, shared by every knex instance in the process.

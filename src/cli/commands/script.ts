@@ -1,12 +1,21 @@
 import { CellcryptError } from '../../common/errors';
 import { identityValueFor } from '../../cellcrypt/key-identity';
 import { readKeyFile } from '../../core/key-file';
-import { renderMssqlScript, type ScriptOperation } from '../../core/mssql-script';
+import { renderScript, type ScriptOperation } from '../../core/script-plan';
+import type { SensitiveColumn } from '../../core/registry';
+import { SCRIPT_RENDERERS } from '../../engines';
 import { loadRegistry } from '../../core/registry';
 import { loadSettings } from '../../config/settings';
 import { defineCommand } from '../command';
 
-export { renderMssqlScript };
+/** The T-SQL script of an operation (the programmatic function this command wraps). */
+export function renderMssqlScript(
+  operation: ScriptOperation,
+  registry: readonly SensitiveColumn[],
+  generation: number,
+): string {
+  return renderScript(SCRIPT_RENDERERS.mssql, operation, registry, generation);
+}
 
 type Operation = ScriptOperation | 'identity-value';
 

@@ -1,5 +1,5 @@
 import type { Db, DemoOps, DemoTableSpec } from '../engine';
-import { DEMO_TABLES } from '../postgres/demo';
+import { DEMO_TABLES } from '../demo-tables';
 import { query } from './execute';
 import { quoteTsqlIdentifier as q, tsqlInteger } from './tsql';
 

@@ -1,4 +1,5 @@
-import type { ColumnRef } from '../engine';
+import knexFactory from 'knex';
+import type { ColumnRef, ScriptPlan, ScriptRenderer } from '../engine';
 import { columnStatements as S, keyGuidOf } from './column-statements';
 import { keyStatements as K, SQLCMD_VARIABLES, sqlcmdSecrets } from './key-statements';
 import { prepareStatements } from './key-statements';
@@ -189,3 +190,30 @@ export function activateScript(options: ScriptOptions): string {
   ];
   return batches(parts);
 }
+
+/** cellcrypt's own tables, rendered by knex's mssql schema builder from the definitions the engine uses. */
+function toolkitTablesTsql(tables: ScriptPlan['tables']): string[] {
+  const knex = knexFactory({ client: 'mssql' });
+  return tables.definitions.map(([name, define]) => {
+    const ddl = knex.schema
+      .withSchema(tables.schema)
+      .createTable(name, (t) => define(t, knex))
+      .toString();
+    return `IF OBJECT_ID(N'${tables.schema}.${name}', N'U') IS NULL\nBEGIN\n${ddl.trim().replace(/;?$/, ';')}\nEND`;
+  });
+}
+
+/** `cellcrypt script … --engine mssql`: the plan core made, as a sqlcmd script. */
+export const mssqlScripts: ScriptRenderer = {
+  render(plan) {
+    const options = { columns: plan.columns, certificate: plan.certificate, keyName: plan.keyName };
+    switch (plan.operation) {
+      case 'install':
+        return installScript({ ...options, toolkitTables: toolkitTablesTsql(plan.tables) });
+      case 'change-key':
+        return changeKeyScript({ ...options, fromKeyName: plan.fromKeyName });
+      case 'activate':
+        return activateScript(options);
+    }
+  },
+};

@@ -1,4 +1,5 @@
 import type { Db, DemoOps, DemoTableSpec } from '../engine';
+import { DEMO_TABLES } from '../demo-tables';
 import { quotePgIdentifier as q } from './quote';
 
 /**
@@ -8,20 +9,6 @@ import { quotePgIdentifier as q } from './quote';
  * declared maximum length, non-ASCII and non-BMP text.
  */
 type DemoTable = DemoTableSpec;
-
-export const DEMO_TABLES: readonly DemoTable[] = [
-  {
-    table: 'EmailServerProfileBase',
-    primaryKey: 'EmailServerProfileId',
-    secrets: [
-      { column: 'IncomingPassword', maxLength: 250 },
-      { column: 'OutgoingPassword', maxLength: 250 },
-    ],
-  },
-  { table: 'MailboxBase', primaryKey: 'MailboxId', secrets: [{ column: 'Password', maxLength: 200 }] },
-  { table: 'QueueBase', primaryKey: 'QueueId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
-  { table: 'UserSettingsBase', primaryKey: 'SystemUserId', secrets: [{ column: 'EmailPassword', maxLength: 200 }] },
-];
 
 export async function createDemoTable(db: Db, spec: DemoTable): Promise<void> {
   const columns = spec.secrets.map((s) => `${q(s.column)} varchar(${s.maxLength})`).join(', ');

@@ -48,9 +48,14 @@ function transactions(statements: string[]): string[][] {
   const out: string[][] = [];
   let current: string[] | undefined;
   for (const sql of statements) {
-    if (/^begin( transaction)?$/i.test(sql)) current = [];
-    else if (/^commit( transaction)?$/i.test(sql)) (out.push(current ?? []), (current = undefined));
-    else if (!sql.startsWith('--')) current?.push(sql);
+    if (/^begin( transaction)?$/i.test(sql)) {
+      current = [];
+    } else if (/^commit( transaction)?$/i.test(sql)) {
+      out.push(current ?? []);
+      current = undefined;
+    } else if (!sql.startsWith('--')) {
+      current?.push(sql);
+    }
   }
   return out;
 }

@@ -3,7 +3,7 @@ import type { KeyPermission } from '../../../../src/engines/engine';
 import { Secret } from '../../../../src/common/secret';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import { columnStatements as S, guidLiteral, keyGuidOf } from '../../../../src/engines/mssql/column-statements';
-import { DEMO_TABLES } from '../../../../src/engines/postgres/demo';
+import { DEMO_TABLES } from '../../../../src/engines/demo-tables';
 import { createTableStatement, insertRowsStatement } from '../../../../src/engines/mssql/demo';
 import { diagnoseStatement } from '../../../../src/engines/mssql/diagnose';
 import { inlineSecrets, keyStatements as K, prepareStatements } from '../../../../src/engines/mssql/key-statements';

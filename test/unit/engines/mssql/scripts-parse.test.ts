@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { DYNAMICS_DEFAULT_COLUMNS, type SensitiveColumn } from '../../../../src/core/registry';
-import { renderMssqlScript, type ScriptOperation } from '../../../../src/core/mssql-script';
+import { renderMssqlScript } from '../../../../src/cli/commands/script';
+import type { ScriptOperation } from '../../../../src/core/script-plan';
 import { SQLCMD_VARIABLES } from '../../../../src/engines/mssql/key-statements';
 import { parseTsql, splitGoBatches } from '../../../support/tsql-grammar';
 import { allStatementRules, openKeyBeforeUse } from '../../../support/tsql-rules';
