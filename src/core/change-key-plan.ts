@@ -6,8 +6,8 @@ import { CERTIFICATE_NAME } from '../common/key-names';
 import { columnLabel, type SensitiveColumn } from './registry';
 import type { Toolkit } from './toolkit';
 
-/** Cells per re-encryption statement inside the one transaction, where the engine has no whole-column move. */
-export const ONE_TRANSACTION_STEP = 5000;
+/** Rows per window of the client-side path of a key change (read, re-encrypted in Node, written back). */
+export const CLIENT_SIDE_WINDOW = 5000;
 
 /**
  * What a key change will rewrite, read before anything is locked or written: every registered

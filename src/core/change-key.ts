@@ -1,18 +1,16 @@
-import { keyTransaction } from './key-transaction';
-import type { Knex } from 'knex';
-import type { Secret } from '../common/secret';
-import type { SymmetricKeyInfo } from '../engines/engine';
-import { dryRunStatements, ONE_TRANSACTION_STEP as STEP, planColumns, type ColumnWork } from './change-key-plan';
-import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
+import { keyGuidFor } from '../cellcrypt/key-identity';
 import { CellcryptError, isCellcryptError } from '../common/errors';
+import { generationOf, keyName } from '../common/key-names';
+import type { Secret } from '../common/secret';
+import { applyBatched } from './change-key-batched';
+import { applyInOneTransaction } from './change-key-one-transaction';
+import { dryRunStatements, planColumns } from './change-key-plan';
+import type { KeyChangePlan, Target } from './change-key-steps';
 import { assessActivity, type KeyAccess } from './key-access';
-import { CERTIFICATE_NAME, generationOf, keyName } from '../common/key-names';
-import { identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
-import { generatePassphrase, validatePassphrase } from './passphrase';
 import { withOrgLock } from './org-lock';
+import { generatePassphrase, validatePassphrase } from './passphrase';
 import { requirePermission } from './permissions';
 import { requireCurrentSchema } from './schema-version';
-import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';
 import { countRecentAudits, writeAudit } from './toolkit-tables';
 
@@ -111,8 +109,16 @@ async function changeKeyLocked(
   const keystore = await tk.keystore();
   if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
   try {
-    if (options.batchSize) await runBatched(tk, access, target, work, options, started);
-    else await runInOneTransaction(tk, access, target, work, started, options.path ?? 'server');
+    const plan: KeyChangePlan = {
+      target,
+      work,
+      batchSize: options.batchSize,
+      path: options.path ?? 'server',
+      started,
+      afterBatch: options.afterBatch,
+    };
+    if (plan.batchSize) await applyBatched(tk, access, plan);
+    else await applyInOneTransaction(tk, access, plan);
   } catch (error) {
     // One new transaction: rolled back, the data is on the old key, the pending key means nothing.
     // Batched, or resuming a batched change: batches that committed are on the new key, whose
@@ -128,15 +134,6 @@ async function changeKeyLocked(
   await keystore.put('passphrase', target.passphrase);
   await keystore.remove('passphrase.pending');
   return { ...summary, dryRun: false, durationMs: Date.now() - started };
-}
-
-interface Target {
-  from: SymmetricKeyInfo;
-  name: string;
-  keyGuid: string;
-  passphrase: Secret;
-  /** The new key generation already exists in the database (resume). */
-  exists: boolean;
 }
 
 function chooseKey(options: ChangeKeyOptions): Secret {
@@ -210,202 +207,6 @@ async function checkQuota(tk: Toolkit): Promise<void> {
       },
     );
   }
-}
-
-async function openKeys(
-  tk: Toolkit,
-  trx: Knex.Transaction,
-  access: KeyAccess,
-  names: readonly string[],
-): Promise<void> {
-  await tk.engine.keys.openMasterKey(trx, access.masterPassword);
-  for (const name of names) await tk.engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
-}
-
-async function createNewKey(tk: Toolkit, trx: Knex.Transaction, target: Target): Promise<void> {
-  const guid = await tk.engine.keys.createSymmetricKey(trx, {
-    name: target.name,
-    certificate: CERTIFICATE_NAME,
-    keySource: target.passphrase,
-    identityValue: identityValueFor(target.passphrase),
-  });
-  if (guid !== target.keyGuid)
-    throw new CellcryptError('CellcryptInternal', `the database derived key GUID ${guid}, expected ${target.keyGuid}`);
-}
-
-/** Moves cells of one column in steps of `limit` until none is left on the old key (or `once`). */
-async function moveCells(
-  tk: Toolkit,
-  trx: Knex.Transaction,
-  work: ColumnWork,
-  target: Target,
-  limit: number,
-  once: boolean,
-  onStep: (n: number) => void,
-): Promise<number> {
-  let moved = 0;
-  for (;;) {
-    const step = await tk.engine.columns.reencryptBatch(trx, work.column, target.from.keyGuid, target.keyGuid, limit);
-    if (step.undecryptable > 0) {
-      throw new CellcryptError(
-        'CellcryptCellsNotDecryptable',
-        `${columnLabel(work.column)}: ${step.undecryptable} cell(s) on ` +
-          `${target.from.keyGuid} do not decrypt; they were not rewritten`,
-        {
-          exitCode: 3,
-          hint: 'run `cellcrypt verify` to find them',
-        },
-      );
-    }
-    moved += step.written;
-    onStep(step.written);
-    if (step.written < limit || once) return moved;
-  }
-}
-
-/** Before commit: no cell left on the old key, as many cells as before, every cell decrypts. */
-async function proveMoved(
-  tk: Toolkit,
-  trx: Knex.Transaction,
-  work: readonly ColumnWork[],
-  target: Target,
-  expectCounts: boolean,
-): Promise<void> {
-  const problems: string[] = [];
-  for (const item of work) {
-    const census = await tk.engine.columns.census(trx, item.column, { decrypt: true });
-    const onOld = census.byKey[target.from.keyGuid] ?? 0;
-    const onNew = census.byKey[target.keyGuid] ?? 0;
-    if (onOld) problems.push(`${columnLabel(item.column)}: ${onOld} cell(s) still on ${target.from.keyGuid}`);
-    if (census.undecryptable)
-      problems.push(
-        `${columnLabel(item.column)}: ${census.undecryptable} cell(s) do not decrypt under ${target.keyGuid}`,
-      );
-    if (onNew !== census.cells)
-      problems.push(`${columnLabel(item.column)}: ${census.cells - onNew} cell(s) on neither key`);
-    if (expectCounts && census.cells !== item.cells)
-      problems.push(`${columnLabel(item.column)}: ${item.cells} cell(s) before, ${census.cells} after`);
-  }
-  if (problems.length)
-    throw new CellcryptError(
-      'SqlEncryptionEncryptionDecryptionTestError',
-      `the re-encrypted data did not check out:\n  - ${problems.join('\n  - ')}`,
-    );
-}
-
-async function runInOneTransaction(
-  tk: Toolkit,
-  access: KeyAccess,
-  target: Target,
-  work: readonly ColumnWork[],
-  started: number,
-  path: 'server' | 'client',
-): Promise<void> {
-  if (path === 'client' && !supportsClientSide(tk.engine)) {
-    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, {
-      exitCode: 2,
-      hint: 'use the server-side path (the default)',
-    });
-  }
-  const total = work.reduce((sum, w) => sum + w.cells, 0);
-  const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
-  await keyTransaction(tk.engine, async (trx) => {
-    await openKeys(tk, trx, access, [target.from.name]);
-    // Resuming an interrupted batched change: its new key was committed by the first batch.
-    if (!target.exists) await createNewKey(tk, trx, target);
-    await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
-    // Nothing else may write these tables until commit, so the counts below are exact.
-    for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
-    if (path === 'client') {
-      // Resuming an interrupted batched change in one transaction: the cells left are under the
-      // in-flight change's old key.
-      const fromPassphrase =
-        access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
-      const from = {
-        keyGuid: target.from.keyGuid,
-        key: cellKeyFor(fromPassphrase, target.from.keyGuid, target.from.derivation),
-      };
-      const to = cellKeyFor(target.passphrase, target.keyGuid);
-      for (const item of work)
-        await moveCellsInClient(tk.engine, trx, item.column, from, to, STEP, (n) => progress.tick(n));
-    } else {
-      const { columns } = tk.engine;
-      for (const item of work) {
-        if (columns.reencryptColumn)
-          await columns.reencryptColumn(trx, item.column, target.from.keyGuid, target.keyGuid, (n) => progress.tick(n));
-        else await moveCells(tk, trx, item, target, STEP, false, (n) => progress.tick(n));
-      }
-    }
-    await proveMoved(tk, trx, work, target, true);
-    await finish(tk, trx, target, total, Date.now() - started);
-  });
-  progress.done();
-}
-
-async function runBatched(
-  tk: Toolkit,
-  access: KeyAccess,
-  target: Target,
-  work: readonly ColumnWork[],
-  options: ChangeKeyOptions,
-  started: number,
-): Promise<void> {
-  const batchSize = options.batchSize!;
-  if (!target.exists) {
-    await keyTransaction(tk.engine, async (trx) => {
-      await openKeys(tk, trx, access, [target.from.name]);
-      await createNewKey(tk, trx, target);
-    });
-  }
-  const remaining = await Promise.all(
-    work.map(
-      async (w) =>
-        (await tk.engine.columns.census(tk.engine.knex, w.column, { decrypt: false })).byKey[target.from.keyGuid] ?? 0,
-    ),
-  );
-  const total = remaining.reduce((a, b) => a + b, 0);
-  const progress = tk.reporter.progress(
-    `re-encrypting ${total} cell(s) under ${target.name} in batches of ${batchSize}`,
-    total,
-  );
-  let moved = 0;
-  for (const item of work) {
-    for (;;) {
-      const written = await keyTransaction(tk.engine, async (trx) => {
-        await openKeys(tk, trx, access, [target.from.name, target.name]);
-        return moveCells(tk, trx, item, target, batchSize, true, (n) => progress.tick(n));
-      });
-      moved += written;
-      if (written === 0) break;
-      await options.afterBatch?.(written);
-    }
-  }
-  await keyTransaction(tk.engine, async (trx) => {
-    await openKeys(tk, trx, access, [target.from.name, target.name]);
-    for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
-    await proveMoved(tk, trx, work, target, false);
-    await finish(tk, trx, target, moved, Date.now() - started);
-  });
-  progress.done();
-}
-
-async function finish(
-  tk: Toolkit,
-  trx: Knex.Transaction,
-  target: Target,
-  cells: number,
-  durationMs: number,
-): Promise<void> {
-  await tk.engine.keys.dropSymmetricKey(trx, target.from.name);
-  await writeAudit(trx, {
-    createdBy: tk.actor,
-    operation: 'change-key',
-    outcome: 'succeeded',
-    oldKeyGuid: target.from.keyGuid,
-    newKeyGuid: target.keyGuid,
-    cells,
-    durationMs,
-  });
 }
 
 async function recordFailure(tk: Toolkit, target: Target, error: unknown, durationMs: number): Promise<void> {

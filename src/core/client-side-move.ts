@@ -19,7 +19,7 @@ export function cellKeyFor(passphrase: Secret, keyGuid: string, derivation: Deri
 }
 
 export function supportsClientSide(engine: Engine): boolean {
-  return typeof engine.columns.readCellsOnKey === 'function' && typeof engine.columns.writeCells === 'function';
+  return engine.capabilities.clientSideReencrypt;
 }
 
 export async function moveCellsInClient(
@@ -34,7 +34,7 @@ export async function moveCellsInClient(
   let moved = 0;
   let afterId: string | undefined;
   for (;;) {
-    const { cells, last } = await engine.columns.readCellsOnKey!(trx, column, from.keyGuid, afterId, limit);
+    const { cells, last } = await engine.columns.readCellsOnKey(trx, column, from.keyGuid, afterId, limit);
     const rewritten = cells.map(({ id, cell }) => {
       const authenticator = guidStringToBytes(id);
       const plaintext = decryptByKey(cell, from.key, authenticator);
@@ -52,7 +52,7 @@ export async function moveCellsInClient(
       plaintext.fill(0);
       return { id, cell: next };
     });
-    const written = rewritten.length ? await engine.columns.writeCells!(trx, column, rewritten) : 0;
+    const written = rewritten.length ? await engine.columns.writeCells(trx, column, rewritten) : 0;
     if (written !== rewritten.length)
       throw new CellcryptError(
         'CellcryptInternal',

@@ -134,7 +134,7 @@ async function opened(
   // it opening by itself, which a restore on another server breaks (SQL Server error 15581).
   const { keys } = tk.engine;
   if (
-    keys.opensByItself &&
+    tk.engine.capabilities.masterKeyOpensByItself &&
     !(await keys.opensByItself(tk.engine.knex, activity.access.current.name, activity.access.certificate))
   ) {
     return inactive(

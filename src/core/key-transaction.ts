@@ -12,7 +12,7 @@ export function keyTransaction<T>(engine: Engine, work: (trx: Knex.Transaction) 
     try {
       return await work(trx);
     } finally {
-      await engine.keys.closeAll?.(trx).catch(() => undefined);
+      if (engine.capabilities.keysOutliveTransactions) await engine.keys.closeAll(trx).catch(() => undefined);
     }
   });
 }

@@ -79,16 +79,17 @@ export interface KeyHierarchyOps {
   openSymmetricKey(trx: Knex.Transaction, name: string, certificate: string): Promise<void>;
   dropSymmetricKey(trx: Knex.Transaction, name: string): Promise<void>;
   /**
-   * Closes every key this transaction opened. PostgreSQL's vanish at commit by themselves; SQL
-   * Server's belong to the session and would stay open on a pooled connection.
+   * Closes every key this transaction opened (`capabilities.keysOutliveTransactions`: SQL
+   * Server's belong to the session and would stay open on a pooled connection; PostgreSQL's
+   * vanish at commit, and its close does nothing).
    */
-  closeAll?(trx: Knex.Transaction): Promise<void>;
+  closeAll(trx: Knex.Transaction): Promise<void>;
   /**
-   * Whether the master key opens by itself for the applications that read cells (SQL Server:
-   * the service master key's copy; false after a restore on another server, error 15581).
-   * Engines without that notion leave it out.
+   * Whether the master key opens by itself for the applications that read cells
+   * (`capabilities.masterKeyOpensByItself`; SQL Server: the service master key's copy, false
+   * after a restore on another server, error 15581). Engines without that notion say true.
    */
-  opensByItself?(db: Db, keyName: string, certificate: string): Promise<boolean>;
+  opensByItself(db: Db, keyName: string, certificate: string): Promise<boolean>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
@@ -137,27 +138,26 @@ export interface ColumnOps {
     limit: number,
   ): Promise<{ written: number; undecryptable: number }>;
   /**
-   * The one-transaction key change (optional: engines that have it; the others loop on
-   * `reencryptBatch`). The table is locked by the caller. Moves every well-formed cell on
-   * `fromGuid` to `toGuid` in one pass over the table, in chunks so `onStep` can report
-   * progress, and returns how many it moved. It does not check that the cells decrypt: cells
-   * keep the same plaintext block, so a damaged cell stays damaged, and the caller's proof
-   * (a decrypting census before commit) rolls the whole change back if any cell fails.
+   * The one-transaction key change. The table is locked by the caller. Moves every cell on
+   * `fromGuid` to `toGuid`, in steps so `onStep` can report progress, and returns how many it
+   * moved and how many it found that do not decrypt (it stops at the first such step; 0 where
+   * the engine does not check: PostgreSQL's single pass keeps each cell's plaintext block, so
+   * a damaged cell stays damaged, and the caller's proof before commit rolls the change back).
    */
-  reencryptColumn?(
+  reencryptColumn(
     trx: Knex.Transaction,
     ref: ColumnRef,
     fromGuid: string,
     toGuid: string,
     onStep: (moved: number) => void,
-  ): Promise<number>;
+  ): Promise<{ moved: number; undecryptable: number }>;
   /**
-   * The client-side path of a key change (optional: engines that have it): reads the next
+   * The client-side path of a key change (`capabilities.clientSideReencrypt`): reads the next
    * `limit` rows whose primary key sorts after `afterId`, in primary-key order, locked for
    * update, and returns those whose cell is on `keyGuid`, with `last`, the primary key to pass
    * as `afterId` next (undefined once the column is done), so a caller walks a column once.
    */
-  readCellsOnKey?(
+  readCellsOnKey(
     trx: Knex.Transaction,
     ref: ColumnRef,
     keyGuid: string,
@@ -165,7 +165,7 @@ export interface ColumnOps {
     limit: number,
   ): Promise<{ cells: Array<{ id: string; cell: Buffer }>; last?: string }>;
   /** Writes cells back by primary key in one statement; returns how many rows it wrote. */
-  writeCells?(
+  writeCells(
     trx: Knex.Transaction,
     ref: ColumnRef,
     cells: ReadonlyArray<{ id: string; cell: Buffer }>,
@@ -253,11 +253,21 @@ export interface PermissionCheck {
   readonly grantedBy: string;
 }
 
+/**
+ * What an engine can do, as flags core reads (kysely's adapter flags are the model): every
+ * method of the interface exists on every engine, and a capability says whether core may use it.
+ */
 export interface EngineCapabilities {
   /** DDL rolls back with the transaction (PostgreSQL yes; SQL Server mostly). */
   readonly transactionalDdl: boolean;
   /** Only one connection exists (PGlite): never query outside the open transaction. */
   readonly singleConnection: boolean;
+  /** Opened keys belong to the session, not the transaction (SQL Server): close them before it ends. */
+  readonly keysOutliveTransactions: boolean;
+  /** Applications rely on the master key opening by itself (SQL Server), which a restore can break. */
+  readonly masterKeyOpensByItself: boolean;
+  /** Cells can stream through the TypeScript codec (`readCellsOnKey` / `writeCells`). */
+  readonly clientSideReencrypt: boolean;
 }
 
 export interface Engine {

@@ -12,6 +12,9 @@ import { quoteTsqlIdentifier as q, tsqlInteger, tsqlLiteral } from './tsql';
  * - ENCRYPTBYKEY returns NULL when its key is not open, so every write reports how many
  *   non-null values came out NULL, and the caller stops on any.
  */
+/** Cells per re-encryption statement in the one-transaction key change (the engine loops until none is left). */
+export const REENCRYPT_STEP = 5000;
+
 export const shadowName = (ref: ColumnRef): string => `${ref.column}__cellcrypt`;
 
 function names(ref: ColumnRef) {

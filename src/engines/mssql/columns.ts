@@ -1,7 +1,8 @@
+import { CellcryptError } from '../../common/errors';
 import { guidBytesToString } from '../../cellcrypt';
 import { columnShape } from '../column-shape';
 import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
-import { columnStatements as S, guidLiteral, shadowName } from './column-statements';
+import { columnStatements as S, guidLiteral, REENCRYPT_STEP, shadowName } from './column-statements';
 import { query, queryLong, type Row } from './execute';
 
 /**
@@ -17,6 +18,12 @@ function kindOf(typeName: string): ColumnKind {
 }
 
 const number = (rows: Row[], field = 'n'): number => Number(rows[0]?.[field] ?? 0);
+
+const unsupported = (what: string) =>
+  new CellcryptError('CellcryptEngineUnsupported', `the SQL Server engine has no ${what}`, {
+    exitCode: 2,
+    hint: 'use the server-side path (the default)',
+  });
 
 export function mssqlColumns(longTimeoutMs: number): ColumnOps {
   const long = (db: Db, sql: string, where: string) => queryLong(db, sql, where, longTimeoutMs);
@@ -92,6 +99,21 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       );
       return { written: number(rows, 'written'), undecryptable: number(rows, 'undecryptable') };
     },
+
+    /** TOP (5000) steps until none is left, stopping at a step that found cells that do not decrypt. */
+    async reencryptColumn(trx, ref, fromGuid, toGuid, onStep) {
+      let moved = 0;
+      for (;;) {
+        const step = await this.reencryptBatch(trx, ref, fromGuid, toGuid, REENCRYPT_STEP);
+        moved += step.written;
+        onStep(step.written);
+        if (step.undecryptable > 0) return { moved, undecryptable: step.undecryptable };
+        if (step.written < REENCRYPT_STEP) return { moved, undecryptable: 0 };
+      }
+    },
+
+    readCellsOnKey: () => Promise.reject(unsupported('the client-side path of change-key')),
+    writeCells: () => Promise.reject(unsupported('the client-side path of change-key')),
 
     cellBytes: async (db, ref) => number(await query(db, S.cellBytes(ref), `measure ${ref.table}.${ref.column}`)),
 

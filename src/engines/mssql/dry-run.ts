@@ -1,6 +1,6 @@
 import { KEY_PREFIX } from '../../common/key-names';
 import type { ActivateDryRun, ColumnRef, DryRunRenderer, InstallDryRun, KeyChangeDryRun } from '../engine';
-import { columnStatements as S, guidLiteral, keyGuidOf } from './column-statements';
+import { columnStatements as S, guidLiteral, keyGuidOf, REENCRYPT_STEP } from './column-statements';
 import { keyStatements as K, type SecretText } from './key-statements';
 import { quoteTsqlIdentifier as q } from './tsql';
 
@@ -14,9 +14,6 @@ const masked: SecretText = () => `N'***'`;
 /** A column's name for a comment line: quoted, and no line break can end the comment early. */
 const label = (column: ColumnRef) =>
   `${q(column.table)}.${q(column.column)}`.replace(/[\u0000-\u001f\u2028\u2029]/g, ' ');
-
-/** Cells per re-encryption statement in the one transaction (the engine loops until none is left). */
-const ONE_TRANSACTION_STEP = 5000;
 
 function openKeys(certificate: string, names: readonly string[]): string[] {
   return [K.openMasterKey(masked), ...names.map((name) => K.openSymmetricKey(name, certificate))];
@@ -69,7 +66,7 @@ function changeKey(plan: KeyChangeDryRun): string[] {
       ...create,
       K.openSymmetricKey(to.name, certificate),
       ...plan.columns.map((column) => S.lockTable(column)),
-      ...move(ONE_TRANSACTION_STEP, `repeated until no cell is left on ${from.keyGuid}`),
+      ...move(REENCRYPT_STEP, `repeated until no cell is left on ${from.keyGuid}`),
       ...prove,
       K.closeAll(),
       'COMMIT TRANSACTION',

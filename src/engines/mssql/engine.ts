@@ -24,7 +24,13 @@ export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: Mssq
     kind: 'mssql',
     knex,
     // DDL is transactional on SQL Server for everything cellcrypt does (ALTER TABLE, keys).
-    capabilities: { transactionalDdl: true, singleConnection: false },
+    capabilities: {
+      transactionalDdl: true,
+      singleConnection: false,
+      keysOutliveTransactions: true,
+      masterKeyOpensByItself: true,
+      clientSideReencrypt: false,
+    },
     quoteIdentifier: quoteTsqlIdentifier,
     keys: mssqlKeyHierarchy(),
     columns: mssqlColumns(timeouts.statementTimeoutMs),

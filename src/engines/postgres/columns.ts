@@ -150,7 +150,7 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
         moved += written;
         onStep(written);
       }
-      return moved;
+      return { moved, undecryptable: 0 };
     },
 
     async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {

@@ -21,7 +21,13 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
   return {
     kind: target.kind,
     knex,
-    capabilities: { transactionalDdl: true, singleConnection: target.kind === 'pglite' },
+    capabilities: {
+      transactionalDdl: true,
+      singleConnection: target.kind === 'pglite',
+      keysOutliveTransactions: false,
+      masterKeyOpensByItself: false,
+      clientSideReencrypt: true,
+    },
     quoteIdentifier: quotePgIdentifier,
     keys: postgresKeyHierarchy(),
     columns: postgresColumns(),

@@ -82,6 +82,12 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       await call(trx, SQL.dropSymmetricKey, [name], `drop symmetric key ${name}`);
     },
 
+    // Keys are rows of the session's transaction-local state: commit and rollback close them.
+    closeAll: async () => undefined,
+
+    // No key opens by itself on PostgreSQL: applications call cellcrypt.open_keys.
+    opensByItself: async () => true,
+
     async roundTrip(trx, keyGuid: string, probe: Secret) {
       const result = await trx.raw(
         `select cellcrypt.decrypt_text(cellcrypt.encrypt_text(?::bytea, ?::text, ?::uuid), ?::uuid) = ?::text as ok`,

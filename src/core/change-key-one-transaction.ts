@@ -1,0 +1,60 @@
+import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
+import { CellcryptError } from '../common/errors';
+import { CERTIFICATE_NAME } from '../common/key-names';
+import { CLIENT_SIDE_WINDOW } from './change-key-plan';
+import { createNewKey, finish, notDecryptable, openKeys, proveMoved, type KeyChangePlan } from './change-key-steps';
+import type { KeyAccess } from './key-access';
+import { keyTransaction } from './key-transaction';
+import type { Toolkit } from './toolkit';
+
+/**
+ * The one-transaction key change: every table locked, every cell moved (in the database, or
+ * through the TypeScript codec on the client-side path), proven, the old key dropped and the
+ * audit row written, in one commit. Any failure rolls all of it back.
+ */
+export async function applyInOneTransaction(tk: Toolkit, access: KeyAccess, plan: KeyChangePlan): Promise<void> {
+  const { target, work, started, path } = plan;
+  if (path === 'client' && !supportsClientSide(tk.engine)) {
+    throw new CellcryptError('CellcryptUsage', `the ${tk.engine.kind} engine has no client-side path`, {
+      exitCode: 2,
+      hint: 'use the server-side path (the default)',
+    });
+  }
+  const total = work.reduce((sum, w) => sum + w.cells, 0);
+  const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
+  await keyTransaction(tk.engine, async (trx) => {
+    await openKeys(tk, trx, access, [target.from.name]);
+    // Resuming an interrupted batched change: its new key was committed by the first batch.
+    if (!target.exists) await createNewKey(tk, trx, target);
+    await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
+    // Nothing else may write these tables until commit, so the counts below are exact.
+    for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
+    if (path === 'client') {
+      // Resuming an interrupted batched change in one transaction: the cells left are under the
+      // in-flight change's old key.
+      const fromPassphrase =
+        access.inFlight?.from.keyGuid === target.from.keyGuid ? access.inFlight.passphrase : access.passphrase;
+      const from = {
+        keyGuid: target.from.keyGuid,
+        key: cellKeyFor(fromPassphrase, target.from.keyGuid, target.from.derivation),
+      };
+      const to = cellKeyFor(target.passphrase, target.keyGuid);
+      for (const item of work)
+        await moveCellsInClient(tk.engine, trx, item.column, from, to, CLIENT_SIDE_WINDOW, (n) => progress.tick(n));
+    } else {
+      for (const item of work) {
+        const { undecryptable } = await tk.engine.columns.reencryptColumn(
+          trx,
+          item.column,
+          target.from.keyGuid,
+          target.keyGuid,
+          (n) => progress.tick(n),
+        );
+        if (undecryptable > 0) throw notDecryptable(item, undecryptable, target);
+      }
+    }
+    await proveMoved(tk, trx, work, target, true);
+    await finish(tk, trx, target, total, Date.now() - started);
+  });
+  progress.done();
+}
