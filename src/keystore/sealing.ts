@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
 import { CellcryptError } from '../common/errors';
 import type { Secret } from '../common/secret';
 
@@ -20,22 +20,41 @@ export interface Sealer {
   unseal(sealed: Buffer, associatedData: string): string;
 }
 
+/**
+ * scrypt is deliberately slow (0.1-0.2 s a call), so each key is derived once per process: keys
+ * are remembered by (secret, salt) for every sealer of the process, and one process seals all
+ * its values under one random salt (the IV, random per value, is what GCM needs fresh; the salt
+ * only has to differ between secrets and installations). A command that reads and writes the
+ * key store a few times used to pay one scrypt per value.
+ */
+const derivedKeys = new Map<string, Buffer>();
+const sealingSalts = new Map<string, Buffer>();
+
 export function createSealer(secret: Secret): Sealer {
-  // scrypt is deliberately slow; one process sees few salts, so remember the keys it derived.
-  const keys = new Map<string, Buffer>();
+  const normalized = secret.reveal().normalize('NFC');
+  // The map key names the secret by a hash, never by its text.
+  const secretId = createHash('sha256').update(normalized, 'utf8').digest('hex');
   const keyFor = (salt: Buffer): Buffer => {
-    const id = salt.toString('hex');
-    let key = keys.get(id);
+    const id = `${secretId}:${salt.toString('hex')}`;
+    let key = derivedKeys.get(id);
     if (!key) {
-      key = scryptSync(secret.reveal().normalize('NFC'), salt, 32, SCRYPT);
-      keys.set(id, key);
+      key = scryptSync(normalized, salt, 32, SCRYPT);
+      derivedKeys.set(id, key);
     }
     return key;
+  };
+  const sealingSalt = (): Buffer => {
+    let salt = sealingSalts.get(secretId);
+    if (!salt) {
+      salt = randomBytes(SALT);
+      sealingSalts.set(secretId, salt);
+    }
+    return salt;
   };
 
   return {
     seal(value, associatedData) {
-      const salt = randomBytes(SALT);
+      const salt = sealingSalt();
       const iv = randomBytes(IV);
       const cipher = createCipheriv('aes-256-gcm', keyFor(salt), iv);
       cipher.setAAD(Buffer.from(associatedData, 'utf8'));

@@ -60,4 +60,16 @@ describe('key store', () => {
       expect(await store.get('passphrase').catch((e) => e)).to.be.instanceOf(CellcryptError);
     }
   });
+  it('one process derives one sealing key per secret: the salt is shared, every IV is fresh', () => {
+    const secret = new Secret(`per-process salt ${Math.random()}`);
+    const a = createSealer(secret).seal('first value', 'org/a');
+    const b = createSealer(new Secret(secret.reveal())).seal('second value', 'org/b');
+    const salt = (sealed: Buffer) => sealed.subarray(1, 17).toString('hex');
+    const iv = (sealed: Buffer) => sealed.subarray(17, 29).toString('hex');
+    expect(salt(a)).to.equal(salt(b));
+    expect(iv(a)).to.not.equal(iv(b));
+    const other = createSealer(new Secret(`another secret ${Math.random()}`)).seal('x', 'org/a');
+    expect(salt(other)).to.not.equal(salt(a));
+    expect(createSealer(secret).unseal(b, 'org/b')).to.equal('second value');
+  });
 });
