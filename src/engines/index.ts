@@ -32,11 +32,14 @@ export function engineAround(target: ConnectionTarget, knex: Knex): Engine {
   }
 }
 
-/** A knex connection to any target (the key store's config database uses this). */
-export async function openKnex(target: ConnectionTarget): Promise<Knex> {
+/**
+ * A knex connection to any target. `plainTables`: the connection only needs tables (the key
+ * store's config database), not cellcrypt's cell functions, so PGlite opens without pgcrypto.
+ */
+export async function openKnex(target: ConnectionTarget, options: { plainTables?: boolean } = {}): Promise<Knex> {
   switch (target.kind) {
     case 'pglite':
-      return (await connectPglite(target)).knex;
+      return (await connectPglite(target, { pgcrypto: !options.plainTables })).knex;
     case 'postgres':
       return (await connectPostgres(target)).knex;
     case 'mssql':

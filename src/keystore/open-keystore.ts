@@ -22,7 +22,7 @@ export async function openKeyStore(
   const secret = resolveKeystoreSecret(settings, onWarning);
   let knex: Knex | undefined;
   try {
-    knex = await openKnex(target);
+    knex = await openKnex(target, { plainTables: true });
     await ensureKeystoreTable(knex);
   } catch (cause) {
     await knex?.destroy();

@@ -55,7 +55,7 @@ describe('embedded data directory lock', function () {
     async function () {
       const holder =
         `
-      const { openEngine } = require(${JSON.stringify(resolve(__dirname, '../../src/engines/postgres/engine'))});
+      const { openEngine } = require(${JSON.stringify(resolve(__dirname, '../../src/engines'))});
       const { parseConnectionTarget } = require(${JSON.stringify(
         resolve(__dirname, '../../src/config/connection-target'),
       )});
