@@ -10,12 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Client } from 'pg';
 import yargs from 'yargs';
 import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
 import { openToolkit } from '../src/open-toolkit';
 import { renderChart, type Series } from './bench/chart';
+import { createThrowAwayDatabase } from '../test/support/pg-server';
 
 const OPERATIONS = ['install', 'floor', 'change-key', 'change-key-client', 'change-key-batched'] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -128,30 +128,16 @@ async function createOrg(engine: string, adminUrl: string | undefined): Promise<
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const names = ['org', 'cfg'].map((kind) => `cellcrypt_bench_${kind}_${randomBytes(5).toString('hex')}`);
-  await admin(
-    adminUrl!,
-    names.map((n) => `create database "${n}" encoding 'UTF8' template template0`),
+  const [org, cfg] = await Promise.all(
+    ['org', 'cfg'].map((kind) => createThrowAwayDatabase(adminUrl!, `cellcrypt_bench_${kind}`)),
   );
-  const urlFor = (name: string) => Object.assign(new URL(adminUrl!), { pathname: `/${name}` }).toString();
   return {
-    env: { ...base, DATABASE_URL: urlFor(names[0]), CELLCRYPT_CONFIG_URL: urlFor(names[1]) },
-    drop: () =>
-      admin(
-        adminUrl!,
-        names.map((n) => `drop database if exists "${n}" with (force)`),
-      ),
+    env: { ...base, DATABASE_URL: org.url, CELLCRYPT_CONFIG_URL: cfg.url },
+    drop: async () => {
+      await org.drop();
+      await cfg.drop();
+    },
   };
-}
-
-async function admin(url: string, statements: string[]): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    for (const sql of statements) await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }
 
 async function withSeededOrg(env: NodeJS.ProcessEnv, rowsPerTable: number): Promise<void> {

@@ -12,7 +12,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { Client } from 'pg';
 import yargs from 'yargs';
 import { runCli } from '../src/cli/main';
 import { memoryIo } from '../src/cli/io';
@@ -23,6 +22,7 @@ import { install } from '../src/core/install';
 import { openToolkit } from '../src/open-toolkit';
 import { type Toolkit } from '../src/core/toolkit';
 import { checkOrg, recordOriginals, type CheckResult, type Originals } from './crash/org-check';
+import { createThrowAwayDatabase } from '../test/support/pg-server';
 
 type Scenario = 'install' | 'change-key' | 'change-key-batched' | 'server-crash';
 const SCENARIOS: Scenario[] = ['install', 'change-key', 'change-key-batched', 'server-crash'];
@@ -245,31 +245,20 @@ function add(tally: Tally, check: CheckResult, report: (what: string) => void): 
 }
 
 async function createOrg(adminUrl: string, rows: number): Promise<Org> {
-  const names = ['org', 'cfg'].map((kind) => `cellcrypt_crash_${kind}_${randomBytes(5).toString('hex')}`);
-  const admin = new Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    for (const name of names) await admin.query(`create database "${name}" encoding 'UTF8' template template0`);
-  } finally {
-    await admin.end();
-  }
-  const urlFor = (name: string) => Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+  const databases = [
+    await createThrowAwayDatabase(adminUrl, 'cellcrypt_crash_org'),
+    await createThrowAwayDatabase(adminUrl, 'cellcrypt_crash_cfg'),
+  ];
   const env: NodeJS.ProcessEnv = {
-    DATABASE_URL: urlFor(names[0]),
-    CELLCRYPT_CONFIG_URL: urlFor(names[1]),
+    DATABASE_URL: databases[0].url,
+    CELLCRYPT_CONFIG_URL: databases[1].url,
     CELLCRYPT_KEYSTORE_SECRET: `crash-harness-${randomBytes(12).toString('hex')}`,
     CELLCRYPT_CHANGE_QUOTA: '1000000',
   };
   const org: Org = {
     env,
     async drop() {
-      const client = new Client({ connectionString: adminUrl });
-      await client.connect();
-      try {
-        for (const name of names) await client.query(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await client.end();
-      }
+      for (const database of databases) await database.drop();
     },
   };
   await withToolkit(org, (tk) => seedDemo(tk, rows));

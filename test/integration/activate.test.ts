@@ -11,7 +11,7 @@ import { keyGuidFor } from '../../src/cellcrypt/key-identity';
 import { checkPostgresPermission } from '../../src/engines/postgres/permissions';
 import { inProcessCli, type CliRun } from '../support/in-process-cli';
 import { DEMO_TABLE_NAMES, q, tableChecksums } from '../support/org-data';
-import { adminQuery, pgServerUrl } from '../support/pg-server';
+import { adminQuery, createThrowAwayDatabase, pgServerUrl } from '../support/pg-server';
 import { createTestOrg, targetNames, type TestOrg } from '../support/targets';
 import { seedPgliteDirectory } from '../support/pglite-template';
 
@@ -214,13 +214,9 @@ for (const target of targetNames()) {
     }
 
     async function newServerDatabase(kind: string, template = 'template0'): Promise<string> {
-      const admin = pgServerUrl()!;
-      const name = `cellcrypt_test_${kind}_${randomBytes(6).toString('hex')}`;
-      await adminQuery(admin, `create database "${name}" encoding 'UTF8' template "${template}"`);
-      drops.push(() => adminQuery(admin, `drop database if exists "${name}" with (force)`));
-      const url = new URL(admin);
-      url.pathname = `/${name}`;
-      return url.toString();
+      const database = await createThrowAwayDatabase(pgServerUrl()!, `cellcrypt_test_${kind}`, template);
+      drops.push(database.drop);
+      return database.url;
     }
 
     /** A restorable copy of the org database as it is now (PGlite: its directory; server: a template copy). */

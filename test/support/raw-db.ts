@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { adminQuery, pgServerUrl } from './pg-server';
+import { createThrowAwayDatabase, pgServerUrl } from './pg-server';
 
 export { pgServerUrl };
 import { listSqlScripts, renderSqlScript } from '../../src/engines/postgres/sql-script';
@@ -92,17 +91,14 @@ async function openPglite(): Promise<RawDb> {
 }
 
 async function openServerDatabase(baseUrl: string): Promise<RawDb> {
-  const name = `cellcrypt_raw_${randomBytes(6).toString('hex')}`;
-  await adminQuery(baseUrl, `create database "${name}" encoding 'UTF8' template template0`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const client = new Client({ connectionString: url.toString() });
+  const database = await createThrowAwayDatabase(baseUrl, 'cellcrypt_raw');
+  const client = new Client({ connectionString: database.url });
   try {
     await client.connect();
     await client.query('create extension if not exists pgcrypto');
   } catch (error) {
     await client.end().catch(() => undefined);
-    await adminQuery(baseUrl, `drop database if exists "${name}"`);
+    await database.drop();
     throw error;
   }
   return {
@@ -116,7 +112,7 @@ async function openServerDatabase(baseUrl: string): Promise<RawDb> {
     },
     async close() {
       await client.end();
-      await adminQuery(baseUrl, `drop database if exists "${name}"`);
+      await database.drop();
     },
   };
 }

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adminQuery, pgServerUrl } from './pg-server';
+import { createThrowAwayDatabase, pgServerUrl } from './pg-server';
 import { seedPgliteDirectory } from './pglite-template';
 import { loadSettings, type Settings } from '../../src/config/settings';
 import { openToolkit } from '../../src/open-toolkit';
@@ -63,11 +62,6 @@ export async function createTestOrg(target: TargetName): Promise<TestOrg> {
   };
 }
 
-async function createServerDatabase(kind: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const base = pgServerUrl()!;
-  const name = `cellcrypt_test_${kind}_${randomBytes(6).toString('hex')}`;
-  await adminQuery(base, `create database "${name}" encoding 'UTF8' template template0`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => adminQuery(base, `drop database if exists "${name}" with (force)`) };
+function createServerDatabase(kind: string) {
+  return createThrowAwayDatabase(pgServerUrl()!, `cellcrypt_test_${kind}`);
 }
