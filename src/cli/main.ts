@@ -7,8 +7,8 @@ import { type CliIo, processIo } from './io';
 
 /**
  * The cellcrypt CLI root: global options, one module per command, and the one place where
- * errors become exit codes (DESIGN.md: 0 done, 1 failed and nothing changed, 2 refused before
- * any change, 3 cells that do not decrypt or are still plaintext).
+ * errors become exit codes (README, "Commands": 0 done, 1 failed and nothing changed, 2 refused
+ * before any change, 3 cells that do not decrypt or are still plaintext).
  */
 export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo = processIo): Promise<number> {
   let exitCode = 0;

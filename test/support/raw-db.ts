@@ -5,11 +5,11 @@ export { pgServerUrl };
 import { listSqlScripts, renderSqlScript } from '../../src/engines/postgres/sql-script';
 
 /**
- * Bare databases for suites that test SQL directly (no toolkit, no knex): always a fresh
- * in-memory PGlite; also a fresh database on the PostgreSQL server named by TEST_PG_URL when it
- * is set. Both have pgcrypto installed and nothing else.
+ * Bare databases for suites that test SQL directly (no toolkit, no knex): a fresh in-memory
+ * PGlite, or a fresh database on the PostgreSQL server named by TEST_PG_URL. Both have pgcrypto
+ * installed and nothing else. A scenario file takes the target (forRawTarget in targets.ts):
  *
- *   for (const target of rawTargets()) {
+ *   export function scenarios(target: RawTarget): void {
  *     describe(`... on ${target.name}`, () => {
  *       let db: RawDb;
  *       before(async () => { db = await target.open(); await loadSqlScripts(db); });
@@ -35,12 +35,9 @@ export interface RawTarget {
   open(): Promise<RawDb>;
 }
 
-/** PGlite always; the PostgreSQL server too when TEST_PG_URL is set. */
-export function rawTargets(): RawTarget[] {
-  const targets: RawTarget[] = [{ name: 'pglite', open: openPglite }];
-  const url = pgServerUrl();
-  if (url) targets.push({ name: 'postgres', open: () => openServerDatabase(url) });
-  return targets;
+/** A raw database of a target: PGlite in memory, or a throw-away database on the TEST_PG_URL server. */
+export function rawTarget(name: RawDbName): RawTarget {
+  return name === 'pglite' ? { name, open: openPglite } : { name, open: () => openServerDatabase(pgServerUrl()!) };
 }
 
 /** The quoted schema that holds pgcrypto, as the `{{pgcrypto}}` template variable wants it. */

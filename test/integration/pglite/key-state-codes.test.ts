@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/key-state-codes';
+import { forTarget } from '../../support/targets';
+
+forTarget('pglite', scenarios);

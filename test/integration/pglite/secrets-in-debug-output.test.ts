@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/secrets-in-debug-output';
+import { forTarget } from '../../support/targets';
+
+forTarget('pglite', scenarios);

@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/pg-codec';
+import { forRawTarget } from '../../support/targets';
+
+forRawTarget('postgres', scenarios);

@@ -1,0 +1,162 @@
+import { expect } from 'chai';
+import type { Knex } from 'knex';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseKeyFile } from '../../src/core/key-file';
+import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
+import { rawCells } from '../support/org-data';
+import { inProcessCli } from '../support/in-process-cli';
+import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
+import { seedPgliteDirectory } from '../support/pglite-template';
+
+/** The CLI contract of DESIGN.md, through the real yargs root (in-process, output captured). */
+export function scenarios(target: TargetName): void {
+  describe(`CLI on ${target}`, function () {
+    let org: TestOrg;
+    const savedEnv = { ...process.env };
+
+    beforeEach(async () => {
+      org = await createTestOrg(target);
+      Object.assign(process.env, org.env);
+    });
+
+    afterEach(async () => {
+      for (const key of Object.keys(org.env)) {
+        if (savedEnv[key] === undefined) delete process.env[key];
+        else process.env[key] = savedEnv[key];
+      }
+      await org.cleanup();
+    });
+
+    async function withOrg<T>(work: (db: Knex) => Promise<T>): Promise<T> {
+      const tk = await org.open();
+      try {
+        return await work(tk.engine.knex);
+      } finally {
+        await tk.close();
+      }
+    }
+
+    it('demo seed, install, status --json (DESIGN.md shape), verify, show-key', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '40')).code).to.equal(0);
+      const before = await inProcessCli('status', '--json');
+      expect(before.code).to.equal(3); // plaintext left
+      expect(before.json.columns.every((c: any) => c.state === 'plaintext' && c.plaintext > 0)).to.equal(true);
+
+      const installed = await inProcessCli('install', '--json');
+      expect(installed.code, installed.stderr).to.equal(0);
+
+      const status = await inProcessCli('status', '--json');
+      expect(status.code).to.equal(0);
+      expect(status.json).to.have.keys('active', 'engine', 'keys', 'columns');
+      expect(status.json.active).to.equal(true);
+      expect(status.json.engine).to.equal(target);
+      expect(status.json.keys).to.have.length(1);
+      expect(status.json.keys[0]).to.have.keys('name', 'guid', 'algorithm', 'createdAt');
+      expect(status.json.keys[0].guid).to.match(/^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/);
+      expect(status.json.columns).to.have.length(5);
+      for (const column of status.json.columns) {
+        expect(column).to.include.keys('table', 'column', 'state', 'cells', 'byKey', 'plaintext', 'undecryptable');
+        expect(column).to.include({ state: 'encrypted', plaintext: 0, undecryptable: 0 });
+        // 40 rows, every 10th NULL: 36 non-null cells, all under the one key.
+        expect(column.cells).to.equal(36);
+        expect(column.byKey).to.deep.equal({ [status.json.keys[0].guid]: 36 });
+      }
+
+      const verified = await inProcessCli('verify');
+      expect(verified.code, verified.stdout).to.equal(0);
+      expect(verified.stdout).to.contain('verify: OK');
+
+      const keyFile = join(org.dir, 'key.txt');
+      expect((await inProcessCli('show-key', '--out', keyFile)).code).to.equal(0);
+      expect(statSync(keyFile).mode & 0o777).to.equal(0o600);
+      const parsed = parseKeyFile(readFileSync(keyFile));
+      expect(parsed.checksum).to.equal('verified');
+      const again = await inProcessCli('show-key', '--out', keyFile);
+      expect(again.code).to.equal(2); // never overwrites a key file
+
+      // The key never shows up in any other command's output.
+      const passphrase = parsed.passphrase.reveal();
+      for (const run of [installed, status, verified, await inProcessCli('install'), await inProcessCli('status')]) {
+        expect(run.stdout + run.stderr + JSON.stringify(run.json ?? {})).not.to.contain(passphrase);
+      }
+    });
+
+    it('decrypt-offline reads a cell written by install with the key show-key saved (the recovery path)', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      const mailbox = DYNAMICS_DEFAULT_COLUMNS.find((c) => c.table === 'MailboxBase')!;
+      // One connection at a time: PGlite is single-process, so the test's own handle is closed
+      // before the CLI opens the org again.
+      const { id, value } = await withOrg(
+        async (db) =>
+          (
+            await db.raw(
+              `select "MailboxId"::text as id, "Password" as value from "MailboxBase" where "Password" <> '' limit 1`,
+            )
+          ).rows[0] as { id: string; value: string },
+      );
+      expect((await inProcessCli('install')).code).to.equal(0);
+      const keyFile = join(org.dir, 'recovery-key.txt');
+      expect((await inProcessCli('show-key', '--out', keyFile)).code).to.equal(0);
+      const cell = await withOrg(async (db) => (await rawCells(db, mailbox)).get(id)!);
+      expect(cell.toString('hex')).not.to.contain(Buffer.from(value, 'utf16le').toString('hex'));
+      const hex = `0x${cell.toString('hex')}`;
+
+      const read = await inProcessCli(
+        'decrypt-offline',
+        '--key-file',
+        keyFile,
+        '--authenticator-uuid',
+        id,
+        '--json',
+        hex,
+      );
+      expect(read.code, read.stderr).to.equal(0);
+      expect(read.json.results).to.have.length(1);
+      expect(read.json.results[0]).to.include({
+        ok: true,
+        plaintext: value,
+        derivation: 'sql2017',
+        integrityChecked: true,
+      });
+      const plain = await inProcessCli('decrypt-offline', '--key-file', keyFile, '--authenticator-uuid', id, hex);
+      expect(plain.stdout).to.equal(value);
+
+      // Another row's key as authenticator: the cell is refused, exit 3 with the reason.
+      const wrongRow = await inProcessCli(
+        'decrypt-offline',
+        '--key-file',
+        keyFile,
+        '--authenticator-uuid',
+        '00000000-0000-0000-0000-000000000001',
+        hex,
+      );
+      expect(wrongRow.code).to.equal(3);
+      expect(wrongRow.stdout).not.to.contain(value);
+    });
+
+    it('bad usage exits 2 and changes nothing', async () => {
+      expect((await inProcessCli('no-such-command')).code).to.equal(2);
+      expect((await inProcessCli('demo', 'seed', '--rows', '-4')).code).to.equal(2);
+      const badUrl = await inProcessCli('--database-url', 'mysql://u:pw@h/db', 'status', '--json');
+      expect(badUrl.code).to.equal(2);
+      expect(badUrl.json.error.code).to.equal('CellcryptConfigInvalid');
+    });
+
+    it('status on an org restored without its key store says inactive and names activate (exit 3)', async () => {
+      await inProcessCli('demo', 'seed', '--rows', '10');
+      expect((await inProcessCli('install')).code).to.equal(0);
+      // Lose the key store: point the org at an empty one.
+      await seedPgliteDirectory(`${org.dir}/other-config`);
+      const otherConfig = `pglite:${org.dir}/other-config`;
+      const status = await inProcessCli('--config-url', otherConfig, 'status', '--json');
+      expect(status.code).to.equal(3);
+      expect(status.json.active).to.equal(false);
+      expect(status.json.reason).to.match(/^inactive: encrypted cells exist, no usable key/);
+      expect(status.json.hint).to.contain('cellcrypt activate --key-file');
+      const reinstall = await inProcessCli('--config-url', otherConfig, 'install', '--json');
+      expect(reinstall.code).to.equal(2);
+      expect(reinstall.json.error.code).to.equal('SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB');
+    });
+  });
+}
