@@ -101,6 +101,22 @@ export function scenarios(target: TargetName): void {
       },
     );
 
+    it('one install prepares the engine once and plans the conversion once (regression: three of each)', async () => {
+      await seedDemo(tk, 5);
+      const counts = { prepare: 0, plannedColumns: 0 };
+      const engine = tk.engine as { prepare: () => Promise<void> };
+      const prepare = engine.prepare.bind(engine);
+      engine.prepare = () => (counts.prepare++, prepare());
+      const columns = tk.engine.columns as { findTooLong: typeof tk.engine.columns.findTooLong };
+      const findTooLong = columns.findTooLong.bind(columns);
+      // Planning measures every plaintext column once for values too long for its cell.
+      columns.findTooLong = (...args) => (counts.plannedColumns++, findTooLong(...args));
+      const result = await install(tk);
+      expect(result.migrations).to.have.length(4);
+      expect(result.conversions).to.have.length(tk.registry.length);
+      expect(counts).to.deep.equal({ prepare: 1, plannedColumns: tk.registry.length });
+    });
+
     it('a second install changes nothing', async () => {
       await seedDemo(tk, 30);
       await install(tk);
