@@ -16,12 +16,12 @@ const TREE: Record<string, string> = {
   'src/cellcrypt/codec.ts': `import { p } from '../config/settings';\nexport const c = p;\n`,
   'src/config/settings.ts': `import { k } from '../keystore/store';\nexport const p = k;\n`,
   'src/engines/postgres/columns.ts':
-    `import { x } from '../../core/policy';\n` + `import { m } from '../mssql/tsql';\nexport const q = [x, m];\n`,
+    `import { x } from '../../core/policy';\n` + `import { m } from '../mssql/quote';\nexport const q = [x, m];\n`,
   'src/engines/mssql/tsql.ts': `export const m = 1;\n`,
   'src/engines/index.ts': `export const factory = 1;\n`,
-  'src/keystore/store.ts': `import { m } from '../engines/mssql/tsql';\nexport const k = m;\n`,
+  'src/keystore/store.ts': `import { m } from '../engines/mssql/quote';\nexport const k = m;\n`,
   'src/core/policy.ts':
-    `import { m } from '../engines/mssql/tsql';\nimport { factory } from '../engines';\n` +
+    `import { m } from '../engines/mssql/quote';\nimport { factory } from '../engines';\n` +
     `import { Client } from 'pg';\nexport const x = [m, factory, Client];\n`,
   'node_modules/pg/package.json': `{ "name": "pg", "main": "index.js" }\n`,
   'node_modules/pg/index.js': `exports.Client = 1;\n`,

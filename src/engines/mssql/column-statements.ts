@@ -1,5 +1,5 @@
 import type { ColumnRef } from '../engine';
-import { quoteTsqlIdentifier as q, tsqlInteger, tsqlLiteral } from './tsql';
+import { quoteTsqlIdentifier as q, tsqlInteger, tsqlLiteral } from './quote';
 
 /**
  * The T-SQL of conversion and re-encryption for one registered column, shared by the engine

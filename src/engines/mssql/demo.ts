@@ -1,7 +1,7 @@
 import type { Db, DemoOps, DemoTableSpec } from '../engine';
 import { DEMO_TABLES } from '../demo-tables';
 import { query } from './execute';
-import { quoteTsqlIdentifier as q, tsqlInteger } from './tsql';
+import { quoteTsqlIdentifier as q, tsqlInteger } from './quote';
 
 /**
  * The same Dynamics-shaped demo tables on SQL Server: uniqueidentifier keys, nvarchar secrets,

@@ -2,7 +2,7 @@ import { KEY_PREFIX } from '../../common/key-names';
 import type { ActivateDryRun, ColumnRef, DryRunRenderer, InstallDryRun, KeyChangeDryRun } from '../engine';
 import { columnStatements as S, guidLiteral, keyGuidOf, REENCRYPT_STEP } from './column-statements';
 import { keyStatements as K, type SecretText } from './key-statements';
-import { quoteTsqlIdentifier as q } from './tsql';
+import { quoteTsqlIdentifier as q } from './quote';
 
 /**
  * `--dry-run` on SQL Server: the T-SQL the engine sends, from the same statement builders, with

@@ -11,7 +11,7 @@ import { mssqlKeyHierarchy } from './key-hierarchy';
 import { prepareStatements } from './key-statements';
 import { checkMssqlPermission } from './permissions';
 import { tryAppLock } from './session-lock';
-import { quoteTsqlIdentifier } from './tsql';
+import { quoteTsqlIdentifier } from './quote';
 
 /**
  * The `mssql` engine: SQL Server's own ENCRYPTBYKEY/DECRYPTBYKEY behind the same interface as

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { mapSqlServerError } from './errors';
-import { escapeForKnex } from './tsql';
+import { escapeForKnex } from './quote';
 
 /**
  * Two ways a T-SQL statement leaves this engine:

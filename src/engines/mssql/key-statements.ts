@@ -1,5 +1,5 @@
 import { guidLiteral } from './column-statements';
-import { quoteTsqlIdentifier as q, tsqlLiteral } from './tsql';
+import { quoteTsqlIdentifier as q, tsqlLiteral } from './quote';
 
 /**
  * The T-SQL of the key hierarchy, shared by the engine (which sends it) and by

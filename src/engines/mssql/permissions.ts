@@ -1,7 +1,7 @@
 import type { Db, KeyPermission, PermissionCheck } from '../engine';
 import { CERTIFICATE_NAME } from '../../common/key-names';
 import { query } from './execute';
-import { tsqlLiteral } from './tsql';
+import { tsqlLiteral } from './quote';
 
 /**
  * The three key permissions on SQL Server. CONTROL on the database (db_owner has it) grants

@@ -4,7 +4,7 @@ import { columnStatements as S, keyGuidOf } from './column-statements';
 import { keyStatements as K, SQLCMD_VARIABLES, sqlcmdSecrets } from './key-statements';
 import { prepareStatements } from './key-statements';
 import { KEY_PREFIX } from '../../common/key-names';
-import { quoteTsqlIdentifier as q, tsqlLiteral } from './tsql';
+import { quoteTsqlIdentifier as q, tsqlLiteral } from './quote';
 
 /**
  * `cellcrypt script install|change-key|activate --engine mssql`: the whole operation as a

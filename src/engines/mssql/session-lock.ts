@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { CellcryptError } from '../../common/errors';
 import { runOnConnection } from './execute';
-import { tsqlLiteral } from './tsql';
+import { tsqlLiteral } from './quote';
 
 /**
  * The per-org lock on SQL Server: `sp_getapplock` owned by the session, on a connection held

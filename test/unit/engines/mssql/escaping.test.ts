@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import knexFactory from 'knex';
 import { Secret } from '../../../../src/common/secret';
 import { inlineSecrets, keyStatements } from '../../../../src/engines/mssql/key-statements';
-import { escapeForKnex, quoteTsqlIdentifier, tsqlInteger, tsqlLiteral } from '../../../../src/engines/mssql/tsql';
+import { escapeForKnex, quoteTsqlIdentifier, tsqlInteger, tsqlLiteral } from '../../../../src/engines/mssql/quote';
 import { parseTsql } from '../../../support/tsql-grammar';
 
 /**

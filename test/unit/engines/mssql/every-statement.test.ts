@@ -9,7 +9,7 @@ import { diagnoseStatement } from '../../../../src/engines/mssql/diagnose';
 import { inlineSecrets, keyStatements as K, prepareStatements } from '../../../../src/engines/mssql/key-statements';
 import { permissionQuery } from '../../../../src/engines/mssql/permissions';
 import { getAppLock, releaseAppLock } from '../../../../src/engines/mssql/session-lock';
-import { escapeForKnex } from '../../../../src/engines/mssql/tsql';
+import { escapeForKnex } from '../../../../src/engines/mssql/quote';
 import { parseTsql } from '../../../support/tsql-grammar';
 import { allStatementRules } from '../../../support/tsql-rules';
 
