@@ -67,6 +67,11 @@ export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
         );
       }
       values = await columns.countNonNull(db, column, 'plaintext');
+      const blockers = await columns.findBlockers(db, column);
+      if (blockers.length)
+        problems.push(
+          `${columnLabel(column)} is used by ${blockers.join(', ')}, which cannot be kept through the swap`,
+        );
     }
     plans.push({ column, state: verdict.state, sizeBytes: encryptedColumnBytes(column), values });
   }

@@ -101,6 +101,11 @@ export interface ColumnOps {
   /** Non-null values whose UTF-16 form is longer than `maxBytes`: count and a few primary keys. */
   findTooLong(db: Db, ref: ColumnRef, maxBytes: number): Promise<{ count: number; examples: string[] }>;
   countNonNull(db: Db, ref: ColumnRef, which: 'plaintext' | 'shadow'): Promise<number>;
+  /**
+   * Objects that would stop the swap or could not be kept through it, named for the refusal
+   * before any change (PostgreSQL: materialized views over the column; views are kept).
+   */
+  findBlockers(db: Db, ref: ColumnRef): Promise<string[]>;
   addShadow(trx: Knex.Transaction, ref: ColumnRef, sizeBytes: number): Promise<void>;
   /**
    * Encrypts up to `limit` rows not yet in the shadow column; `lost` counts non-null plaintext

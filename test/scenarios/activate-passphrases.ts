@@ -33,7 +33,9 @@ export function scenarios(target: TargetName): void {
     it(
       'awkward passphrases (quotes, ], ?, ;, --, non-BMP, combining marks, right-to-left, ' +
         'length limits in UTF-16 units) survive change-key, show-key and activate exactly',
-      async () => {
+      async function () {
+        // Six keys, each changed to, shown, lost and activated in turn (about 70 commands).
+        this.timeout(600_000);
         await installDemo();
         process.env.CELLCRYPT_CHANGE_QUOTA = '100'; // one change per key, more than 3 in 15 minutes
         expect(AWKWARD_KEYS['combining marks, not NFC'].normalize('NFC')).not.to.equal(

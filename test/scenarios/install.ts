@@ -10,6 +10,8 @@ import { needsAttention, readStatus } from '../../src/core/status';
 import { verify } from '../../src/core/verify';
 import type { Toolkit } from '../../src/core/toolkit';
 import { rejection } from '../support/refusal';
+import { DEMO_TABLES } from '../../src/engines/demo-tables';
+import { entityViewName } from '../../src/engines/postgres/demo';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 import { isUntouchedCopy } from '../support/pglite-template';
 import {
@@ -115,6 +117,60 @@ export function scenarios(target: TargetName): void {
       expect(result.migrations).to.have.length(4);
       expect(result.conversions).to.have.length(tk.registry.length);
       expect(counts).to.deep.equal({ prepare: 1, plannedColumns: tk.registry.length });
+    });
+
+    it(
+      'a Dynamics-shaped org (entity and Filtered views over all four Base tables) installs: every view ' +
+        'returns the encrypted cells, keeps its grants and comment, and verify passes',
+      async () => {
+        await seedDemo(tk, 20);
+        const db = tk.engine.knex;
+        const views = DEMO_TABLES.flatMap((spec) => [entityViewName(spec), `Filtered${entityViewName(spec)}`]);
+        const present = await db.raw(
+          `select count(*)::int as n from pg_views where schemaname = current_schema() and viewname = any(?)`,
+          [views],
+        );
+        expect(present.rows[0].n, 'the demo has the views of a real org').to.equal(8);
+        const result = await install(tk);
+        expect(result.conversions).to.have.length(tk.registry.length);
+        for (const column of tk.registry) {
+          const entity = entityViewName(DEMO_TABLES.find((t) => t.table === column.table)!);
+          for (const view of [entity, `Filtered${entity}`]) {
+            const through = await db.raw(
+              `select count(*)::int as n from ${q(view)} as v join ${q(column.table)} as b ` +
+                `using (${q(column.primaryKey)}) where v.${q(column.column)} is not distinct from b.${q(column.column)}`,
+            );
+            const all = await db.raw(`select count(*)::int as n from ${q(column.table)}`);
+            expect(through.rows[0].n, `${view}.${column.column}`).to.equal(all.rows[0].n);
+            const type = await db.raw(
+              `select data_type from information_schema.columns where table_name = ? and column_name = ?`,
+              [view, column.column],
+            );
+            expect(type.rows[0].data_type, `${view}.${column.column}`).to.equal('bytea');
+          }
+          const grants = await db.raw(
+            `select grantee, privilege_type from information_schema.role_table_grants where table_name = ?`,
+            [`Filtered${entity}`],
+          );
+          expect(grants.rows, `Filtered${entity}`).to.deep.include({ grantee: 'PUBLIC', privilege_type: 'SELECT' });
+          const comment = await db.raw(`select obj_description(to_regclass(?), 'pg_class') as c`, [
+            q(`Filtered${entity}`),
+          ]);
+          expect(comment.rows[0].c).to.equal(`Filtered view of ${entity} (cellcrypt demo)`);
+        }
+        expect((await verify(tk)).ok).to.equal(true);
+        expect((await install(tk)).conversions, 'a second install changes nothing').to.deep.equal([]);
+      },
+    );
+
+    it('a materialized view over a registered column is refused before anything changes (exit 2)', async () => {
+      await seedDemo(tk, 5);
+      await tk.engine.knex.raw('create materialized view "MailboxPasswords" as select "Password" from "MailboxBase"');
+      const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
+      const error = await rejection(install(tk));
+      expect(error.exitCode).to.equal(2);
+      expect(error.message).to.match(/MailboxBase\.Password is used by materialized view .*"MailboxPasswords"/);
+      expect(await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES)).to.deep.equal(before);
     });
 
     it('a second install changes nothing', async () => {

@@ -112,6 +112,10 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       }
     },
 
+    // Not checked on SQL Server yet: what blocks DROP COLUMN or sp_rename there (schema-bound
+    // views, index keys, statistics, constraints: review findings BR2, BR3) is issue 14's work.
+    findBlockers: async () => [],
+
     readCellsOnKey: () => Promise.reject(unsupported('the client-side path of change-key')),
     writeCells: () => Promise.reject(unsupported('the client-side path of change-key')),
 

@@ -1,6 +1,8 @@
+import { CellcryptError } from '../../common/errors';
 import { guidBytesToString, guidStringToBytes } from '../../cellcrypt';
 import { columnShape } from '../column-shape';
 import type { CellCensus, ColumnKind, ColumnOps, ColumnRef, ColumnShape, Db } from '../engine';
+import { findDependentViews, viewBlockers, viewStatements } from './dependent-views';
 import { mapKeyError } from './errors';
 import { columnStatements as S, CHUNK_PAGES, names, shadowName } from './column-statements';
 import { quotePgIdentifier as q } from './quote';
@@ -121,8 +123,25 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       await trx.raw(S.lockTable(ref));
     },
 
+    async findBlockers(db, ref) {
+      return viewBlockers(await findDependentViews(db, ref.table, ref.column));
+    },
+
+    /** Entity and Filtered views over the column are dropped and re-created around the swap (dependent-views.ts). */
     async swap(trx, ref) {
+      const views = await findDependentViews(trx, ref.table, ref.column);
+      const blockers = viewBlockers(views);
+      if (blockers.length) {
+        throw new CellcryptError(
+          'CellcryptUnsupportedColumn',
+          `${ref.table}.${ref.column} is used by ${blockers.join(', ')}, created since the plan; nothing was swapped`,
+          { exitCode: 1, hint: 'drop it (re-create it after install), then run install again' },
+        );
+      }
+      const { drop, create } = viewStatements(views);
+      for (const sql of drop) await trx.raw(sql);
       for (const sql of S.swap(ref)) await trx.raw(sql);
+      for (const sql of create) await trx.raw(sql);
     },
 
     async census(db, ref, options): Promise<CellCensus> {

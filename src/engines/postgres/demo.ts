@@ -16,6 +16,21 @@ export async function createDemoTable(db: Db, spec: DemoTable): Promise<void> {
     `create table if not exists ${q(spec.table)} (${q(spec.primaryKey)} ` +
       `uuid primary key, "Name" varchar(100) not null, ${columns})`,
   );
+  // As in a real org: an entity view over the Base table and a Filtered view over that, with a
+  // grant and a comment, so every demo exercises the swap around dependent views.
+  const entity = entityViewName(spec);
+  const filtered = `Filtered${entity}`;
+  const exists = await db.raw('select to_regclass(?) is not null as present', [q(entity)]);
+  if (exists.rows[0].present) return;
+  await db.raw(`create view ${q(entity)} as select * from ${q(spec.table)}`);
+  await db.raw(`create view ${q(filtered)} as select * from ${q(entity)}`);
+  await db.raw(`grant select on ${q(filtered)} to public`);
+  await db.raw(`comment on view ${q(filtered)} is 'Filtered view of ${entity} (cellcrypt demo)'`);
+}
+
+/** Dynamics names the entity view after its Base table: `Mailbox` over `MailboxBase`. */
+export function entityViewName(spec: DemoTable): string {
+  return spec.table.replace(/Base$/, '');
 }
 
 /** SQL expression for the i-th demo value of a column (i is the generate_series variable). */

@@ -23,6 +23,7 @@ import { fakeSqlServer, sampleCells, type FakeServerState } from '../../support/
 import { parseTsql } from '../../support/tsql-grammar';
 import { allStatementRules, openKeyBeforeUse } from '../../support/tsql-rules';
 import { targetRuns } from '../../support/targets';
+import { seedPgliteDirectory } from '../../support/pglite-template';
 
 /**
  * Issue 5, test 2: the REAL core operations (install's provision and conversion, change-key,
@@ -49,6 +50,7 @@ let dir: string;
 
 async function open(state: FakeServerState, keyStore: { passphrase?: Secret; master?: Secret }): Promise<Harness> {
   dir = mkdtempSync(join(tmpdir(), 'cellcrypt-mssql-fake-'));
+  await seedPgliteDirectory(join(dir, 'config')); // the key store: an empty cluster, without an initdb
   const settings = loadSettings({
     env: {
       DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',

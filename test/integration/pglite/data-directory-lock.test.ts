@@ -6,14 +6,16 @@ import { join, resolve } from 'node:path';
 import { parseConnectionTarget } from '../../../src/config/connection-target';
 import { CellcryptError } from '../../../src/common/errors';
 import { openEngine } from '../../../src/engines';
+import { seedPgliteDirectory } from '../../support/pglite-template';
 
 /** PGlite is single-process: a second opener of the same data directory must be refused, not corrupt it. */
 describe('embedded data directory lock', function () {
   let dir: string;
   let child: ChildProcess | undefined;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cellcrypt-lock-'));
+    await seedPgliteDirectory(join(dir, 'org'));
   });
 
   afterEach(() => {
