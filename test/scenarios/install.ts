@@ -138,7 +138,8 @@ export function scenarios(target: TargetName): void {
           for (const view of [entity, `Filtered${entity}`]) {
             const through = await db.raw(
               `select count(*)::int as n from ${q(view)} as v join ${q(column.table)} as b ` +
-                `using (${q(column.primaryKey)}) where v.${q(column.column)} is not distinct from b.${q(column.column)}`,
+                `using (${q(column.primaryKey)}) ` +
+                `where v.${q(column.column)} is not distinct from b.${q(column.column)}`,
             );
             const all = await db.raw(`select count(*)::int as n from ${q(column.table)}`);
             expect(through.rows[0].n, `${view}.${column.column}`).to.equal(all.rows[0].n);
