@@ -35,3 +35,18 @@ export function defineCommand<A>(spec: CommandSpec<A>): CellcryptCommand {
     run: spec.run as CellcryptCommand['run'],
   };
 }
+
+/**
+ * A yargs `coerce` for options that take a whole number of 1 or more, written in decimal digits
+ * only: yargs' own number type read `0x10` as 16 and a missing value as "use the default", and
+ * a repeated option as an array.
+ */
+export function wholeNumberOption(name: string): (value: unknown) => number {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`${name} is given more than once`);
+    const text = String(value).trim();
+    if (!/^[1-9][0-9]*$/.test(text) || !Number.isSafeInteger(Number(text)))
+      throw new Error(`${name} must be a whole number of 1 or more (decimal digits), got "${text}"`);
+    return Number(text);
+  };
+}

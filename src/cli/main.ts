@@ -13,7 +13,7 @@ import { type CliIo, processIo } from './io';
 export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo = processIo): Promise<number> {
   let exitCode = 0;
   const wantsJson = argv.includes('--json');
-  const parser = yargs(argv)
+  const parser = yargs(joinStdinValues(argv))
     .scriptName('cellcrypt')
     .usage('$0 [--env-file F] [--database-url URL] [--config-url URL] [--json] <command>')
     .option('env-file', { type: 'string', describe: 'read settings from this dotenv file (the environment wins)' })
@@ -64,6 +64,28 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
 }
 
 class UsageError extends Error {}
+
+/** Options whose value may be `-`, read from stdin (secrets never come from argv). */
+const STDIN_OPTIONS = new Set(['--key-file', '--key-share']);
+
+/**
+ * yargs reads a lone `-` as a positional argument, so `--key-file -` lost its value (`cannot
+ * read key file ''`, or `Unknown argument: -`) although the help and the messages recommend it:
+ * `--key-file -` is passed on as `--key-file=-`, which yargs reads as meant.
+ */
+export function joinStdinValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') return [...out, ...argv.slice(i)];
+    if (STDIN_OPTIONS.has(argv[i]) && argv[i + 1] === '-') {
+      out.push(`${argv[i]}=-`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
 
 async function runCommand(
   command: CellcryptCommand,

@@ -112,7 +112,12 @@ function connection(
   cwd: string,
   problems: string[],
 ): ConnectionTarget | undefined {
-  const parsed = parseConnectionTarget(raw && raw.trim() ? raw : fallback, cwd);
+  if (raw !== undefined && raw.trim() === '') {
+    // An empty value is a mistake (a variable set from nothing), never a wish for the embedded default.
+    problems.push(`${label}: is empty; give a URL, or unset it to use the embedded default (${fallback})`);
+    return undefined;
+  }
+  const parsed = parseConnectionTarget(raw ?? fallback, cwd);
   if (typeof parsed === 'string') {
     problems.push(`${label}: ${parsed}`);
     return undefined;

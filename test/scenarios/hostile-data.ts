@@ -7,7 +7,7 @@ import { seedDemo } from '../../src/core/demo-seed';
 import { readStatus, needsAttention } from '../../src/core/status';
 import type { Toolkit } from '../../src/core/toolkit';
 import { verify } from '../../src/core/verify';
-import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
+import { DEMO_TABLE_NAMES, dropDemoViews, tableChecksums } from '../support/org-data';
 import { rejection } from '../support/refusal';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 
@@ -31,6 +31,7 @@ export function scenarios(target: TargetName): void {
 
     it('a primary key that is not a uuid is refused (exit 2) before anything changes', async () => {
       await seedDemo(tk, 5);
+      await dropDemoViews(tk.engine.knex, 'QueueBase');
       await tk.engine.knex.raw(`alter table "QueueBase" alter column "QueueId" type text using "QueueId"::text`);
       const before = await checksums();
       const error = await rejection(install(tk));
@@ -97,6 +98,7 @@ export function scenarios(target: TargetName): void {
         'with no key: install refuses (exit 2) and changes nothing',
       async () => {
         await seedDemo(tk, 4);
+        await dropDemoViews(tk.engine.knex, 'QueueBase');
         await tk.engine.knex
           .raw(
             `alter table "QueueBase" alter column "EmailPassword" type bytea using ` +

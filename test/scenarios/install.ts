@@ -362,7 +362,7 @@ export function scenarios(target: TargetName): void {
 
     it('a registered table that does not exist is refused before anything changes (exit 2)', async () => {
       await seedDemo(tk, 2);
-      await tk.engine.knex.raw(`drop table ${q('QueueBase')}`);
+      await tk.engine.knex.raw(`drop table ${q('QueueBase')} cascade`); // with its entity and Filtered views
       const error = await rejection(install(tk));
       expect(error.code).to.equal('CellcryptRegistryInvalid');
       expect(error.exitCode).to.equal(2);

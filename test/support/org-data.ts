@@ -86,3 +86,12 @@ export async function rawCells(db: Db, column: SensitiveColumn): Promise<Map<str
     rows.rows.map((r: { id: string; cell: Uint8Array | null }) => [r.id, r.cell ? Buffer.from(r.cell) : null]),
   );
 }
+
+/**
+ * Drops the demo's entity and Filtered views of a Base table, as an administrator must before
+ * changing a column type the views use (PostgreSQL refuses otherwise).
+ */
+export async function dropDemoViews(db: Db, table: string): Promise<void> {
+  const entity = table.replace(/Base$/, '');
+  await db.raw(`drop view if exists ${q(`Filtered${entity}`)}, ${q(entity)}`);
+}

@@ -17,7 +17,7 @@ const TREE: Record<string, string> = {
   'src/config/settings.ts': `import { k } from '../keystore/store';\nexport const p = k;\n`,
   'src/engines/postgres/columns.ts':
     `import { x } from '../../core/policy';\n` + `import { m } from '../mssql/quote';\nexport const q = [x, m];\n`,
-  'src/engines/mssql/tsql.ts': `export const m = 1;\n`,
+  'src/engines/mssql/quote.ts': `export const m = 1;\n`,
   'src/engines/index.ts': `export const factory = 1;\n`,
   'src/keystore/store.ts': `import { m } from '../engines/mssql/quote';\nexport const k = m;\n`,
   'src/core/policy.ts':

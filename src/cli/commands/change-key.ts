@@ -1,6 +1,6 @@
 import { changeKey, type ChangeKeyResult } from '../../core/change-key';
 import { readKeyFile } from '../../core/key-file';
-import { defineCommand } from '../command';
+import { defineCommand, wholeNumberOption } from '../command';
 import type { CliIo } from '../io';
 import { withToolkit } from '../session';
 
@@ -34,7 +34,9 @@ export default defineCommand<ChangeKeyArgs>({
         describe: 'finish a batched change that was interrupted (uses the key it started with)',
       })
       .option('batch-size', {
-        type: 'number',
+        type: 'string',
+        requiresArg: true,
+        coerce: wholeNumberOption('--batch-size'),
         describe: 'cells per transaction, for tables too large for one transaction; a re-run with --resume continues',
       })
       .option('dry-run', {
@@ -47,8 +49,6 @@ export default defineCommand<ChangeKeyArgs>({
       .check((a) => {
         if (!a['key-file'] && !a.generate && !a.resume)
           throw new Error('name the new key: --key-file F, --generate, or --resume');
-        if (a['batch-size'] !== undefined && (!Number.isInteger(a['batch-size']) || a['batch-size'] < 1))
-          throw new Error('--batch-size must be a whole number of 1 or more');
         return true;
       }) as never,
   run: async (args, io) => {

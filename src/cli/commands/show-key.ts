@@ -5,27 +5,36 @@ import { withToolkit } from '../session';
 
 export { readCurrentKey, writeKeyFile };
 
-export default defineCommand<{ out?: string; encoding: KeyFileEncoding }>({
+export default defineCommand<{ out?: string; encoding?: KeyFileEncoding }>({
   command: 'show-key',
   describe:
     'Print the encryption key, or save it (--out F: mode 0600, ' +
     'with a checksum) to keep it safe outside this deployment',
   builder: (y) =>
     y
-      .option('out', { type: 'string', describe: 'write the key to this new file instead of stdout' })
+      .option('out', {
+        type: 'string',
+        requiresArg: true,
+        describe: 'write the key to this new file instead of stdout',
+      })
       .option('encoding', {
         choices: ['utf8', 'utf16le', 'base64'] as const,
-        default: 'utf8' as const,
-        describe: 'file encoding (utf8 and utf16le carry a BOM)',
+        describe: 'file encoding with --out (default utf8; utf8 and utf16le carry a BOM)',
+      })
+      .check((a) => {
+        // The encoding is a file's: without --out the key would go to the terminal instead, silently.
+        if (a.encoding !== undefined && !a.out) throw new Error('--encoding applies to --out F: name the file');
+        return true;
       }) as never,
   run: async (args, io) =>
     withToolkit(args, io, async (tk) => {
       const passphrase = await readCurrentKey(tk);
       if (args.out) {
-        writeKeyFile(args.out, passphrase, args.encoding);
-        io.result({ file: args.out, encoding: args.encoding });
+        const encoding = args.encoding ?? 'utf8';
+        writeKeyFile(args.out, passphrase, encoding);
+        io.result({ file: args.out, encoding });
         io.print(
-          `key written to ${args.out} (${args.encoding}, mode 0600, with ` +
+          `key written to ${args.out} (${encoding}, mode 0600, with ` +
             `SHA-256 checksum); keep it somewhere safe outside this deployment`,
         );
       } else {

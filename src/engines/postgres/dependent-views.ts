@@ -81,7 +81,8 @@ export function viewBlockers(views: readonly SavedView[]): string[] {
   return blockers;
 }
 
-const PRIVILEGES = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']);
+// Every table privilege PostgreSQL 13-17 knows (MAINTAIN since 17, which PGlite is).
+const PRIVILEGES = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN']);
 
 const label = (view: SavedView) => `${q(view.schema)}.${q(view.name)}`;
 
