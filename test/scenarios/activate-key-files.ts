@@ -26,64 +26,34 @@ export function scenarios(target: TargetName): void {
 
     // ---- key files -------------------------------------------------------------------------
 
-    it(
-      'show-key --encoding utf8|utf16le|base64 files each activate ' +
-        'a lost key store; hand-made files without BOM or checksum too',
-      async () => {
-        await installDemo();
-        const expectedStart: Record<string, Buffer> = {
-          utf8: Buffer.from([0xef, 0xbb, 0xbf]),
-          utf16le: Buffer.from([0xff, 0xfe]),
-          base64: Buffer.from('base64:', 'ascii'),
-        };
-        const detected: Record<string, string> = { utf8: 'utf8-bom', utf16le: 'utf16le-bom', base64: 'base64' };
-        let passphrase: string | undefined;
-        for (const encoding of ['utf8', 'utf16le', 'base64']) {
-          const saved = await saveKey(`key-${encoding}.txt`, encoding);
-          passphrase ??= saved.passphrase;
-          expect(saved.passphrase, 'every encoding holds the same key').to.equal(passphrase);
-          const bytes = readFileSync(saved.file);
-          expect(
-            bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]),
-            `${encoding} file start`,
-          ).to.equal(true);
-          if (encoding === 'base64') expect(bytes.toString('ascii')).to.match(/^[\x20-\x7e\n]+$/); // ASCII only
+    it('show-key --encoding utf8|utf16le|base64 files each activate a lost key store', async () => {
+      await installDemo();
+      const expectedStart: Record<string, Buffer> = {
+        utf8: Buffer.from([0xef, 0xbb, 0xbf]),
+        utf16le: Buffer.from([0xff, 0xfe]),
+        base64: Buffer.from('base64:', 'ascii'),
+      };
+      const detected: Record<string, string> = { utf8: 'utf8-bom', utf16le: 'utf16le-bom', base64: 'base64' };
+      let passphrase: string | undefined;
+      for (const encoding of ['utf8', 'utf16le', 'base64']) {
+        const saved = await saveKey(`key-${encoding}.txt`, encoding);
+        passphrase ??= saved.passphrase;
+        expect(saved.passphrase, 'every encoding holds the same key').to.equal(passphrase);
+        const bytes = readFileSync(saved.file);
+        expect(
+          bytes.subarray(0, expectedStart[encoding].length).equals(expectedStart[encoding]),
+          `${encoding} file start`,
+        ).to.equal(true);
+        if (encoding === 'base64') expect(bytes.toString('ascii')).to.match(/^[\x20-\x7e\n]+$/); // ASCII only
 
-          await loseKeyStore();
-          const run = await activateOk(saved.file);
-          expect(run.json.keyFile, encoding).to.deep.equal({ encoding: detected[encoding], checksum: 'verified' });
-          await expectOk('verify');
-        }
+        await loseKeyStore();
+        const run = await activateOk(saved.file);
+        expect(run.json.keyFile, encoding).to.deep.equal({ encoding: detected[encoding], checksum: 'verified' });
+        await expectOk('verify');
+      }
 
-        const text = passphrase!;
-        const cells = (await statusJson()).columns.reduce((sum: number, c: any) => sum + c.cells, 0);
-        const handMade: Record<string, [Buffer, string]> = {
-          'UTF-8, no BOM, no checksum, final newline': [Buffer.from(`${text}\n`, 'utf8'), 'utf8'],
-          'UTF-8, no BOM, no checksum, no newline': [Buffer.from(text, 'utf8'), 'utf8'],
-          'UTF-8 with BOM and CRLF, no checksum (Notepad)': [
-            Buffer.concat([expectedStart.utf8, Buffer.from(`${text}\r\n`, 'utf8')]),
-            'utf8-bom',
-          ],
-          'UTF-16LE with BOM, no checksum': [
-            Buffer.concat([expectedStart.utf16le, Buffer.from(text, 'utf16le')]),
-            'utf16le-bom',
-          ],
-          'UTF-16BE with BOM, no checksum': [
-            Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
-            'utf16be-bom',
-          ],
-        };
-        for (const [name, [bytes, encoding]] of Object.entries(handMade)) {
-          const file = writeKey(`hand-${randomBytes(4).toString('hex')}.txt`, bytes);
-          await loseKeyStore();
-          const run = await activateOk(file);
-          expect(run.json.keyFile, name).to.deep.equal({ encoding, checksum: 'absent' });
-          expect(run.json.cells, `${name}: every cell decrypted under the activated key`).to.equal(cells);
-          expect(run.stderr, name).to.contain('no checksum line');
-        }
-        expectNoSecretLeaks();
-      },
-    );
+      expectNoSecretLeaks();
+    });
 
     it(
       'damaged key files (one checksum digit flipped, saved as ANSI) ' +
@@ -128,5 +98,42 @@ export function scenarios(target: TargetName): void {
         expectNoSecretLeaks();
       },
     );
+  });
+}
+
+export function handMadeScenarios(target: TargetName): void {
+  describe(`activate and show-key: hand-made key files (issue 4) on ${target}`, function () {
+    useActivateHarness(target);
+
+    it('hand-made key files without BOM or checksum activate a lost key store', async () => {
+      await installDemo();
+      const text = (await saveKey('key.txt')).passphrase;
+      const cells = (await statusJson()).columns.reduce((sum: number, c: any) => sum + c.cells, 0);
+      const handMade: Record<string, [Buffer, string]> = {
+        'UTF-8, no BOM, no checksum, final newline': [Buffer.from(`${text}\n`, 'utf8'), 'utf8'],
+        'UTF-8, no BOM, no checksum, no newline': [Buffer.from(text, 'utf8'), 'utf8'],
+        'UTF-8 with BOM and CRLF, no checksum (Notepad)': [
+          Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${text}\r\n`, 'utf8')]),
+          'utf8-bom',
+        ],
+        'UTF-16LE with BOM, no checksum': [
+          Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]),
+          'utf16le-bom',
+        ],
+        'UTF-16BE with BOM, no checksum': [
+          Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
+          'utf16be-bom',
+        ],
+      };
+      for (const [name, [bytes, encoding]] of Object.entries(handMade)) {
+        const file = writeKey(`hand-${randomBytes(4).toString('hex')}.txt`, bytes);
+        await loseKeyStore();
+        const run = await activateOk(file);
+        expect(run.json.keyFile, name).to.deep.equal({ encoding, checksum: 'absent' });
+        expect(run.json.cells, `${name}: every cell decrypted under the activated key`).to.equal(cells);
+        expect(run.stderr, name).to.contain('no checksum line');
+      }
+      expectNoSecretLeaks();
+    });
   });
 }

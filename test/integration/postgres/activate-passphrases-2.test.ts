@@ -1,0 +1,4 @@
+import { moreScenarios } from '../../scenarios/activate-passphrases';
+import { forTarget } from '../../support/targets';
+
+forTarget('postgres', moreScenarios);

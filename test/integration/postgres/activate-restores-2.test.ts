@@ -1,0 +1,4 @@
+import { moreScenarios } from '../../scenarios/activate-restores';
+import { forTarget } from '../../support/targets';
+
+forTarget('postgres', moreScenarios);
