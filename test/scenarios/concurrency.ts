@@ -122,9 +122,10 @@ export function scenarios(target: TargetName): void {
             const first = cellcrypt(org.env, ['change-key', '--generate']);
             // Wait until the first process holds the org's lock, then start the others.
             for (let i = 0; ; i++) {
+              // This org's database only: suites in parallel workers hold the same lock on theirs.
               const held = await watcher.query(
-                `select count(*)::int as n from pg_locks where locktype ` +
-                  `= 'advisory' and classid = $1::int::oid and granted`,
+                `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = $1::int::oid ` +
+                  `and granted and database = (select oid from pg_database where datname = current_database())`,
                 [0x63636c6b],
               );
               if (held.rows[0].n > 0) break;
