@@ -135,6 +135,29 @@ export function scenarios(target: TargetName): void {
       expect(wrongRow.stdout).not.to.contain(value);
     });
 
+    it('migrate unlock says whether there was a lock, and prints JSON only with --json', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      expect((await inProcessCli('install')).code).to.equal(0);
+      const none = await inProcessCli('migrate', 'unlock', '--json');
+      expect(none.code, none.stderr).to.equal(0);
+      expect(none.json).to.deep.equal({ wasLocked: false, unlocked: false });
+      // What a SIGKILL in the middle of a migration leaves behind.
+      const tk = await org.open();
+      try {
+        await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
+      } finally {
+        await tk.close();
+      }
+      const stuck = await inProcessCli('migrate', 'unlock');
+      expect(stuck.code, stuck.stderr).to.equal(0);
+      expect(stuck.stdout).to.match(/^released the migration lock/);
+      expect(stuck.stdout).to.not.match(/[{}]/);
+      expect((await inProcessCli('migrate', 'unlock', '--json')).json).to.deep.equal({
+        wasLocked: false,
+        unlocked: false,
+      });
+    });
+
     it('bad usage exits 2 and changes nothing', async () => {
       expect((await inProcessCli('no-such-command')).code).to.equal(2);
       expect((await inProcessCli('demo', 'seed', '--rows', '-4')).code).to.equal(2);

@@ -1,6 +1,7 @@
 import { install } from '../../core/install';
 import { MIGRATIONS_CONFIG } from '../../core/install-run';
 import type { Toolkit } from '../../core/toolkit';
+import { withOrgLock } from '../../core/org-lock';
 import { defineCommand } from '../command';
 import { withToolkit } from '../session';
 
@@ -21,9 +22,23 @@ export async function migrate(tk: Toolkit, action: 'latest' | 'status' | 'unlock
       return { completed: completed.map((m) => m.name), pending: pending.map((m) => m.file) };
     }
     case 'unlock':
-      await migrator.forceFreeMigrationsLock(MIGRATIONS_CONFIG);
-      return { unlocked: true };
+      return unlockMigrations(tk);
   }
+}
+
+/**
+ * Releases knex's migration lock only when no install can be holding it: under the org lock,
+ * which every install holds for its whole run. Says whether there was a lock to release.
+ */
+async function unlockMigrations(tk: Toolkit): Promise<{ wasLocked: boolean; unlocked: boolean }> {
+  return withOrgLock(tk, 'migrate unlock', async () => {
+    const table = `${MIGRATIONS_CONFIG.tableName}_lock`;
+    if (!(await tk.engine.knex.schema.hasTable(table))) return { wasLocked: false, unlocked: false };
+    const rows: Array<{ is_locked: number | boolean }> = await tk.engine.knex(table).select('is_locked');
+    const wasLocked = rows.some((row) => Number(row.is_locked) === 1);
+    if (wasLocked) await tk.engine.knex.migrate.forceFreeMigrationsLock(MIGRATIONS_CONFIG);
+    return { wasLocked, unlocked: wasLocked };
+  });
 }
 
 export default defineCommand<{ action: 'latest' | 'status' | 'unlock' }>({
@@ -35,7 +50,26 @@ export default defineCommand<{ action: 'latest' | 'status' | 'unlock' }>({
     withToolkit(args, io, async (tk) => {
       const result = await migrate(tk, args.action);
       io.result(result);
-      io.print(JSON.stringify(result, null, 2));
+      io.print(describe(result));
       return 0;
     }),
 });
+
+/** The result for a person (`--json` prints the document itself). */
+function describe(result: {
+  applied?: string[];
+  completed?: string[];
+  pending?: string[];
+  wasLocked?: boolean;
+}): string {
+  if (result.applied)
+    return result.applied.length ? `applied: ${result.applied.join(', ')}` : 'nothing to apply: up to date';
+  if (result.completed)
+    return [
+      ...result.completed.map((name) => `done     ${name}`),
+      ...(result.pending ?? []).map((name) => `pending  ${name}`),
+    ].join('\n');
+  return result.wasLocked
+    ? 'released the migration lock a killed run had left (no install holds the organization)'
+    : 'there was no migration lock to release';
+}

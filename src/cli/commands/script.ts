@@ -6,7 +6,7 @@ import type { SensitiveColumn } from '../../core/registry';
 import { SCRIPT_RENDERERS } from '../../engines';
 import { loadRegistry } from '../../core/registry';
 import { loadSettings } from '../../config/settings';
-import { defineCommand } from '../command';
+import { defineCommand, wholeNumberOption } from '../command';
 
 /** The T-SQL script of an operation (the programmatic function this command wraps). */
 export function renderMssqlScript(
@@ -37,8 +37,9 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
         describe: 'the database the script is for (SQL Server 2017+)',
       })
       .option('generation', {
-        type: 'number',
-        default: 1,
+        type: 'string',
+        default: '1',
+        coerce: wholeNumberOption('--generation'),
         describe:
           'change-key: the key generation the cells are on now (cellcrypt_key_N; ' +
           '`status` shows it); activate: the generation to re-create',

@@ -52,6 +52,11 @@ describe('command-line arguments (issue 16)', () => {
     ['show-key --out with no file name', ['show-key', '--out'], /out/],
     ['show-key --encoding without --out', ['show-key', '--encoding', 'base64'], /--encoding applies to --out/],
     ['an empty --database-url', ['--database-url', '', 'status'], /--database-url \/ DATABASE_URL: is empty/],
+    [
+      'script --generation abc (it said NaN)',
+      ['script', 'change-key', '--engine', 'mssql', '--generation', 'abc'],
+      /--generation must be a whole number.*"abc"/,
+    ],
   ];
   for (const [what, args, message] of refusals) {
     it(`${what}: refused, exit 2, nothing opened`, async () => {
