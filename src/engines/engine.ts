@@ -17,6 +17,7 @@ export type { Db };
  * certificate. Keys are opened explicitly and only inside a transaction (`trx`): on PostgreSQL
  * they vanish at commit/rollback, so a pooled connection can never keep a key open.
  */
+
 /** A registered sensitive column as the engine needs it. */
 export interface ColumnRef {
   readonly table: string;

@@ -279,3 +279,18 @@ function stringsOf(value: unknown): string[] {
   if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => [k, ...stringsOf(v)]);
   return [];
 }
+
+/**
+ * An org restored from a backup taken before a key change: its cells are under the key saved as
+ * k1.txt, the key store holds the newer key (saved as k2.txt too with `saveNewer`).
+ */
+export async function restoreFromBeforeKeyChange(options: { rows?: number; saveNewer?: boolean } = {}) {
+  await installDemo(options.rows);
+  const k1 = await saveKey('k1.txt');
+  const restore = await backupOrg();
+  await expectOk('change-key', '--generate');
+  const k2 = options.saveNewer ? await saveKey('k2.txt') : undefined;
+  await rememberKeyStoreSecrets();
+  await restore();
+  return { k1, k2 };
+}

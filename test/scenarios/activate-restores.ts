@@ -13,7 +13,6 @@ import {
   DAMAGED_ATTEMPTS,
   DAMAGED_ROWS,
   activateOk,
-  backupOrg,
   cli,
   expectNoSecretLeaks,
   expectOk,
@@ -28,6 +27,7 @@ import {
   secrets,
   statusJson,
   useActivateHarness,
+  restoreFromBeforeKeyChange,
 } from './activate-harness';
 
 /**
@@ -108,13 +108,8 @@ export function scenarios(target: TargetName): void {
       'org restored from a backup older than the last key change: the key ' +
         "store's newer key is refused, the key saved before the change activates",
       async () => {
-        await installDemo();
-        const k1 = await saveKey('k1.txt');
-        const restore = await backupOrg();
-        await expectOk('change-key', '--generate');
-        const k2 = await saveKey('k2.txt');
-        await rememberKeyStoreSecrets();
-        await restore();
+        const { k1, k2: newer } = await restoreFromBeforeKeyChange({ saveNewer: true });
+        const k2 = newer!; // saved: saveNewer
 
         const status = await cli('status', '--json');
         expect(status.code).to.equal(3);
@@ -143,12 +138,7 @@ export function scenarios(target: TargetName): void {
       'show-key on an org whose key store holds another key (org restored from before ' +
         "a key change) does not hand that key out as the org's key without saying so",
       async () => {
-        await installDemo();
-        const k1 = await saveKey('k1.txt');
-        const restore = await backupOrg();
-        await expectOk('change-key', '--generate');
-        await rememberKeyStoreSecrets();
-        await restore();
+        const { k1 } = await restoreFromBeforeKeyChange();
         expect((await statusJson()).active).to.equal(false);
 
         // The key store holds the newer key, which opens none of these cells. Saving it silently
@@ -261,13 +251,8 @@ export function moreScenarios(target: TargetName): void {
       async () => {
         // Enough cells that the random sample of ACTIVATE_SAMPLE per column usually misses the one
         // damaged cell: the key then passes the sample and is refused by the in-transaction census.
-        await installDemo(DAMAGED_ROWS);
-        const k1 = await saveKey('k1.txt');
-        const restore = await backupOrg();
-        await expectOk('change-key', '--generate');
-        await saveKey('k2.txt'); // the key store now holds k2, the key of the newer data
-        await rememberKeyStoreSecrets();
-        await restore(); // the org as it was before the change: cells under k1
+        // The key store holds k2, the key of the newer data; the org is as it was before: cells under k1.
+        const { k1 } = await restoreFromBeforeKeyChange({ rows: DAMAGED_ROWS, saveNewer: true });
 
         // One cell copied onto another row: right key GUID, wrong authenticator, so it never decrypts.
         const tk = await openCurrent();
@@ -304,12 +289,7 @@ export function moreScenarios(target: TargetName): void {
       'activate that dies after its database commit but before the key store ' +
         'write: status says inactive, the same key file activates again, verify passes',
       async () => {
-        await installDemo();
-        const k1 = await saveKey('k1.txt');
-        const restore = await backupOrg();
-        await expectOk('change-key', '--generate');
-        await rememberKeyStoreSecrets();
-        await restore(); // cells under k1, key store holds the newer key
+        const { k1 } = await restoreFromBeforeKeyChange(); // cells under k1, key store holds the newer key
 
         // The key store as it was before activate: putting it back after the commit is the state
         // a process killed between the two writes leaves behind.
