@@ -3,7 +3,7 @@ import type { CliIo } from './io';
 
 /** Options every command receives (DESIGN.md CLI contract). */
 export interface GlobalArgs {
-  envFile?: string;
+  settingsFile?: string;
   databaseUrl?: string;
   configUrl?: string;
   json: boolean;

@@ -13,10 +13,16 @@ import { type CliIo, processIo } from './io';
 export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo = processIo): Promise<number> {
   let exitCode = 0;
   const wantsJson = argv.includes('--json');
+  const nodeOwned = argv.find((arg) => arg === '--env-file' || arg.startsWith('--env-file='));
+  if (nodeOwned) return refuseNodeOwnedOption(ioFactory(wantsJson));
   const parser = yargs(joinStdinValues(argv))
     .scriptName('cellcrypt')
-    .usage('$0 [--env-file F] [--database-url URL] [--config-url URL] [--json] <command>')
-    .option('env-file', { type: 'string', describe: 'read settings from this dotenv file (the environment wins)' })
+    .usage('$0 [--settings-file F] [--database-url URL] [--config-url URL] [--json] <command>')
+    .option('settings-file', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'read settings from this dotenv file (the environment wins)',
+    })
     .option('database-url', {
       type: 'string',
       describe: 'org database: mssql://, postgres:// or pglite:PATH (default DATABASE_URL, else pglite:.cellcrypt/org)',
@@ -64,6 +70,18 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
 }
 
 class UsageError extends Error {}
+
+/**
+ * Node 20 reads `--env-file` wherever it appears, script arguments included (nodejs/node#54232):
+ * a missing file stopped node itself (exit 9) before cellcrypt ran. The option is now
+ * `--settings-file`; a Node that passes `--env-file` on to us (22 and later) gets told so.
+ */
+function refuseNodeOwnedOption(io: CliIo): number {
+  const message = '--env-file is read by Node itself; cellcrypt reads its dotenv file with --settings-file F';
+  io.log(`${message}\nrun \`cellcrypt --help\` for usage`);
+  io.result({ error: { code: 'CellcryptUsage', message } });
+  return 2;
+}
 
 /** Options whose value may be `-`, read from stdin (secrets never come from argv). */
 const STDIN_OPTIONS = new Set(['--key-file', '--key-share']);

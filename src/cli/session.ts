@@ -6,7 +6,7 @@ import type { CliIo } from './io';
 import { reporterFor } from './progress-reporter';
 
 export function settingsFrom(args: GlobalArgs): Settings {
-  return loadSettings({ envFile: args.envFile, databaseUrl: args.databaseUrl, configUrl: args.configUrl });
+  return loadSettings({ settingsFile: args.settingsFile, databaseUrl: args.databaseUrl, configUrl: args.configUrl });
 }
 
 /** Opens the toolkit for one command and always closes it (PGlite must be closed to flush). */

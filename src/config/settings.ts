@@ -27,20 +27,25 @@ export interface Settings {
 
 export interface SettingsInput {
   env?: NodeJS.ProcessEnv;
-  envFile?: string;
+  /** A dotenv file (`--settings-file`). */
+  settingsFile?: string;
   databaseUrl?: string;
   configUrl?: string;
   cwd?: string;
 }
 
 /** The environment as the settings see it: the process environment wins over the env file (dotenv's rule). */
-export function readEnvironment(envFile: string | undefined, env: NodeJS.ProcessEnv, cwd: string): NodeJS.ProcessEnv {
-  if (!envFile) return env;
-  const path = resolve(cwd, envFile);
+export function readEnvironment(
+  settingsFile: string | undefined,
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): NodeJS.ProcessEnv {
+  if (!settingsFile) return env;
+  const path = resolve(cwd, settingsFile);
   if (!existsSync(path)) {
     throw new CellcryptError(
       'CellcryptConfigInvalid',
-      `invalid configuration:\n  - --env-file: ${path} does not exist`,
+      `invalid configuration:\n  - --settings-file: ${path} does not exist`,
       { exitCode: 2 },
     );
   }
@@ -49,7 +54,7 @@ export function readEnvironment(envFile: string | undefined, env: NodeJS.Process
 
 export function loadSettings(input: SettingsInput = {}): Settings {
   const cwd = input.cwd ?? process.cwd();
-  const env = readEnvironment(input.envFile, input.env ?? process.env, cwd);
+  const env = readEnvironment(input.settingsFile, input.env ?? process.env, cwd);
   const problems: string[] = [];
   const home = resolve(cwd, env.CELLCRYPT_HOME || '.cellcrypt');
 
@@ -94,7 +99,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
       `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
       {
         exitCode: 2,
-        hint: 'fix the settings above (environment, --env-file, or command-line options) and run the command again',
+        hint: 'fix the settings above (environment, --settings-file, or command-line options) and run the command again',
       },
     );
   }

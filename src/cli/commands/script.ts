@@ -56,7 +56,7 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
       io.print(`:setvar CellcryptIdentityValue "${value}"`);
       return 0;
     }
-    const settings = loadSettings({ envFile: args.envFile, env: process.env });
+    const settings = loadSettings({ settingsFile: args.settingsFile, env: process.env });
     const script = renderMssqlScript(args.operation, loadRegistry(settings.registryFile), args.generation);
     io.result({ operation: args.operation, engine: args.engine, script });
     io.print(script.trimEnd());
