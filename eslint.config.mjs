@@ -6,7 +6,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.cellcrypt/**', 'scripts/bench/results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.cellcrypt/**', 'scripts/bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `cellcrypt` executable: runs the TypeScript CLI through tsx's require hook.
-require('tsx/cjs');
-const { runCli } = require('./main.ts');
+// The `cellcrypt` executable: the compiled CLI when dist/ is up to date, else the TypeScript
+// through tsx (scripts/launch.cjs).
+const { runCli } = require('../../scripts/launch.cjs').load('src/cli/main');
 runCli(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

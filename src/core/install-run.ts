@@ -6,6 +6,7 @@ import { convertColumns, planConversion, type ColumnConversion, type ColumnPlan 
 import { provisionKeys, type ProvisionResult } from './provision';
 import type { Toolkit } from './toolkit';
 import { createToolkitTables } from './toolkit-tables';
+import { OrgMigrationSource } from './migration-source';
 
 /**
  * The steps of one install, each done at most once however many migrations ask for it. The
@@ -17,9 +18,8 @@ import { createToolkitTables } from './toolkit-tables';
  * (migrations/support/install-step.ts).
  */
 export const MIGRATIONS_CONFIG: Knex.MigratorConfig = {
-  directory: resolve(__dirname, '../../migrations'),
+  migrationSource: new OrgMigrationSource(resolve(__dirname, '../../migrations')),
   tableName: 'cellcrypt_migrations',
-  loadExtensions: ['.ts'],
 };
 
 export class InstallRun {
