@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CliIo } from './io';
 
-/** Options every command receives (DESIGN.md CLI contract). */
+/** Options every command receives (the CLI contract: README "Commands", docs/architecture.md). */
 export interface GlobalArgs {
   settingsFile?: string;
   databaseUrl?: string;

@@ -1,5 +1,5 @@
 /**
- * Where a command's output goes. The contract (DESIGN.md): with `--json`, stdout carries exactly
+ * Where a command's output goes. The contract (README, "Commands"; docs/architecture.md): with `--json`, stdout carries exactly
  * one JSON document and everything else (logs, progress) goes to stderr; without it, stdout is
  * for the human-readable result. Commands never call console.* directly, so tests can capture
  * output and the JSON rule cannot be broken by a stray log line.

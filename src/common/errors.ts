@@ -2,7 +2,7 @@
  * One error type for everything cellcrypt refuses or fails to do.
  *
  * `code` is stable (scripts match on it): the Dynamics 365 names where Dynamics has one,
- * otherwise a `Cellcrypt*` name. `exitCode` follows the CLI contract in DESIGN.md:
+ * otherwise a `Cellcrypt*` name. `exitCode` follows the CLI contract (README, "Commands"):
  * 1 = the operation failed and nothing was changed, 2 = refused before any change (usage,
  * configuration, input), 3 = cells that do not decrypt or are still plaintext.
  * Messages say what failed, where, and the command that gets the user out (`hint`).

@@ -8,7 +8,7 @@ import type { Toolkit } from './toolkit';
  * The state of the org's encryption, read-only: is it active (and if not, why and what to run),
  * which keys exist, and per registered column how many cells there are, under which key GUID,
  * how many are still plaintext and how many do not decrypt with their row's authenticator.
- * The JSON shape is the CLI contract of DESIGN.md (`status --json`).
+ * The JSON shape is the CLI contract in docs/architecture.md (`status --json`).
  */
 export interface ColumnStatus {
   table: string;

@@ -1,7 +1,7 @@
 import type { Db, KeyPermission, PermissionCheck } from '../engine';
 
 /**
- * Who may read, change or activate the key (the three permissions of DESIGN.md). On PostgreSQL
+ * Who may read, change or activate the key (the three permissions in README, "Changing the key"). On PostgreSQL
  * they are database roles: a superuser or the database owner has all three; anyone else needs
  * membership in the role named here (created by the DBA: `create role cellcrypt_key_reader`).
  */

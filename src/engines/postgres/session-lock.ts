@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Single-flight locks for one org (DESIGN.md: a second key change fails at once with
+ * Single-flight locks for one org (README, "Changing the key": a second key change fails at once with
  * 0x8004852A). On a server, `pg_try_advisory_lock` on a connection held out of the pool for as
  * long as the lock lives: a session lock, released by the server if this process dies. PGlite
  * has one connection, shared by everything in this process, and advisory locks are re-entrant
