@@ -17,8 +17,10 @@ import { OrgMigrationSource } from './migration-source';
  * Under `npx knex migrate:latest` no install is running and each migration builds its own run
  * (migrations/support/install-step.ts).
  */
+export const ORG_MIGRATIONS = new OrgMigrationSource(resolve(__dirname, '../../migrations'));
+
 export const MIGRATIONS_CONFIG: Knex.MigratorConfig = {
-  migrationSource: new OrgMigrationSource(resolve(__dirname, '../../migrations')),
+  migrationSource: ORG_MIGRATIONS,
   tableName: 'cellcrypt_migrations',
 };
 

@@ -20,6 +20,12 @@ export interface ParsedKeyFile {
   passphrase: Secret;
   encoding: DetectedKeyFileEncoding;
   checksum: 'verified' | 'absent';
+  /**
+   * Spaces at the start or end of the key, described (`ends with 1 space (U+0020)`), when no
+   * checksum line proves them part of the key: an editor or a copy from a terminal adds them,
+   * and a key that differs by one space has another GUID, which said nothing about whitespace.
+   */
+  edgeWhitespace?: string;
 }
 
 export const MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -85,10 +91,13 @@ function decodeText(bytes: Buffer): { text: string; encoding: DetectedKeyFileEnc
   return { text: decodeUtf8(bytes, 'the key file'), encoding: 'utf8' };
 }
 
-/** Splits into lines, allowing CRLF and one final newline; anything past line 2 is refused. */
+/**
+ * Splits into lines, allowing CRLF and blank lines at the end (an editor adds them); anything
+ * past line 2 is refused.
+ */
 function splitLines(text: string): [string, string | undefined] {
   const lines = text.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
-  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  while (lines.length > 1 && /^\p{Zs}*$/u.test(lines[lines.length - 1])) lines.pop();
   if (lines.length > 2) {
     throw invalid(`the key file has ${lines.length} lines; expected the key and an optional sha256: line`);
   }
@@ -116,16 +125,48 @@ export function parseKeyFile(bytes: Buffer): ParsedKeyFile {
       'the key contains control characters: the file is damaged or in the wrong encoding (UTF-16 without a BOM?)',
     );
   }
-  if (secondLine === undefined) return { passphrase: new Secret(passphrase), encoding, checksum: 'absent' };
-  const match = CHECKSUM_LINE.exec(secondLine);
+  const edgeWhitespace = describeEdgeWhitespace(passphrase);
+  if (secondLine === undefined) {
+    return {
+      passphrase: new Secret(passphrase),
+      encoding,
+      checksum: 'absent',
+      ...(edgeWhitespace && { edgeWhitespace }),
+    };
+  }
+  const match = CHECKSUM_LINE.exec(secondLine.trim());
   if (!match) throw invalid('the second line of the key file is not "sha256:" followed by 64 hexadecimal digits');
-  if (match[1].toLowerCase() !== checksumOf(passphrase)) {
+  const expected = match[1].toLowerCase();
+  if (expected !== checksumOf(passphrase)) {
+    if (edgeWhitespace && expected === checksumOf(passphrase.replace(/^\p{Zs}+|\p{Zs}+$/gu, ''))) {
+      throw invalid(
+        `the key line ${edgeWhitespace} that is not part of the key (the checksum matches the key without it)`,
+        undefined,
+        'remove the whitespace from the first line of the key file and run the command again',
+      );
+    }
     throw invalid(
       'the key does not match the checksum in the key file: the ' +
         'file was changed or saved in the wrong encoding (e.g. ANSI)',
     );
   }
   return { passphrase: new Secret(passphrase), encoding, checksum: 'verified' };
+}
+
+/** `starts with 1 space (U+0020)`, `ends with 2 spaces (U+0020, U+00A0)`, or undefined. */
+export function describeEdgeWhitespace(key: string): string | undefined {
+  const describe = (run: string): string => {
+    const chars = [...run];
+    const codes = [...new Set(chars.map((c) => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`))];
+    return `${chars.length} space${chars.length === 1 ? '' : 's'} (${codes.join(', ')})`;
+  };
+  const leading = /^\p{Zs}+/u.exec(key)?.[0];
+  const trailing = /\p{Zs}+$/u.exec(key)?.[0];
+  const parts = [
+    ...(leading ? [`starts with ${describe(leading)}`] : []),
+    ...(trailing && trailing !== key ? [`ends with ${describe(trailing)}`] : []),
+  ];
+  return parts.length ? parts.join(' and ') : undefined;
 }
 
 async function readLimited(path: string, stdin: NodeJS.ReadableStream): Promise<Buffer> {

@@ -13,10 +13,20 @@ export class OrgMigrationSource implements Knex.MigrationSource<string> {
   constructor(private readonly directory: string) {}
 
   async getMigrations(): Promise<string[]> {
+    return this.bases();
+  }
+
+  /** The migrations in order, by file name without extension. */
+  bases(): string[] {
     const bases = readdirSync(this.directory)
       .filter((file) => /\.(ts|js)$/.test(file) && !file.endsWith('.d.ts'))
       .map((file) => file.replace(/\.(ts|js)$/, ''));
     return [...new Set(bases)].sort();
+  }
+
+  /** The names knex records for them in `cellcrypt_migrations`. */
+  names(): string[] {
+    return this.bases().map((base) => this.getMigrationName(base));
   }
 
   getMigrationName(base: string): string {

@@ -135,5 +135,26 @@ export function handMadeScenarios(target: TargetName): void {
       }
       expectNoSecretLeaks();
     });
+
+    it('a key file whose key gained a trailing space is refused naming the space (issue 16: "wrong GUID")', async () => {
+      await installDemo();
+      const text = (await saveKey('key.txt')).passphrase;
+      await loseKeyStore();
+      const file = writeKey('spaced.txt', Buffer.from(`${text} \n`, 'utf8'));
+      const before = await fingerprint();
+      const run = await expectRefused(
+        2,
+        'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
+        'activate',
+        '--key-file',
+        file,
+      );
+      expect(run.stderr).to.contain('note: the key ends with 1 space (U+0020)');
+      expect(run.json.error.message).to.contain('(the key in the file ends with 1 space (U+0020))');
+      expect(run.json.error.hint).to.match(/^if the whitespace is not part of the key, remove it/);
+      expect(await fingerprint(), 'nothing changed').to.deep.equal(before);
+      await activateOk(writeKey('fixed.txt', Buffer.from(`${text}\n\n`, 'utf8')));
+      expectNoSecretLeaks();
+    });
   });
 }

@@ -1,4 +1,3 @@
-import { readdirSync } from 'node:fs';
 import {
   encryptByKey,
   guidBytesToString,
@@ -9,7 +8,7 @@ import {
 } from '../../src/cellcrypt';
 import type { Secret } from '../../src/common/secret';
 import { identityValueFor } from '../../src/cellcrypt/key-identity';
-import { MIGRATIONS_CONFIG } from '../../src/core/install-run';
+import { ORG_MIGRATIONS } from '../../src/core/install-run';
 import type { SensitiveColumn } from '../../src/core/registry';
 
 /**
@@ -46,9 +45,7 @@ export interface FakeServerState {
 
 type Row = Record<string, unknown>;
 
-const ALL_MIGRATIONS = readdirSync(MIGRATIONS_CONFIG.directory as string)
-  .filter((file) => file.endsWith('.ts'))
-  .sort();
+const ALL_MIGRATIONS = ORG_MIGRATIONS.names();
 
 const guidOf = (passphrase: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(passphrase).reveal()));
 

@@ -130,6 +130,7 @@ export default defineCommand<DecryptOfflineArgs>({
     const keyFile = await readKeyFile(args.keyFile);
     if (keyFile.checksum === 'absent')
       io.log('note: the key file has no sha256: line, so the key itself is not checked');
+    if (keyFile.edgeWhitespace) io.log(`note: the key ${keyFile.edgeWhitespace}; it is taken as part of the key`);
     const results = decryptOffline({
       passphrase: keyFile.passphrase,
       derivation: args.derivation,

@@ -137,7 +137,6 @@ describe('key file', () => {
         /UTF-8/,
       ],
       ['extra line', Buffer.from(`${key}\nsha256:${sha256(key)}\nmore\n`), /3 lines/],
-      ['blank trailing line', Buffer.from(`${key}\nsha256:${sha256(key)}\n\n`), /3 lines/],
       ['malformed checksum line', Buffer.from(`${key}\nsha256:1234\n`), /64 hexadecimal/],
       ['second key line', Buffer.from(`${key}\n${key}\n`), /sha256/],
     ];
@@ -146,6 +145,27 @@ describe('key file', () => {
       expect(error.message, name).to.match(message);
       expect(error.message, name).not.to.contain(key);
     }
+  });
+
+  it('accepts blank lines at the end (issue 16: "bad checksum line") and names whitespace around the key', () => {
+    const key = 'Blank-Lines-After-1!';
+    for (const tail of ['\n\n', '\r\n\r\n', '\n  \n', '\n\n\n']) {
+      for (const body of [`${key}\nsha256:${sha256(key)}${tail}`, `${key}${tail}`]) {
+        const parsed = parseKeyFile(Buffer.from(body));
+        expect(parsed.passphrase.reveal(), JSON.stringify(body)).to.equal(key);
+        expect(parsed.edgeWhitespace).to.equal(undefined);
+      }
+    }
+    // A checksum of the key without the space: the space is the mistake, and the message says so.
+    const spaced = parseError(Buffer.from(`${key} \nsha256:${sha256(key)}\n`));
+    expect(spaced.message).to.contain('ends with 1 space (U+0020) that is not part of the key');
+    expect(spaced.hint).to.contain('remove the whitespace');
+    // No checksum: the key is taken as written, and the whitespace is named for the caller to show.
+    const unchecked = parseKeyFile(Buffer.from(`\u00a0${key}  \n`));
+    expect(unchecked.passphrase.reveal()).to.equal(`\u00a0${key}  `);
+    expect(unchecked.edgeWhitespace).to.equal('starts with 1 space (U+00A0) and ends with 2 spaces (U+0020)');
+    // A checksum over the spaces proves them part of the key: nothing to say.
+    expect(parseKeyFile(Buffer.from(`${key} \nsha256:${sha256(`${key} `)}\n`)).edgeWhitespace).to.equal(undefined);
   });
 
   it('refuses to write keys it could not read back', () => {
