@@ -9,7 +9,7 @@ import {
 import type { Secret } from '../common/secret';
 import { CERTIFICATE_NAME } from '../common/key-names';
 import { identityValueFor } from '../cellcrypt/key-identity';
-import { assessActivity } from './key-access';
+import { assessActivity, withOpenKeys, type KeyAccess } from './key-access';
 import { columnLabel } from './registry';
 import { needsAttention, readStatus, type StatusReport } from './status';
 import type { Toolkit } from './toolkit';
@@ -19,21 +19,41 @@ import type { Toolkit } from './toolkit';
  * authenticator, no plaintext left), plus an independent check of the disaster-recovery
  * path: a sample of cells per column is decrypted in Node by the TypeScript codec from the
  * key store's passphrase alone, as `decrypt-offline` would after losing the server's keys.
+ * For every column with cells that do not decrypt it names the rows, by primary key, so a DBA
+ * can restore them (`change-key` refuses such a column and sends the DBA here).
  */
 export interface VerifyReport {
   ok: boolean;
   status: StatusReport;
   offline: Array<{ table: string; column: string; sampled: number; failed: number; failures: string[] }>;
+  undecryptable: UndecryptableCells[];
+}
+
+/** The rows of one column whose cell does not decrypt; only columns with such cells are listed. */
+export interface UndecryptableCells {
+  table: string;
+  column: string;
+  primaryKey: string;
+  /** Every such cell of the column. */
+  count: number;
+  /** The first LISTED_PER_COLUMN of them, in the engine's primary-key order. */
+  ids: string[];
+  /** count - ids.length: cells not listed. */
+  omitted: number;
 }
 
 export const OFFLINE_SAMPLE = 50;
+/** Enough ids to start restoring, few enough to read; the count says how many more there are. */
+export const LISTED_PER_COLUMN = 20;
 
 export async function verify(tk: Toolkit): Promise<VerifyReport> {
   const status = await readStatus(tk);
   const offline: VerifyReport['offline'] = [];
+  let undecryptable: UndecryptableCells[] = [];
   const activity = await assessActivity(tk);
   if (activity.active) {
     const { access } = activity;
+    undecryptable = await listUndecryptable(tk, access, status);
     const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({
       keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
       key: deriveKey(passphrase.reveal(), derivation),
@@ -65,5 +85,29 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
     }
   }
   const ok = status.active && !needsAttention(status) && offline.every((o) => o.failed === 0);
-  return { ok, status, offline };
+  return { ok, status, offline, undecryptable };
+}
+
+/**
+ * The census counted the bad cells; this names them, with the keys open again (a second pass,
+ * only over the columns that have any). The count is the one the listing query saw.
+ */
+async function listUndecryptable(tk: Toolkit, access: KeyAccess, status: StatusReport): Promise<UndecryptableCells[]> {
+  const columns = tk.registry.filter((column) =>
+    status.columns.some(
+      (c) => c.table === column.table && c.column === column.column && c.state === 'encrypted' && c.undecryptable > 0,
+    ),
+  );
+  if (columns.length === 0) return [];
+  return withOpenKeys(tk, access, async (trx) => {
+    const out: UndecryptableCells[] = [];
+    // One column after the other: a transaction's queries must not interleave.
+    for (const column of columns) {
+      const { count, ids } = await tk.engine.columns.findUndecryptable(trx, column, LISTED_PER_COLUMN);
+      if (count === 0) continue;
+      const { table, column: name, primaryKey } = column;
+      out.push({ table, column: name, primaryKey, count, ids, omitted: count - ids.length });
+    }
+    return out;
+  });
 }

@@ -133,6 +133,14 @@ export interface ColumnOps {
   swap(trx: Knex.Transaction, ref: ColumnRef): Promise<void>;
   census(db: Db, ref: ColumnRef, options: { decrypt: boolean }): Promise<CellCensus>;
   /**
+   * The cells a decrypting census counts as undecryptable (no open key decrypts them with the
+   * row's authenticator: damaged, truncated, moved from another row or on a key not here), in
+   * one statement: how many, and the primary keys (string form) of the first `limit` in this
+   * engine's primary-key order, so a DBA can restore those rows. The keys must be open on `db`;
+   * `limit` is at least 1 (the count comes with the rows: none, none counted).
+   */
+  findUndecryptable(db: Db, ref: ColumnRef, limit: number): Promise<{ count: number; ids: string[] }>;
+  /**
    * Re-encrypts, inside the database, up to `limit` cells whose key GUID is `fromGuid` to
    * `toGuid` (both keys open). Cells that do not decrypt are left as they are and counted.
    */

@@ -4,12 +4,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseKeyFile } from '../../src/core/key-file';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
-import { rawCells } from '../support/org-data';
+import { randomBytes } from 'node:crypto';
+import { encryptByKey, guidStringToBytes, nvarcharBytes } from '../../src/cellcrypt';
+import { q, rawCells } from '../support/org-data';
 import { inProcessCli } from '../support/in-process-cli';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 import { seedPgliteDirectory } from '../support/pglite-template';
 
-/** The CLI contract of DESIGN.md, through the real yargs root (in-process, output captured). */
+/** The CLI contract (README "Commands", docs/architecture.md), through the real yargs root (in-process, output captured). */
 export function scenarios(target: TargetName): void {
   describe(`CLI on ${target}`, function () {
     let org: TestOrg;
@@ -37,7 +39,7 @@ export function scenarios(target: TargetName): void {
       }
     }
 
-    it('demo seed, install, status --json (DESIGN.md shape), verify, show-key', async () => {
+    it('demo seed, install, status --json (docs/architecture.md shape), verify, show-key', async () => {
       expect((await inProcessCli('demo', 'seed', '--rows', '40')).code).to.equal(0);
       const before = await inProcessCli('status', '--json');
       expect(before.code).to.equal(3); // plaintext left
@@ -80,6 +82,102 @@ export function scenarios(target: TargetName): void {
       for (const run of [installed, status, verified, await inProcessCli('install'), await inProcessCli('status')]) {
         expect(run.stdout + run.stderr + JSON.stringify(run.json ?? {})).not.to.contain(passphrase);
       }
+    });
+
+    it('verify names the rows whose cell does not decrypt (text and --json), capped per column', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '40')).code).to.equal(0);
+      expect((await inProcessCli('install')).code).to.equal(0);
+      const clean = await inProcessCli('verify', '--json');
+      expect(clean.code, clean.stderr).to.equal(0);
+      expect(clean.json.undecryptable).to.deep.equal([]);
+
+      // 23 bad cells in one column (more than the cap of 20) of every kind the census counts:
+      // truncated, on a key nobody has, moved from another row, a flipped byte. Spread over
+      // the column, so "the first 20" means primary-key order, not the damaged rows' order.
+      const damaged = await withOrg(async (db) => {
+        const ids = async (table: string, pk: string, column: string): Promise<string[]> =>
+          (
+            await db.raw(`select ${q(pk)}::text as id from ${q(table)} where ${q(column)} is not null order by 1`)
+          ).rows.map((r: { id: string }) => r.id);
+        const mailbox = (await ids('MailboxBase', 'MailboxId', 'Password')).filter((_, i) => i % 3 !== 1);
+        const [truncated, foreign, moved, ...flipped] = mailbox.slice(0, 23);
+        const good = (await ids('MailboxBase', 'MailboxId', 'Password')).filter((_, i) => i % 3 === 1)[0];
+        await db.raw(
+          `update "MailboxBase" set "Password" = substring("Password" from 1 for 40) where "MailboxId" = ?`,
+          [truncated],
+        );
+        const stranger = encryptByKey({ keyGuid: randomBytes(16), key: randomBytes(32) }, nvarcharBytes('elsewhere'), {
+          authenticator: guidStringToBytes(foreign),
+        });
+        await db.raw(`update "MailboxBase" set "Password" = ? where "MailboxId" = ?`, [stranger, foreign]);
+        await db.raw(
+          `update "MailboxBase" set "Password" = (select "Password" from "MailboxBase" where "MailboxId" = ?) ` +
+            `where "MailboxId" = ?`,
+          [good, moved],
+        );
+        const flip = (table: string, pk: string, column: string, rows: string[]) =>
+          db.raw(
+            `update ${q(table)} set ${q(column)} = set_byte(${q(column)}, length(${q(column)}) - 20, ` +
+              `get_byte(${q(column)}, length(${q(column)}) - 20) # 1) where ${q(pk)} = any(?::uuid[])`,
+            [rows],
+          );
+        await flip('MailboxBase', 'MailboxId', 'Password', flipped);
+        const queue = (await ids('QueueBase', 'QueueId', 'EmailPassword')).slice(-2);
+        await flip('QueueBase', 'QueueId', 'EmailPassword', queue);
+        return { mailbox: [truncated, foreign, moved, ...flipped].sort(), queue };
+      });
+      expect(damaged.mailbox).to.have.length(23);
+
+      const json = await inProcessCli('verify', '--json');
+      expect(json.code).to.equal(3);
+      expect(json.json.ok).to.equal(false);
+      expect(json.json.undecryptable).to.deep.equal([
+        {
+          table: 'MailboxBase',
+          column: 'Password',
+          primaryKey: 'MailboxId',
+          count: 23,
+          ids: damaged.mailbox.slice(0, 20),
+          omitted: 3,
+        },
+        {
+          table: 'QueueBase',
+          column: 'EmailPassword',
+          primaryKey: 'QueueId',
+          count: 2,
+          ids: damaged.queue,
+          omitted: 0,
+        },
+      ]);
+
+      const text = await inProcessCli('verify');
+      expect(text.code).to.equal(3);
+      const lines = text.stdout.split('\n');
+      // A column's list: its heading and the indented lines under it (the offline check prints
+      // sampled failures with ids too, so the whole output is not what is compared).
+      const listUnder = (heading: string): string[] => {
+        const at = lines.indexOf(heading);
+        expect(at, `${heading}\n---\n${text.stdout}`).to.be.greaterThan(-1);
+        const rest = lines.slice(at + 1);
+        const end = rest.findIndex((line) => !line.startsWith('  '));
+        return end === -1 ? rest : rest.slice(0, end);
+      };
+      expect(
+        listUnder(
+          '23 cell(s) of MailboxBase.Password do not decrypt; restore these rows (MailboxId), e.g. from a backup:',
+        ),
+      ).to.deep.equal([
+        ...damaged.mailbox.slice(0, 20).map((id) => `  ${id}`),
+        '  ... and 3 more (only the first 20, in primary-key order, are listed)',
+      ]);
+      expect(
+        listUnder(
+          '2 cell(s) of QueueBase.EmailPassword do not decrypt; restore these rows (QueueId), e.g. from a backup:',
+        ),
+      ).to.deep.equal(damaged.queue.map((id) => `  ${id}`));
+      expect(text.stdout).not.to.contain('of EmailServerProfileBase.');
+      expect(text.stdout).not.to.contain('of UserSettingsBase.');
+      expect(lines[lines.length - 1]).to.equal('verify: FAILED');
     });
 
     it('decrypt-offline reads a cell written by install with the key show-key saved (the recovery path)', async () => {

@@ -22,6 +22,15 @@ export default defineCommand({
         );
         for (const failure of o.failures) io.print(`  ${failure}`);
       }
+      for (const u of report.undecryptable) {
+        io.print(
+          `${u.count} cell(s) of ${u.table}.${u.column} do not decrypt; ` +
+            `restore these rows (${u.primaryKey}), e.g. from a backup:`,
+        );
+        for (const id of u.ids) io.print(`  ${id}`);
+        if (u.omitted > 0)
+          io.print(`  ... and ${u.omitted} more (only the first ${u.ids.length}, in primary-key order, are listed)`);
+      }
       io.print(report.ok ? 'verify: OK' : 'verify: FAILED');
       return report.ok ? 0 : 3;
     }),

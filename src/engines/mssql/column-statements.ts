@@ -131,6 +131,18 @@ export const columnStatements = {
   },
 
   /**
+   * The cells the decrypting census counts as undecryptable, by primary key: COUNT(*) OVER ()
+   * is computed before TOP, so one statement gives the full count and the first `limit` ids.
+   */
+  findUndecryptable: (ref: ColumnRef, limit: number) => {
+    const { t, c, pk } = names(ref);
+    return (
+      `SELECT TOP (${tsqlInteger(limit)}) CONVERT(nvarchar(36), ${pk}) AS id, COUNT(*) OVER () AS n ` +
+      `FROM ${t} WHERE ${c} IS NOT NULL AND ${decrypt(c, pk)} IS NULL ORDER BY ${pk}`
+    );
+  },
+
+  /**
    * Old key to new key inside the server: the decrypted bytes go straight back into
    * ENCRYPTBYKEY (no text conversion, so every byte of every cell is kept), the row's GUID as
    * authenticator on both sides. Cells that do not decrypt are never overwritten; they are

@@ -91,6 +91,12 @@ export function mssqlColumns(longTimeoutMs: number): ColumnOps {
       return summarize(await long(db, S.census(ref, options.decrypt), `census ${ref.table}.${ref.column}`));
     },
 
+    async findUndecryptable(db, ref, limit) {
+      const rows = await long(db, S.findUndecryptable(ref, limit), `find cells that do not decrypt in ${ref.table}`);
+      // Lower case, as PostgreSQL prints a uuid and as sampleCells reports ids.
+      return { count: number(rows), ids: rows.map((row) => String(row.id).toLowerCase()) };
+    },
+
     async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
       const rows = await long(
         trx,

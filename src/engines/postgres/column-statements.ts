@@ -77,6 +77,18 @@ export const columnStatements = {
   },
 
   /**
+   * The cells the decrypting census counts as undecryptable, by primary key. The window count
+   * is computed before the LIMIT, so one statement gives the full count and the first ids.
+   * Values: limit.
+   */
+  findUndecryptable: (ref: ColumnRef): string => {
+    const { t, c, pk } = names(ref);
+    return `select ${pk}::text as id, (count(*) over ())::int as n from ${t}
+          where ${c} is not null and cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})) is null
+          order by ${pk} limit ?`;
+  },
+
+  /**
    * Old key to new key without the plaintext leaving the server: DECRYPTBYKEY and ENCRYPTBYKEY in
    * one UPDATE, the row's uniqueidentifier as authenticator on both sides. A cell that does not
    * decrypt is never overwritten (it would become NULL); it is counted so the caller can stop.

@@ -149,6 +149,12 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       return summarize(result.rows, options.decrypt);
     },
 
+    async findUndecryptable(db, ref, limit) {
+      const result = await db.raw(S.findUndecryptable(ref), [limit]);
+      const rows = result.rows as Array<{ id: string; n: number }>;
+      return { count: rows[0]?.n ?? 0, ids: rows.map((row) => row.id) };
+    },
+
     async reencryptColumn(trx, ref, fromGuid, toGuid, onStep) {
       const size = await trx.raw(
         `select (pg_relation_size(to_regclass(?)) / current_setting('block_size')::int)::int as pages`,

@@ -80,6 +80,7 @@ function statements(): Array<[string, string, { knex: boolean }]> {
       [`${name} swap`, S.swap(ref), viaKnex],
       [`${name} census`, S.census(ref, false), direct],
       [`${name} census decrypt`, S.census(ref, true), direct],
+      [`${name} findUndecryptable`, S.findUndecryptable(ref, 20), direct],
       [`${name} reencryptBatch`, S.reencryptBatch(ref, guidLiteral(GUID), guidLiteral(GUID), 5000), direct],
       [`${name} cellBytes`, S.cellBytes(ref), viaKnex],
       [`${name} sampleCells`, S.sampleCells(ref, 50), viaKnex],
