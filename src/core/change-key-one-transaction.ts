@@ -20,7 +20,8 @@ export async function applyInOneTransaction(tk: Toolkit, access: KeyAccess, plan
       hint: 'use the server-side path (the default)',
     });
   }
-  const total = work.reduce((sum, w) => sum + w.cells, 0);
+  // The cells on the old key: all of them, or on a resumed batched change the ones it left.
+  const total = work.reduce((sum, w) => sum + (w.byKey[target.from.keyGuid] ?? 0), 0);
   const progress = tk.reporter.progress(`re-encrypting ${total} cell(s) under ${target.name}`, total);
   await keyTransaction(tk.engine, async (trx) => {
     await openKeys(tk, trx, access, [target.from.name]);

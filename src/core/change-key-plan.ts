@@ -21,6 +21,8 @@ export const CLIENT_SIDE_WINDOW = 5000;
 export interface ColumnWork {
   readonly column: SensitiveColumn;
   readonly cells: number;
+  /** Cells per key GUID: a resumed change has only those on the old key left to move. */
+  readonly byKey: Readonly<Record<string, number>>;
   readonly bytes: number;
 }
 
@@ -45,7 +47,12 @@ export async function planColumns(
       undecryptable += census.undecryptable ?? 0;
       if (census.undecryptable)
         problems.push(`${columnLabel(column)} has ${census.undecryptable} cell(s) that do not decrypt`);
-      found.push({ column, cells: census.cells, bytes: await engine.columns.cellBytes(trx, column) });
+      found.push({
+        column,
+        cells: census.cells,
+        byKey: { ...census.byKey },
+        bytes: await engine.columns.cellBytes(trx, column),
+      });
     }
     return found;
   });
@@ -68,7 +75,7 @@ export async function planColumns(
 export function dryRunStatements(
   tk: Toolkit,
   from: SymmetricKeyInfo,
-  to: { name: string; keyGuid: string; exists: boolean },
+  to: { name: string; keyGuid?: string; exists: boolean },
   work: readonly ColumnWork[],
   batchSize: number | undefined,
 ): string[] {

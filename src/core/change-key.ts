@@ -52,7 +52,9 @@ export interface ChangeKeyResult {
   dryRun: boolean;
   mode: 'one-transaction' | 'batched';
   oldKey: { name: string; guid: string };
-  newKey: { name: string; guid: string };
+  /** `guid` is null in a dry run of `--generate`: the real run generates another key. */
+  newKey: { name: string; guid: string | null };
+  /** Cells this run moves: on a resumed change, only those still on the old key. */
   cells: number;
   bytes: number;
   durationMs: number;
@@ -65,7 +67,8 @@ const QUOTA_MINUTES = 15;
 export async function changeKey(tk: Toolkit, options: ChangeKeyOptions): Promise<ChangeKeyResult> {
   await requirePermission(tk, 'change-key');
   const requested = options.resume ? undefined : chooseKey(options);
-  if (options.dryRun) return changeKeyLocked(tk, options, requested);
+  // A dry run takes the org lock too: a real run now would be refused while another change
+  // holds it, and a dry run says what the real run would do.
   return withOrgLock(tk, 'change-key', () => changeKeyLocked(tk, options, requested));
 }
 
@@ -75,37 +78,28 @@ async function changeKeyLocked(
   requested: Secret | undefined,
 ): Promise<ChangeKeyResult> {
   const started = Date.now();
-  const activity = await assessActivity(tk);
-  if (!activity.active) {
-    throw new CellcryptError(
-      'SqlEncryptionIsInactiveCannotChangeEncryptionKey',
-      `encryption is inactive, so the key cannot be changed: ${activity.reason}`,
-      {
-        exitCode: 2,
-        hint: activity.hint,
-      },
-    );
-  }
-  // After the activity check: an org that is not installed has no migration table to read.
-  await requireCurrentSchema(tk, 'change-key');
-  const { access } = activity;
-  const target = targetOf(access, requested, options);
-  // Batches commit, so a batched change must know every cell decrypts before the first one.
-  const work = await planColumns(tk, access, { decrypt: options.batchSize !== undefined });
+  const { access, target, work } = await refusalsRecorded(tk, options, () => prepare(tk, options, requested));
+  const columns = work.map((w) => {
+    // Only the cells still on the old key move (a resumed change committed the others).
+    const cells = w.byKey[target.from.keyGuid] ?? 0;
+    const bytes = w.cells ? Math.round((w.bytes * cells) / w.cells) : 0;
+    return { table: w.column.table, column: w.column.column, cells, bytes };
+  });
+  const generatedInDryRun = options.dryRun && options.generate;
   const summary = {
     mode: options.batchSize ? ('batched' as const) : ('one-transaction' as const),
     oldKey: { name: target.from.name, guid: target.from.keyGuid },
-    newKey: { name: target.name, guid: target.keyGuid },
-    cells: work.reduce((sum, w) => sum + w.cells, 0),
-    bytes: work.reduce((sum, w) => sum + w.bytes, 0),
-    columns: work.map((w) => ({ table: w.column.table, column: w.column.column, cells: w.cells, bytes: w.bytes })),
+    newKey: { name: target.name, guid: generatedInDryRun ? null : target.keyGuid },
+    cells: columns.reduce((sum, c) => sum + c.cells, 0),
+    bytes: columns.reduce((sum, c) => sum + c.bytes, 0),
+    columns,
   };
   if (options.dryRun) {
-    const statements = dryRunStatements(tk, target.from, target, work, options.batchSize);
+    const to = { ...target, keyGuid: generatedInDryRun ? undefined : target.keyGuid };
+    const statements = dryRunStatements(tk, target.from, to, work, options.batchSize);
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
 
-  if (!options.resume) await checkQuota(tk);
   const keystore = await tk.keystore();
   if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
   try {
@@ -126,14 +120,56 @@ async function changeKeyLocked(
     if (!options.batchSize && !target.exists) await keystore.remove('passphrase.pending').catch(() => undefined);
     // The one transaction checks the cells only in its proof; if that (or the move) found cells
     // that do not decrypt, say so as the batched check would have, before anything changed:
-    // the rollback left every cell as it was (refused, exit 3, nothing recorded).
-    if (!options.batchSize && mayBeDamagedCells(error)) await refuseDamagedCells(tk, access);
-    await recordFailure(tk, target, error, Date.now() - started);
-    throw failed(error, options.batchSize !== undefined);
+    // the rollback left every cell as it was (refused, exit 3).
+    const refusal = !options.batchSize && mayBeDamagedCells(error) ? await damagedCells(tk, access) : undefined;
+    await recordAudit(tk, refusal ? 'refused' : 'failed', target, refusal ?? error, Date.now() - started, {
+      rolledBack: !options.batchSize,
+    });
+    throw refusal ?? failed(error, options.batchSize !== undefined);
   }
   await keystore.put('passphrase', target.passphrase);
   await keystore.remove('passphrase.pending');
   return { ...summary, dryRun: false, durationMs: Date.now() - started };
+}
+
+/**
+ * Everything the change needs, read before anything is written; every refusal the real run
+ * would make is made here, in a dry run too (the quota, the cells that do not decrypt).
+ */
+async function prepare(tk: Toolkit, options: ChangeKeyOptions, requested: Secret | undefined) {
+  const activity = await assessActivity(tk);
+  if (!activity.active) {
+    throw new CellcryptError(
+      'SqlEncryptionIsInactiveCannotChangeEncryptionKey',
+      `encryption is inactive, so the key cannot be changed: ${activity.reason}`,
+      { exitCode: 2, hint: activity.hint },
+    );
+  }
+  // After the activity check: an org that is not installed has no migration table to read.
+  await requireCurrentSchema(tk, 'change-key');
+  const { access } = activity;
+  const target = targetOf(access, requested, options);
+  // Batches commit, so a batched change must know every cell decrypts before the first one; a
+  // dry run checks it too, since the one transaction would be rolled back and refused for it.
+  const decrypt = options.batchSize !== undefined || Boolean(options.dryRun);
+  const work = await planColumns(tk, access, { decrypt });
+  if (!options.resume) await checkQuota(tk);
+  return { access, target, work };
+}
+
+/**
+ * A refused change changes nothing but leaves an audit row (who tried, what, why), as a failed
+ * one does; a dry run records nothing. Refusals are the exit-2 and exit-3 errors.
+ */
+async function refusalsRecorded<T>(tk: Toolkit, options: ChangeKeyOptions, work: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  try {
+    return await work();
+  } catch (error) {
+    if (!options.dryRun && isCellcryptError(error) && error.exitCode !== 1)
+      await recordAudit(tk, 'refused', undefined, error, Date.now() - started, { rolledBack: false });
+    throw error;
+  }
 }
 
 function chooseKey(options: ChangeKeyOptions): Secret {
@@ -209,29 +245,39 @@ async function checkQuota(tk: Toolkit): Promise<void> {
   }
 }
 
-async function recordFailure(tk: Toolkit, target: Target, error: unknown, durationMs: number): Promise<void> {
+async function recordAudit(
+  tk: Toolkit,
+  outcome: 'failed' | 'refused',
+  target: Target | undefined,
+  error: unknown,
+  durationMs: number,
+  how: { rolledBack: boolean },
+): Promise<void> {
   const reason = isCellcryptError(error)
     ? `${error.code}: ${error.message}`
     : 'unexpected error (see the command output)';
   await writeAudit(tk.engine.knex, {
     createdBy: tk.actor,
     operation: 'change-key',
-    outcome: 'failed',
-    oldKeyGuid: target.from.keyGuid,
-    newKeyGuid: target.keyGuid,
+    outcome,
+    oldKeyGuid: target?.from.keyGuid,
+    newKeyGuid: target?.keyGuid,
     durationMs,
-    detail: reason,
-  }).catch(() => undefined);
+    detail: how.rolledBack ? `rolled back, every cell as it was: ${reason}` : reason,
+  }).catch(() => undefined); // an org without the audit table (not installed) has nothing to record in
 }
 
 /**
- * Throws planColumns' refusal (exit 3) if cells on the current key do not decrypt; any other
- * outcome leaves the original error to be reported.
+ * planColumns' refusal (exit 3) if cells on the current key do not decrypt; undefined for any
+ * other outcome, which leaves the original error to be reported.
  */
-async function refuseDamagedCells(tk: Toolkit, access: KeyAccess): Promise<void> {
-  await planColumns(tk, access, { decrypt: true }).catch((check: unknown) => {
-    if (isCellcryptError(check) && check.code === 'CellcryptCellsNotDecryptable') throw check;
-  });
+async function damagedCells(tk: Toolkit, access: KeyAccess): Promise<CellcryptError | undefined> {
+  try {
+    await planColumns(tk, access, { decrypt: true });
+  } catch (check) {
+    if (isCellcryptError(check) && check.code === 'CellcryptCellsNotDecryptable') return check;
+  }
+  return undefined;
 }
 
 function mayBeDamagedCells(error: unknown): boolean {

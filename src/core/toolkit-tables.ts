@@ -75,7 +75,8 @@ export async function readOrganizationId(db: Db): Promise<string | undefined> {
 export interface AuditEntry {
   createdBy: string;
   operation: 'install' | 'change-key' | 'activate';
-  outcome: 'succeeded' | 'failed';
+  /** `refused`: stopped before any change (a refusal's exit 2 or 3); `failed`: stopped after. */
+  outcome: 'succeeded' | 'failed' | 'refused';
   oldKeyGuid?: string;
   newKeyGuid?: string;
   cells?: number;

@@ -207,8 +207,11 @@ export interface InstallDryRun {
 export interface KeyChangeDryRun {
   readonly certificate: string;
   readonly from: { readonly name: string; readonly keyGuid: string };
-  /** `exists`: a resumed change, whose key the first batch committed. */
-  readonly to: { readonly name: string; readonly keyGuid: string; readonly exists: boolean };
+  /**
+   * `exists`: a resumed change, whose key the first batch committed. No `keyGuid`: a generated
+   * key, whose GUID is known only when the real run generates it (the statements name the key).
+   */
+  readonly to: { readonly name: string; readonly keyGuid?: string; readonly exists: boolean };
   readonly columns: readonly ColumnRef[];
   /** Cells per transaction; undefined: one transaction. */
   readonly batchSize?: number;

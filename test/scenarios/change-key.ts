@@ -183,7 +183,19 @@ export function scenarios(target: TargetName): void {
         plan.statements!.some((sql) => /create_symmetric_key/i.test(sql)),
         'the key exists: the plan does not create it',
       ).to.equal(false);
+      // What is left is what the plan, the result and the audit row count (issue 16: the dry run
+      // and the console counted every cell, the audit row the ones moved).
+      const oldGuid = plan.oldKey.guid;
+      const left = (await readStatus(tk)).columns.reduce((sum, c) => sum + (c.byKey[oldGuid] ?? 0), 0);
+      const all = (await readStatus(tk)).columns.reduce((sum, c) => sum + c.cells, 0);
+      expect(left).to.be.within(1, all - 1);
+      expect(plan.cells).to.equal(left);
       const resumed = await changeKey(tk, { resume: true });
+      expect(resumed.cells).to.equal(left);
+      const audit = await tk.engine.knex.raw(
+        `select cells from cellcrypt.audit where operation = 'change-key' and outcome = 'succeeded'`,
+      );
+      expect(audit.rows.map((row: { cells: unknown }) => Number(row.cells))).to.deep.equal([left]);
       expect(resumed.mode).to.equal('one-transaction');
       expect([...(await cellGuids(tk))]).to.deep.equal([keyGuidFor(newKey)]);
       expect(await allValues(tk)).to.deep.equal(before);
@@ -267,6 +279,35 @@ export function scenarios(target: TargetName): void {
       expect(error.exitCode).to.equal(2);
       expect(await allCells(tk)).to.deep.equal(cells);
       expect(await (await tk.keystore()).get('passphrase.pending')).to.equal(undefined);
+      // The dry run is refused the same way (issue 16: it exited 0 with a full plan).
+      const dry = await rejection(changeKey(tk, { generate: true, dryRun: true }));
+      expect([dry.code, dry.exitCode]).to.deep.equal([error.code, 2]);
+      // The refusal is on record (issue 16: refused changes left no audit row); the dry run is not.
+      const audit = await tk.engine.knex.raw(
+        `select outcome, detail, old_key_guid from cellcrypt.audit where operation = 'change-key' order by id`,
+      );
+      expect(audit.rows.map((row: { outcome: string }) => row.outcome)).to.deep.equal([
+        'succeeded',
+        'succeeded',
+        'succeeded',
+        'refused',
+      ]);
+      expect(audit.rows[3].detail).to.match(/^SqlEncryptionChangeEncryptionKeyExceededQuotaForTheInterval: /);
+    });
+
+    it('--dry-run of --generate shows no GUID: the real run generates another key (issue 16)', async () => {
+      await installedOrg(10);
+      const [oldGuid] = await cellGuids(tk);
+      for (const batchSize of [undefined, 4]) {
+        const plan = await changeKey(tk, { generate: true, dryRun: true, batchSize });
+        expect(plan.newKey).to.deep.equal({ name: 'cellcrypt_key_2', guid: null });
+        const text = plan.statements!.join('\n');
+        const guids = text.match(/[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}/gi) ?? [];
+        expect(new Set(guids.map((g) => g.toUpperCase()))).to.deep.equal(new Set([oldGuid]));
+        expect(text).to.contain("name = 'cellcrypt_key_2'");
+      }
+      const withFile = generatePassphrase();
+      expect((await changeKey(tk, { newKey: withFile, dryRun: true })).newKey.guid).to.equal(keyGuidFor(withFile));
     });
 
     it('--dry-run shows the plan and statements with secrets as *** and changes nothing', async () => {

@@ -90,6 +90,14 @@ export function scenarios(target: TargetName): void {
         expect(refused.message).to.contain('MailboxBase.Password has 4 cell(s) that do not decrypt');
         expect(await checksums()).to.deep.equal(before);
         expect(await (await tk.keystore()).get('passphrase.pending')).to.equal(undefined);
+        // A dry run makes the same refusal (issue 16: it printed a full plan and exited 0) and
+        // records nothing; the real run's rolled-back refusal left the one audit row.
+        const dry = await rejection(changeKey(tk, { generate: true, dryRun: true }));
+        expect([dry.code, dry.exitCode]).to.deep.equal(['CellcryptCellsNotDecryptable', 3]);
+        const audit = await db.raw(`select outcome, detail from cellcrypt.audit where operation = 'change-key'`);
+        expect(audit.rows.map((row: { outcome: string }) => row.outcome)).to.deep.equal(['refused']);
+        expect(audit.rows[0].detail).to.match(/^rolled back, every cell as it was: CellcryptCellsNotDecryptable/);
+        expect(await checksums()).to.deep.equal(before);
       },
     );
 

@@ -69,7 +69,8 @@ export default defineCommand<ChangeKeyArgs>({
 });
 
 function printResult(io: CliIo, result: ChangeKeyResult): void {
-  const move = `${result.oldKey.name} (${result.oldKey.guid}) -> ${result.newKey.name} (${result.newKey.guid})`;
+  const newGuid = result.newKey.guid ?? 'a generated key: its GUID is known when the real run generates it';
+  const move = `${result.oldKey.name} (${result.oldKey.guid}) -> ${result.newKey.name} (${newGuid})`;
   if (result.dryRun) {
     io.print(`dry run (${result.mode}): ${move}`);
     for (const c of result.columns) io.print(`  ${c.table}.${c.column}: ${c.cells} cell(s), ${c.bytes} bytes`);

@@ -47,7 +47,8 @@ function install(plan: InstallDryRun): string[] {
 function changeKey(plan: KeyChangeDryRun): string[] {
   const { certificate, from, to } = plan;
   const fromGuid = guidLiteral(from.keyGuid);
-  const toGuid = guidLiteral(to.keyGuid);
+  const toGuid = to.keyGuid ? guidLiteral(to.keyGuid) : keyGuidOf(to.name);
+  const toLabel = to.keyGuid ?? `${to.name} (its GUID is known when the real run generates it)`;
   const create = to.exists ? [] : [K.createSymmetricKey(to.name, certificate, masked)];
   const move = (limit: number, repeat: string) =>
     plan.columns.flatMap((column) => [
@@ -55,7 +56,7 @@ function changeKey(plan: KeyChangeDryRun): string[] {
       S.reencryptBatch(column, fromGuid, toGuid, limit),
     ]);
   const prove = [
-    `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,
+    `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${toLabel}`,
     ...plan.columns.map((column) => S.census(column, true)),
     K.dropSymmetricKey(from.name),
   ];

@@ -76,13 +76,16 @@ function install(plan: InstallDryRun): string[] {
 function changeKey(plan: KeyChangeDryRun): string[] {
   const { certificate, from, to } = plan;
   const create = to.exists ? [] : [createKey(to.name, certificate)];
+  // A generated key's GUID is known only when the real run generates it: name the key instead.
+  const toGuid = to.keyGuid ? guid(to.keyGuid) : keyGuidByName(to.name);
+  const toLabel = to.keyGuid ?? `${to.name} (its GUID is known when the real run generates it)`;
   const prove = [
-    `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${to.keyGuid}`,
+    `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${toLabel}`,
     ...plan.columns.map((column) => S.census(column, true)),
     render(K.dropSymmetricKey, [from.name]),
   ];
   if (plan.batchSize === undefined) {
-    const [a, b] = [guid(from.keyGuid), guid(to.keyGuid)];
+    const [a, b] = [guid(from.keyGuid), toGuid];
     return [
       'begin',
       ...openKeys(certificate, [from.name]),
@@ -104,7 +107,7 @@ function changeKey(plan: KeyChangeDryRun): string[] {
     ...openKeys(certificate, [from.name, to.name]),
     ...plan.columns.flatMap((column) => [
       `-- ${label(column)}: one batch of ${plan.batchSize} cell(s)`,
-      render(S.reencryptBatch(column), [guid(to.keyGuid), guid(from.keyGuid), plan.batchSize!]),
+      render(S.reencryptBatch(column), [toGuid, guid(from.keyGuid), plan.batchSize!]),
     ]),
     'commit',
     'begin',

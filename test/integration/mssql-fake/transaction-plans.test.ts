@@ -283,7 +283,7 @@ const kinds = (tx: { calls: RecordedCall[] }) => tx.calls.map((c) => c.sql!.repl
         for (const column of DYNAMICS_DEFAULT_COLUMNS)
           expect(Object.fromEntries(h.state.cells.get(label(column))!)).to.deep.equal({
             [guid(P1)]: 0,
-            [result.newKey.guid]: 7,
+            [result.newKey.guid!]: 7,
           });
         expect(h.state.keys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
       },
