@@ -16,14 +16,31 @@ export interface PgConnection {
   runScript(sql: string): Promise<void>;
 }
 
+/**
+ * knex's `connection` is a function, not an object: knex copies an object (`{ ...connection }`
+ * into client.config, a lodash deep clone into client.connectionSettings) and re-hides only a
+ * property named `password`, so the URL, password included, was enumerable in both, and
+ * JSON.stringify of the config or the engine showed it. A function serializes to nothing; knex
+ * calls it once, at the first connection, and hands what it returns to pg.Client uncopied. The
+ * URL is non-enumerable there (as on the ConnectionTarget), and pg reads `connectionString` by
+ * name. (A non-enumerable property on an object config would not survive knex's copies, and a
+ * URL without its password plus a separate `password` does not work either: pg lets the parsed
+ * URL's empty password override the one given beside it.)
+ */
 export function postgresKnexConfig(target: ConnectionTarget): Knex.Config {
   return {
     client: 'pg',
-    connection: { connectionString: target.url, application_name: 'cellcrypt' },
+    connection: async () => pgConnectionSettings(target),
     pool: { min: 0, max: 4 },
     acquireConnectionTimeout: 30_000,
     log: KNEX_LOG,
   };
+}
+
+function pgConnectionSettings(target: ConnectionTarget): Knex.PgConnectionConfig {
+  const settings: Knex.PgConnectionConfig = { application_name: 'cellcrypt' };
+  Object.defineProperty(settings, 'connectionString', { value: target.url, enumerable: false });
+  return settings;
 }
 
 export async function connectPostgres(target: ConnectionTarget): Promise<PgConnection> {
