@@ -9,11 +9,17 @@ import type { Knex } from 'knex';
  * an org installed from source and upgraded by the compiled executable would list every applied
  * migration as missing ("the migration directory is corrupt") and refuse to run.
  */
-export class OrgMigrationSource implements Knex.MigrationSource<string> {
+/** As knex's own file source describes a migration: `migrate status` and knex's CLI print `file`. */
+export interface OrgMigration {
+  readonly file: string;
+  readonly directory: string;
+}
+
+export class OrgMigrationSource implements Knex.MigrationSource<OrgMigration> {
   constructor(private readonly directory: string) {}
 
-  async getMigrations(): Promise<string[]> {
-    return this.bases();
+  async getMigrations(): Promise<OrgMigration[]> {
+    return this.names().map((file) => ({ file, directory: this.directory }));
   }
 
   /** The migrations in order, by file name without extension. */
@@ -24,18 +30,18 @@ export class OrgMigrationSource implements Knex.MigrationSource<string> {
     return [...new Set(bases)].sort();
   }
 
-  /** The names knex records for them in `cellcrypt_migrations`. */
+  /** The names knex records for them in `cellcrypt_migrations`: the source files'. */
   names(): string[] {
-    return this.bases().map((base) => this.getMigrationName(base));
+    return this.bases().map((base) => `${base}.ts`);
   }
 
-  getMigrationName(base: string): string {
-    return `${base}.ts`;
+  getMigrationName(migration: OrgMigration): string {
+    return migration.file;
   }
 
-  async getMigration(base: string): Promise<Knex.Migration> {
+  async getMigration(migration: OrgMigration): Promise<Knex.Migration> {
     // Without an extension, require finds the compiled `.js` or, under tsx, the `.ts`.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(join(this.directory, base)) as Knex.Migration;
+    return require(join(this.directory, migration.file.replace(/\.ts$/, ''))) as Knex.Migration;
   }
 }

@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseKeyFile } from '../../src/core/key-file';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
+import { ORG_MIGRATIONS } from '../../src/core/install-run';
 import { randomBytes } from 'node:crypto';
 import { encryptByKey, guidStringToBytes, nvarcharBytes } from '../../src/cellcrypt';
 import { q, rawCells } from '../support/org-data';
@@ -233,9 +234,14 @@ export function scenarios(target: TargetName): void {
       expect(wrongRow.stdout).not.to.contain(value);
     });
 
-    it('migrate unlock says whether there was a lock, and prints JSON only with --json', async () => {
+    it('migrate status names pending and done migrations; unlock says whether there was a lock', async () => {
       expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      const names = ORG_MIGRATIONS.names();
+      expect(names).to.have.length.greaterThan(3);
+      const pending = await inProcessCli('migrate', 'status', '--json');
+      expect(pending.json, pending.stderr).to.deep.equal({ completed: [], pending: names });
       expect((await inProcessCli('install')).code).to.equal(0);
+      expect((await inProcessCli('migrate', 'status', '--json')).json).to.deep.equal({ completed: names, pending: [] });
       const none = await inProcessCli('migrate', 'unlock', '--json');
       expect(none.code, none.stderr).to.equal(0);
       expect(none.json).to.deep.equal({ wasLocked: false, unlocked: false });

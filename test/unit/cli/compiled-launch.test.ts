@@ -47,14 +47,16 @@ describe('compiled executable (issue 16)', () => {
     writeFileSync(join(compiled, '20260101000001_first.d.ts'), '');
     mkdirSync(join(compiled, 'support'));
     const source = new OrgMigrationSource(compiled);
-    const bases = await source.getMigrations();
-    expect(bases.map((base) => source.getMigrationName(base))).to.deep.equal(['20260101000001_first.ts']);
-    expect(typeof (await source.getMigration(bases[0])).up).to.equal('function');
+    const migrations = await source.getMigrations();
+    expect(migrations.map((m) => source.getMigrationName(m))).to.deep.equal(['20260101000001_first.ts']);
+    // `file` is what `migrate status` and knex's own CLI print for a pending migration.
+    expect(migrations.map((m) => m.file)).to.deep.equal(['20260101000001_first.ts']);
+    expect(typeof (await source.getMigration(migrations[0])).up).to.equal('function');
 
     const real = resolve(__dirname, '../../../migrations');
     const files = readdirSync(real).filter((file) => file.endsWith('.ts'));
     const realSource = new OrgMigrationSource(real);
-    const names = (await realSource.getMigrations()).map((base) => realSource.getMigrationName(base));
+    const names = (await realSource.getMigrations()).map((m) => realSource.getMigrationName(m));
     expect(names).to.deep.equal(files.sort());
   });
 });
