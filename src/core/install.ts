@@ -66,10 +66,13 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
   const conversions = await run.convert();
   const durationMs = Date.now() - started;
   if (applied.length > 0 || conversions.length > 0) {
+    // The key the cells are under: an install that created it is when the key was born.
+    const key = currentKey(await tk.engine.keys.read(tk.engine.knex));
     await writeAudit(tk.engine.knex, {
       createdBy: tk.actor,
       operation: 'install',
       outcome: 'succeeded',
+      newKeyGuid: key?.keyGuid,
       durationMs,
       detail: applied.length
         ? `migrations: ${applied.join(', ')}`

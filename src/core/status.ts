@@ -3,6 +3,7 @@ import { classifyColumn, type ColumnState } from './column-state';
 import { assessActivity, withOpenKeys } from './key-access';
 import type { SensitiveColumn } from './registry';
 import type { Toolkit } from './toolkit';
+import { keyCreationTimes } from './toolkit-tables';
 
 /**
  * The state of the org's encryption, read-only: is it active (and if not, why and what to run),
@@ -50,7 +51,7 @@ export async function readStatus(tk: Toolkit): Promise<StatusReport> {
           },
         }
       : {}),
-    keys: keyList(activity.hierarchy),
+    keys: keyList(activity.hierarchy, await keyCreationTimes(tk.engine.knex).catch(() => new Map<string, Date>())),
     columns,
   };
 }
@@ -65,12 +66,13 @@ function explain(reason: string, columns: ColumnStatus[]): string {
   return cells > 0 ? `inactive: encrypted cells exist, no usable key (${reason})` : `inactive: ${reason}`;
 }
 
-function keyList(hierarchy: KeyHierarchy): StatusReport['keys'] {
+/** `createdAt`: when the key GUID was first created (audit), else when the database made the key. */
+function keyList(hierarchy: KeyHierarchy, created: Map<string, Date>): StatusReport['keys'] {
   return hierarchy.symmetricKeys.map((k) => ({
     name: k.name,
     guid: k.keyGuid,
     algorithm: k.algorithm,
-    createdAt: k.createdAt.toISOString(),
+    createdAt: (created.get(k.keyGuid.toUpperCase()) ?? k.createdAt).toISOString(),
   }));
 }
 

@@ -134,3 +134,21 @@ export async function countRecentAudits(db: Db, operation: AuditEntry['operation
     .first();
   return Number(row?.n ?? 0);
 }
+
+/**
+ * When each key GUID was first created, from the audit rows of the installs and key changes
+ * that created it. `activate` re-creates the key (SQL Server stamps a new create_date, as does
+ * our PostgreSQL table), so the hierarchy alone dates a key from its last activation.
+ */
+export async function keyCreationTimes(db: Db): Promise<Map<string, Date>> {
+  const rows = (await db
+    .withSchema(SCHEMA)
+    .table(TABLES.audit)
+    .whereIn('operation', ['install', 'change-key'])
+    .andWhere({ outcome: 'succeeded' })
+    .whereNotNull('new_key_guid')
+    .groupBy('new_key_guid')
+    .select({ guid: 'new_key_guid' })
+    .min({ first: 'created_on' })) as unknown as Array<{ guid: string; first: Date | string }>;
+  return new Map(rows.map((row) => [String(row.guid).toUpperCase(), new Date(row.first)]));
+}

@@ -10,6 +10,7 @@ import {
   fingerprint,
   installDemo,
   loseKeyStore,
+  openCurrent,
   saveKey,
   statusJson,
   writeKey,
@@ -134,6 +135,25 @@ export function handMadeScenarios(target: TargetName): void {
         expect(run.stderr, name).to.contain('no checksum line');
       }
       expectNoSecretLeaks();
+    });
+
+    it("activate keeps the key's created time; the install audit row names the key (issue 16: audit gaps)", async () => {
+      await installDemo();
+      const { file } = await saveKey('key.txt');
+      const before = (await statusJson()).keys[0];
+      const tk = await openCurrent();
+      try {
+        const audit = await tk.engine.knex.raw(`select new_key_guid from cellcrypt.audit where operation = 'install'`);
+        expect(audit.rows.map((row: { new_key_guid: string }) => row.new_key_guid)).to.deep.equal([before.guid]);
+      } finally {
+        await tk.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await loseKeyStore();
+      await activateOk(file);
+      const after = (await statusJson()).keys[0];
+      expect(after.guid).to.equal(before.guid);
+      expect(after.createdAt, 'created when installed, not when activated').to.equal(before.createdAt);
     });
 
     it('a key file whose key gained a trailing space is refused naming the space (issue 16: "wrong GUID")', async () => {
