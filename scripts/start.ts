@@ -19,7 +19,8 @@ async function main(): Promise<number> {
     [
       '',
       'Keep a copy of the encryption key outside this deployment (without it a restored org cannot be read):',
-      '  npm run cli -- show-key --out cellcrypt-key.txt',
+      // Outside the checkout: show-key refuses a file inside a git work tree, where it could be committed.
+      '  npm run cli -- show-key --out ~/cellcrypt-key.txt',
       'Check every cell:  npm run cli -- verify',
       '',
     ].join('\n'),

@@ -1,8 +1,8 @@
 /**
- * Where a command's output goes. The contract (README, "Commands"; docs/architecture.md): with `--json`, stdout carries exactly
- * one JSON document and everything else (logs, progress) goes to stderr; without it, stdout is
- * for the human-readable result. Commands never call console.* directly, so tests can capture
- * output and the JSON rule cannot be broken by a stray log line.
+ * Where a command's output goes. The contract (README, "Commands"; docs/architecture.md): with
+ * `--json`, stdout carries exactly one JSON document and everything else (logs, progress) goes to
+ * stderr; without it, stdout is for the human-readable result. Commands never call console.*
+ * directly, so tests can capture output and the JSON rule cannot be broken by a stray log line.
  */
 export interface CliIo {
   readonly json: boolean;
@@ -16,18 +16,25 @@ export interface CliIo {
   readonly interactive: boolean;
 }
 
-export function processIo(json: boolean): CliIo {
+/** The part of a stream CliIo uses; tests pass their own (a non-TTY stderr, for one). */
+export interface OutputStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+export function processIo(json: boolean, streams: { stdout: OutputStream; stderr: OutputStream } = process): CliIo {
+  const { stdout, stderr } = streams;
   return {
     json,
-    interactive: Boolean(process.stderr.isTTY) && !json,
+    interactive: Boolean(stderr.isTTY) && !json,
     print(text) {
-      if (!json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      if (!json) stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     },
     log(text) {
-      process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+      stderr.write(text.endsWith('\n') ? text : `${text}\n`);
     },
     result(document) {
-      if (json) process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+      if (json) stdout.write(`${JSON.stringify(document, null, 2)}\n`);
     },
   };
 }

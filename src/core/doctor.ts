@@ -86,8 +86,15 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
   }
 
   const status = await readStatus(tk);
+  // Without a usable key no cell can be decrypted, so every encrypted column counts all its cells
+  // as undecryptable: that is the key check's failure again, once per column, with a hint (verify)
+  // that cannot help. Those columns are named once here; plaintext and broken columns still fail.
+  const unchecked = status.active
+    ? []
+    : status.columns.filter((column) => column.state === 'encrypted' && column.plaintext === 0);
   for (const column of status.columns) {
     const label = `${column.table}.${column.column}`;
+    if (unchecked.includes(column)) continue;
     if (column.state === 'encrypted' && column.plaintext === 0 && column.undecryptable === 0)
       add(`column ${label}`, 'ok', `${column.cells} cell(s) encrypted`);
     else
@@ -98,6 +105,14 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
           `undecryptable of ${column.cells}${column.problem ? ` (${column.problem})` : ''}`,
         column.plaintext ? 'run `cellcrypt install`' : 'run `cellcrypt verify` for the failing cells',
       );
+  }
+  if (unchecked.length) {
+    const cells = unchecked.reduce((sum, column) => sum + column.cells, 0);
+    add(
+      'columns',
+      'warn',
+      `${unchecked.length} encrypted column(s), ${cells} cell(s), not decrypted: no usable key (see the key check)`,
+    );
   }
   if (!status.columns.length) add('columns', 'warn', 'no sensitive columns are registered');
 

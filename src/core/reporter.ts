@@ -17,19 +17,28 @@ export const silentReporter: Reporter = {
   progress: () => ({ tick: () => undefined, done: () => undefined }),
 };
 
-/** Plain lines, at most one every `intervalMs` per task plus the last: for logs, CI and --json runs. */
+/**
+ * Plain lines, at most one every `intervalMs` per task plus the last: for logs, CI and --json runs.
+ * The clock starts with the task, a line is written only when the count has moved, and never for
+ * the count `done` is about to print: before, the first tick always printed, so a task of one
+ * batch showed `label: n/n` and then `label: n/n done`, and the empty batch that ends a
+ * conversion repeated the last line.
+ */
 export function lineReporter(write: (text: string) => void, intervalMs = 2000): Reporter {
   return {
     log: write,
     progress(label, total) {
       let done = 0;
-      let last = 0;
+      let last = Date.now();
+      let shown = 0;
       return {
         tick(count) {
           done += count;
+          if (done === shown || done >= total) return;
           const now = Date.now();
           if (now - last >= intervalMs) {
             last = now;
+            shown = done;
             write(`${label}: ${done}/${total}`);
           }
         },

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { gitWorkTreeOf } from '../../src/cli/commands/show-key';
 import { parseKeyFile } from '../../src/core/key-file';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
 import { ORG_MIGRATIONS } from '../../src/core/install-run';
@@ -12,7 +13,10 @@ import { inProcessCli } from '../support/in-process-cli';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 import { seedPgliteDirectory } from '../support/pglite-template';
 
-/** The CLI contract (README "Commands", docs/architecture.md), through the real yargs root (in-process, output captured). */
+/**
+ * The CLI contract (README "Commands", docs/architecture.md), through the real yargs root
+ * (in-process, output captured).
+ */
 export function scenarios(target: TargetName): void {
   describe(`CLI on ${target}`, function () {
     let org: TestOrg;
@@ -232,6 +236,48 @@ export function scenarios(target: TargetName): void {
       );
       expect(wrongRow.code).to.equal(3);
       expect(wrongRow.stdout).not.to.contain(value);
+    });
+
+    it('show-key --out refuses a file in a git work tree unless --force; outside it writes (issue 16)', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
+      expect((await inProcessCli('install')).code).to.equal(0);
+      const outside = join(org.dir, 'keys', 'cellcrypt-key.txt');
+      mkdirSync(dirname(outside));
+      expect(gitWorkTreeOf(outside), 'the test directory itself must not be in a checkout').to.equal(undefined);
+
+      // A checkout (.git directory), a file deeper in it, and a linked work tree (.git file).
+      const checkout = join(org.dir, 'checkout');
+      mkdirSync(join(checkout, '.git'), { recursive: true });
+      mkdirSync(join(checkout, 'src', 'deep'), { recursive: true });
+      const linked = join(org.dir, 'linked');
+      mkdirSync(linked);
+      writeFileSync(join(linked, '.git'), 'gitdir: /elsewhere/.git/worktrees/linked\n');
+      for (const [file, tree] of [
+        [join(checkout, 'cellcrypt-key.txt'), checkout],
+        [join(checkout, 'src', 'deep', 'key.txt'), checkout],
+        [join(linked, 'key.txt'), linked],
+      ]) {
+        const refused = await inProcessCli('--json', 'show-key', '--out', file);
+        expect(refused.code, refused.stderr).to.equal(2);
+        expect(refused.json.error.code).to.equal('CellcryptUsage');
+        expect(refused.json.error.message).to.contain(file).and.to.contain(tree).and.to.contain('`git add -A`');
+        expect(refused.json.error.hint).to.contain('--out ~/cellcrypt-key.txt').and.to.contain('--force');
+        expect(existsSync(file), file).to.equal(false);
+      }
+      const text = await inProcessCli('show-key', '--out', join(checkout, 'cellcrypt-key.txt'));
+      expect(text.code).to.equal(2);
+      expect(text.stderr).to.contain('inside the git work tree').and.to.contain('--force');
+
+      const forced = join(checkout, 'cellcrypt-key.txt');
+      const written = await inProcessCli('show-key', '--out', forced, '--force');
+      expect(written.code, written.stderr).to.equal(0);
+      expect(statSync(forced).mode & 0o777).to.equal(0o600);
+      expect((await inProcessCli('show-key', '--out', outside)).code).to.equal(0);
+      const [a, b] = [forced, outside].map((file) => parseKeyFile(readFileSync(file)));
+      expect(a.checksum).to.equal('verified');
+      expect(a.passphrase.reveal()).to.equal(b.passphrase.reveal());
+      // --force says nothing without a file to write.
+      expect((await inProcessCli('show-key', '--force')).code).to.equal(2);
     });
 
     it('migrate status names pending and done migrations; unlock says whether there was a lock', async () => {

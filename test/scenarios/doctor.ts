@@ -72,6 +72,13 @@ export function scenarios(target: TargetName): void {
       expect(broken.healthy).to.equal(false);
       expect(outcome(broken, 'key')!.detail).to.match(/^SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB/);
       expect(outcome(broken, 'key')!.hint).to.contain('activate');
+      // Said once (issue 16): not again per column as "all cells undecryptable, run verify".
+      expect(broken.checks.filter((c) => c.outcome === 'fail').map((c) => c.check)).to.deep.equal(['key']);
+      expect(broken.checks.filter((c) => c.check.startsWith('column '))).to.deep.equal([]);
+      expect(outcome(broken, 'columns')).to.include({ outcome: 'warn' });
+      expect(outcome(broken, 'columns')!.detail).to.match(
+        new RegExp(`^${tk.registry.length} encrypted column\\(s\\), [1-9][0-9]* cell\\(s\\), .*no usable key`),
+      );
     });
   });
 }

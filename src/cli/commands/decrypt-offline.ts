@@ -113,18 +113,33 @@ export default defineCommand<DecryptOfflineArgs>({
       .positional('hex', {
         type: 'string',
         array: true,
-        demandOption: true,
-        describe: 'blobs in hexadecimal (0x optional)',
+        // yargs gives a variadic positional a default of [] (shown as `[default: []]` in the help,
+        // beside [required]); an explicit undefined keeps it from adding one.
+        default: undefined,
+        describe: 'blobs in hexadecimal (0x optional), one plaintext line printed per blob',
       })
       .option('key-file', { type: 'string', demandOption: true, describe: 'file holding the key (- = stdin)' })
-      .option('derivation', { choices: ['auto', 'sql2016', 'sql2017'] as const, default: 'auto' as const })
-      .option('as', { choices: ['nvarchar', 'varchar', 'hex'] as const, default: 'nvarchar' as const })
+      .option('derivation', {
+        choices: ['auto', 'sql2016', 'sql2017'] as const,
+        default: 'auto' as const,
+        describe: 'how the key was derived from the passphrase: SQL Server 2016 (SHA-1), 2017+ (SHA-512), or try both',
+      })
+      .option('as', {
+        choices: ['nvarchar', 'varchar', 'hex'] as const,
+        default: 'nvarchar' as const,
+        describe: 'how to print the plaintext bytes: UTF-16LE text (nvarchar), Windows-1252 text (varchar) or hex',
+      })
       .option('authenticator-uuid', {
         type: 'string',
-        describe: "the row's uniqueidentifier primary key",
-      }) as unknown as Argv<DecryptOfflineArgs & GlobalArgs>,
+        describe: "the row's uniqueidentifier primary key; with it the integrity hash is checked",
+      })
+      // The root's database and settings options mean nothing here (no database is opened): still
+      // accepted, so a shell alias that always passes them keeps working, but not offered.
+      .hide('database-url')
+      .hide('config-url')
+      .hide('settings-file') as unknown as Argv<DecryptOfflineArgs & GlobalArgs>,
   run: async (args, io) => {
-    if (args.hex.length === 0) {
+    if (!args.hex?.length) {
       throw new CellcryptError('CellcryptUsage', 'give at least one blob (HEX) to decrypt', { exitCode: 2 });
     }
     const keyFile = await readKeyFile(args.keyFile);

@@ -33,8 +33,10 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
       })
       .option('engine', {
         choices: ['mssql'] as const,
-        demandOption: true,
-        describe: 'the database the script is for (SQL Server 2017+)',
+        // Scripts exist for SQL Server only (PostgreSQL runs every operation itself): demanding
+        // the one choice made the README's `script identity-value --key-file F` fail.
+        default: 'mssql' as const,
+        describe: 'the database the script is for (SQL Server 2017+, the only one)',
       })
       .option('generation', {
         type: 'string',
@@ -44,7 +46,17 @@ export default defineCommand<{ operation: Operation; engine: 'mssql'; generation
           'change-key: the key generation the cells are on now (cellcrypt_key_N; ' +
           '`status` shows it); activate: the generation to re-create',
       })
-      .option('key-file', { type: 'string', describe: 'identity-value: the key file (- for stdin)' }) as never,
+      .option('key-file', { type: 'string', describe: 'identity-value: the key file (- for stdin)' })
+      .check((a) => {
+        // The other scripts take the key as the sqlcmd variable CellcryptPassphrase: a key file
+        // given to them was silently ignored, and the DBA believed the script used it.
+        if (a.keyFile !== undefined && a.operation !== 'identity-value')
+          throw new Error(
+            `--key-file is read only by \`script identity-value\`; \`script ${String(a.operation)}\` ` +
+              'takes the key as the sqlcmd variable CellcryptPassphrase (-v or :setvar): drop --key-file',
+          );
+        return true;
+      }) as never,
   run: async (args, io) => {
     if (args.operation === 'identity-value') {
       if (!args.keyFile)

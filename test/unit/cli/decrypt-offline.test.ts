@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { formatKeyFile } from '../../../src/core/key-file';
 import command, { decryptOffline } from '../../../src/cli/commands/decrypt-offline';
 import type { GlobalArgs } from '../../../src/cli/command';
 import { memoryIo } from '../../../src/cli/io';
+import { inProcessCli } from '../../support/in-process-cli';
 
 const PASSPHRASE = 'Réserve-𝐊𝐞𝐲-2024!';
 const ROW_ID = '6F9619FF-8B86-D011-B42D-00C04FC964FF';
@@ -151,6 +153,60 @@ describe('cellcrypt decrypt-offline', () => {
       .parseAsync();
     expect(parsed).to.include({ keyFile, derivation: 'sql2016', as: 'nvarchar' });
     expect(parsed.hex).to.deep.equal(['0011', '0x22']);
+  });
+
+  describe('--help (issue 16)', function () {
+    this.timeout(60_000);
+    // yargs ends the process after --help, so the help is rendered by a child process.
+    const helpOf = (...args: string[]): string => {
+      const child = spawnSync(process.execPath, ['--require', 'tsx/cjs', 'src/cli/main.ts', ...args, '--help'], {
+        encoding: 'utf8',
+        cwd: join(__dirname, '../../..'),
+      });
+      expect(child.status, child.stderr).to.equal(0);
+      return child.stdout;
+    };
+    let help: string;
+    before(() => (help = helpOf('decrypt-offline')));
+
+    it('does not offer the database and settings options, which it never uses', () => {
+      expect(help).to.contain('--key-file');
+      for (const unused of ['--database-url', '--config-url', '--settings-file']) expect(help).not.to.contain(unused);
+      // Hidden from this command only: the root and the commands that open a database still offer them.
+      expect(helpOf()).to.contain('--database-url').and.to.contain('--config-url').and.to.contain('--settings-file');
+      expect(helpOf('status')).to.contain('--database-url');
+    });
+
+    it('describes every option and positional, and shows no default for the required HEX', () => {
+      const entries = help.split('\n').filter((line) => /^ {2}(--[a-z-]+|hex)\s/.test(line));
+      expect(entries.map((line) => line.trim().split(/\s/)[0])).to.include.members([
+        'hex',
+        '--key-file',
+        '--derivation',
+        '--as',
+        '--authenticator-uuid',
+      ]);
+      for (const line of entries) {
+        // Without a description yargs puts the [type]/[choices] column straight after the name.
+        const rest = line.trim().replace(/^\S+\s+/, '');
+        expect(rest, line).to.match(/^[^[\s]/);
+      }
+      expect(help).not.to.contain('[default: []]');
+      expect(entries.find((line) => line.startsWith('  hex'))).to.contain('[required]');
+    });
+
+    it('still accepts the hidden root options (a shell alias may always pass them)', async () => {
+      const run = await inProcessCli(
+        '--database-url',
+        'pglite:/nonexistent',
+        'decrypt-offline',
+        '--key-file',
+        keyFile,
+        blob('x'),
+      );
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stdout).to.equal('x');
+    });
   });
 
   it('works programmatically from a passphrase', () => {
