@@ -1,3 +1,5 @@
+import { asRunHere } from './invocation';
+
 /**
  * Where a command's output goes. The contract (README, "Commands"; docs/architecture.md): with
  * `--json`, stdout carries exactly one JSON document and everything else (logs, progress) goes to
@@ -23,20 +25,56 @@ export interface OutputStream {
 }
 
 export function processIo(json: boolean, streams: { stdout: OutputStream; stderr: OutputStream } = process): CliIo {
-  const { stdout, stderr } = streams;
+  const stdout = survivingClosedPipe(streams.stdout);
+  const stderr = survivingClosedPipe(streams.stderr);
+  const line = (text: string) => asRunHere(text.endsWith('\n') ? text : `${text}\n`);
   return {
     json,
-    interactive: Boolean(stderr.isTTY) && !json,
+    interactive: Boolean(streams.stderr.isTTY) && !json,
     print(text) {
-      if (!json) stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      if (!json) stdout.write(line(text));
     },
     log(text) {
-      stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+      stderr.write(line(text));
     },
     result(document) {
       if (json) stdout.write(`${JSON.stringify(document, null, 2)}\n`);
     },
   };
+}
+
+const guarded = new WeakMap<OutputStream, OutputStream>();
+
+/**
+ * A reader that went away (`| head`, a dropped ssh session) makes the next write fail with
+ * EPIPE, which Node raises as an unhandled 'error' event: the process died in the middle of a
+ * batched key change. Output is a report, never a reason to stop: once the pipe is closed,
+ * writes are dropped and the operation goes on (its audit row and exit code still tell).
+ */
+export function survivingClosedPipe(stream: OutputStream): OutputStream {
+  const known = guarded.get(stream);
+  if (known) return known;
+  let closed = false;
+  const events = stream as OutputStream & { on?: (event: 'error', listener: (error: unknown) => void) => void };
+  // EPIPE, or any other failure of the stream: nothing more can be shown there, and that is all.
+  events.on?.('error', () => {
+    closed = true;
+  });
+  const safe: OutputStream = {
+    isTTY: stream.isTTY,
+    write(text: string) {
+      if (closed) return false;
+      try {
+        return stream.write(text);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException)?.code !== 'EPIPE') throw error;
+        closed = true;
+        return false;
+      }
+    },
+  };
+  guarded.set(stream, safe);
+  return safe;
 }
 
 /** An in-memory CliIo for tests. */
