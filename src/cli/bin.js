@@ -2,12 +2,15 @@
 // The `cellcrypt` executable: the compiled CLI when dist/ is up to date, else the TypeScript
 // through tsx (scripts/launch.cjs).
 const { runCli } = require('../../scripts/launch.cjs').load('src/cli/main');
-runCli(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error) => {
-    process.stderr.write(`${String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+
+// When the command is done the process ends on its own once every connection is closed; a
+// driver that keeps a socket to a server that never answered must not keep it alive for good.
+function exitSoon(code) {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 3000).unref();
+}
+
+runCli(process.argv.slice(2)).then(exitSoon, (error) => {
+  process.stderr.write(`${String(error)}\n`);
+  exitSoon(1);
+});

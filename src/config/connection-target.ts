@@ -15,12 +15,20 @@ export interface ConnectionTarget {
   readonly display: string;
   /** Absolute data directory for pglite, `memory://` for an in-memory one. */
   readonly path?: string;
+  /**
+   * Which database this is, whoever connects: `pglite:PATH`, or `scheme://host:port/database`
+   * without user, password or options (the key store records it to tell a copy from the org).
+   */
+  readonly location: string;
 }
 
 export function maskUrlPassword(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // pg also reads a password from the query string (`?password=…`).
+    for (const key of [...parsed.searchParams.keys()])
+      if (key.toLowerCase() === 'password') parsed.searchParams.set(key, '***');
     return parsed.toString();
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
@@ -35,7 +43,7 @@ export function parseConnectionTarget(raw: string, baseDir: string): ConnectionT
     if (!location)
       return 'pglite: needs a data directory, e.g. pglite:.cellcrypt/org (or pglite:memory:// for a throw-away one)';
     const path = location === 'memory://' ? location : isAbsolute(location) ? location : resolve(baseDir, location);
-    return target('pglite', path, `pglite:${path}`, path);
+    return target('pglite', path, `pglite:${path}`, `pglite:${path}`, path);
   }
   let parsed: URL;
   try {
@@ -46,19 +54,24 @@ export function parseConnectionTarget(raw: string, baseDir: string): ConnectionT
   const scheme = parsed.protocol.replace(/:$/, '');
   if (scheme === 'postgres' || scheme === 'postgresql') {
     if (!parsed.hostname) return `"${maskUrlPassword(value)}" names no host`;
-    return target('postgres', value, maskUrlPassword(value));
+    return target('postgres', value, maskUrlPassword(value), serverLocation('postgres', parsed, 5432));
   }
   if (scheme === 'mssql' || scheme === 'sqlserver') {
     if (!parsed.hostname) return `"${maskUrlPassword(value)}" names no host`;
-    return target('mssql', value, maskUrlPassword(value));
+    return target('mssql', value, maskUrlPassword(value), serverLocation('mssql', parsed, 1433));
   }
   return (
     `unsupported scheme "${scheme}:" in "${maskUrlPassword(value)}"; ` + `expected mssql://, postgres:// or pglite:PATH`
   );
 }
 
-function target(kind: EngineKind, url: string, display: string, path?: string): ConnectionTarget {
-  const result = { kind, display, path } as ConnectionTarget;
+function serverLocation(scheme: string, parsed: URL, defaultPort: number): string {
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  return `${scheme}://${parsed.hostname.toLowerCase()}:${parsed.port || defaultPort}/${database}`;
+}
+
+function target(kind: EngineKind, url: string, display: string, location: string, path?: string): ConnectionTarget {
+  const result = { kind, display, location, path } as ConnectionTarget;
   Object.defineProperty(result, 'url', { value: url, enumerable: false });
   return result;
 }

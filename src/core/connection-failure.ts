@@ -16,7 +16,21 @@ const SOCKET_CODES = new Set([
   'ESOCKET',
   'ELOGIN',
   'ETIMEDOUT',
+  'ETIMEOUT',
+  'EPIPE',
 ]);
+/**
+ * pg's words for a server that timed out, hung up or spoke another protocol (an HTTP port);
+ * knex's pool timeout means no connection could be made at all; and TLS that the server lacks.
+ */
+const MESSAGES = [
+  /^Failed to connect to /,
+  /^Connection terminated (unexpectedly|due to connection timeout)/,
+  /^timeout expired$/,
+  /^Knex: Timeout acquiring a connection/,
+  /^The server does not support SSL connections/,
+  /^self[- ]signed certificate|^unable to verify the first certificate/,
+];
 const SQLSTATES: Record<string, string> = {
   '28000': 'login refused',
   '28P01': 'wrong password',
@@ -27,7 +41,7 @@ export function connectionFailure(error: unknown): CellcryptError | undefined {
   if (!(error instanceof Error) || error instanceof CellcryptError) return undefined;
   const code = (error as { code?: unknown }).code;
   const known = typeof code === 'string' && (SOCKET_CODES.has(code) || code in SQLSTATES);
-  if (!known && !/^Failed to connect to /.test(error.message)) return undefined;
+  if (!known && !MESSAGES.some((pattern) => pattern.test(error.message))) return undefined;
   const what = typeof code === 'string' && code in SQLSTATES ? `${SQLSTATES[code]}: ` : '';
   return new CellcryptError(
     'CellcryptDatabaseUnavailable',

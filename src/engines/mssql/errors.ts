@@ -81,9 +81,14 @@ export function sqlServerErrorNumber(error: unknown): number | undefined {
   return typeof value === 'number' ? value : undefined;
 }
 
-/** The tedious request timeout (code ETIMEOUT): the statement ran longer than the engine allows. */
+/**
+ * The tedious request timeout (code ETIMEOUT): the statement ran longer than the engine allows.
+ * A connection that timed out has the same code: that one is an unreachable server, reported
+ * as such by the CLI, not a statement to give more time.
+ */
 function isTimeout(error: unknown): boolean {
-  return (error as { code?: unknown })?.code === 'ETIMEOUT';
+  const { code, name, message } = (error ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
+  return code === 'ETIMEOUT' && name !== 'ConnectionError' && !/^Failed to connect to /.test(String(message));
 }
 
 /**

@@ -37,8 +37,21 @@ export function postgresKnexConfig(target: ConnectionTarget): Knex.Config {
   };
 }
 
+/**
+ * A server that accepts TCP and never answers held a connection attempt open for good: knex
+ * gave up after 30 s with a stack trace and the process never exited. pg now gives up after
+ * 10 s, and TCP keep-alive notices a server that vanishes during a long statement. There is no
+ * statement timeout: converting or re-encrypting a large column legitimately takes long.
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 function pgConnectionSettings(target: ConnectionTarget): Knex.PgConnectionConfig {
-  const settings: Knex.PgConnectionConfig = { application_name: 'cellcrypt' };
+  const settings: Knex.PgConnectionConfig = {
+    application_name: 'cellcrypt',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  };
   Object.defineProperty(settings, 'connectionString', { value: target.url, enumerable: false });
   return settings;
 }
