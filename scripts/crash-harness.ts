@@ -1,6 +1,6 @@
-// Crash harness (issue: nothing is lost): kills install, one-transaction change-key and batched
-// change-key with SIGKILL at random moments against a real PostgreSQL server, then judges every
-// cell against the plaintext recorded before the first run.
+// Crash harness (issue: nothing is lost): kills install, one-transaction change-key, batched
+// change-key and rewrap with SIGKILL at random moments against a real PostgreSQL server, then
+// judges every cell against the plaintext recorded before the first run.
 //
 //   npm run crash -- --url postgres://postgres@127.0.0.1:5432/postgres [--trials 20] [--rows 5000] [--seed N]
 //
@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { Client } from 'pg';
 import yargs from 'yargs';
 import { runCli } from '../src/cli/main';
 import { memoryIo } from '../src/cli/io';
@@ -19,13 +20,14 @@ import { Secret } from '../src/common/secret';
 import { loadSettings } from '../src/config/settings';
 import { seedDemo } from '../src/core/demo-seed';
 import { install } from '../src/core/install';
+import { currentCertificate } from '../src/common/key-names';
 import { openToolkit } from '../src/open-toolkit';
 import { type Toolkit } from '../src/core/toolkit';
 import { checkOrg, recordOriginals, type CheckResult, type Originals } from './crash/org-check';
 import { createThrowAwayDatabase } from '../test/support/pg-server';
 
-type Scenario = 'install' | 'change-key' | 'change-key-batched' | 'server-crash';
-const SCENARIOS: Scenario[] = ['install', 'change-key', 'change-key-batched', 'server-crash'];
+type Scenario = 'install' | 'change-key' | 'change-key-batched' | 'rewrap' | 'server-crash';
+const SCENARIOS: Scenario[] = ['install', 'change-key', 'change-key-batched', 'rewrap', 'server-crash'];
 const MAIN = resolve(__dirname, '../src/cli/main.ts');
 const BATCH = 500;
 
@@ -44,6 +46,13 @@ interface Tally {
   plaintextLeft: number;
   misreported: number;
   rerunFailed: number;
+  /**
+   * rewrap: where each kill left the two stores, read before anything repairs them: `before`
+   * (no pending password, old certificate), `pending` (pending password, not committed),
+   * `committed` (new certificate, its password still pending), `promoted` (new certificate,
+   * new password current; pending not yet removed), `done`.
+   */
+  windows?: Record<string, number>;
 }
 
 async function main(): Promise<number> {
@@ -122,13 +131,16 @@ async function runScenario(
     plaintextLeft: 0,
     misreported: 0,
     rerunFailed: 0,
+    ...(scenario === 'rewrap' && { windows: {} }),
   };
   const operation =
     scenario === 'install'
       ? ['install']
-      : scenario === 'change-key' || scenario === 'server-crash'
-        ? ['change-key', '--generate']
-        : ['change-key', '--generate', '--batch-size', String(BATCH)];
+      : scenario === 'rewrap'
+        ? ['rewrap']
+        : scenario === 'change-key' || scenario === 'server-crash'
+          ? ['change-key', '--generate']
+          : ['change-key', '--generate', '--batch-size', String(BATCH)];
   let org: Org | undefined;
   let originals: Originals | undefined;
   let duration = 0;
@@ -142,10 +154,18 @@ async function runScenario(
         if (scenario !== 'install') await withToolkit(org, install);
       }
       // Trial 0 is not killed: it measures how long the operation runs, to spread the kills over it.
-      const delay = trial === 0 ? undefined : Math.floor(random() * (duration * 1.2));
+      // rewrap writes both stores in the last half second of a run that is mostly process
+      // start-up: its kills are spread over the second half, so they land in those windows.
+      const spread = scenario === 'rewrap' ? duration * (0.55 + 0.55 * random()) : random() * (duration * 1.2);
+      const delay = trial === 0 ? undefined : Math.floor(spread);
       // server-crash: the database server itself stops (immediate shutdown) mid-rotation.
       const interrupt = scenario === 'server-crash' && server ? () => restartServer(server) : undefined;
-      const run = await runProcess(org.env, operation, delay, interrupt);
+      const certificateBefore = scenario === 'rewrap' ? await withToolkit(org, certificateOf) : undefined;
+      const point =
+        scenario === 'rewrap' && trial > 0 ? REWRAP_KILL_POINTS[trial % REWRAP_KILL_POINTS.length] : undefined;
+      const run = point
+        ? await runHeld(org.env, operation, point)
+        : await runProcess(org.env, operation, delay, interrupt);
       if (trial === 0) {
         duration = run.ms;
         if (run.code !== 0) throw new Error(`calibration run of ${operation.join(' ')} failed: ${run.stderr}`);
@@ -153,6 +173,10 @@ async function runScenario(
       }
       tally.trials++;
       if (run.killed) tally.killed++;
+      if (tally.windows) {
+        const window = await withToolkit(org, (tk) => rewrapWindow(tk, certificateBefore!));
+        tally.windows[window] = (tally.windows[window] ?? 0) + 1;
+      }
       await judge(org, originals!, tally, scenario, trial);
     }
   } finally {
@@ -206,12 +230,15 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
   }
 
   // 4. A re-run completes; verify passes; every cell opens with the key show-key hands out.
+  // rewrap: it must run again from whatever the kill left (a second certificate generation).
   const rerun =
     scenario === 'install'
       ? ['install']
       : status.json.keyChange
         ? ['change-key', '--resume', '--batch-size', String(BATCH)]
-        : ['install'];
+        : scenario === 'rewrap'
+          ? ['rewrap']
+          : ['install'];
   const again = await cli(org.env, rerun);
   const verified = await cli(org.env, ['verify', '--json']);
   const finalKey = await cli(org.env, ['show-key', '--json']);
@@ -222,7 +249,8 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
   if (again.code !== 0 || verified.code !== 0 || !final || final.lost || final.corrupted || final.plaintextLeft) {
     tally.rerunFailed++;
     report(
-      `re-run ${rerun.join(' ')} exit ${again.code}, verify exit ${verified.code}, ` +
+      `re-run ${rerun.join(' ')} exit ${again.code} ${JSON.stringify(again.json.error ?? '')}, ` +
+        `verify exit ${verified.code} ${JSON.stringify(verified.json.error ?? verified.json.ok ?? '')}, ` +
         `final ${JSON.stringify(
           final && {
             lost: final.lost,
@@ -232,6 +260,74 @@ async function judge(org: Org, originals: Originals, tally: Tally, scenario: Sce
         )}`,
     );
   }
+}
+
+/**
+ * Kill points for rewrap, besides the random moments: another session holds a row lock the
+ * operation needs at one step, the operation waits there (seen in pg_stat_activity), and is
+ * killed while it waits. `in-transaction`: the org's master-key row, which rewrap updates last
+ * in its transaction, after the pending password is in the key store; `after-commit`: the key
+ * store's master-key-password row, which rewrap writes right after its commit.
+ */
+type KillPoint = { name: string; database: 'org' | 'config'; lock: string } | undefined;
+const REWRAP_KILL_POINTS: KillPoint[] = [
+  undefined,
+  { name: 'in-transaction', database: 'org', lock: 'select 1 from cellcrypt.master_key for update' },
+  {
+    name: 'after-commit',
+    database: 'config',
+    lock: `select 1 from cellcrypt_keystore where name = 'master-key-password' for update`,
+  },
+];
+
+async function runHeld(env: NodeJS.ProcessEnv, args: string[], point: NonNullable<KillPoint>) {
+  const holder = new Client({
+    connectionString: point.database === 'org' ? env.DATABASE_URL : env.CELLCRYPT_CONFIG_URL,
+  });
+  await holder.connect();
+  try {
+    await holder.query('begin');
+    await holder.query(point.lock);
+    return await runProcess(env, args, undefined, undefined, async (kill, exited) => {
+      const deadline = Date.now() + 60_000;
+      while (!exited() && Date.now() < deadline) {
+        // pg_stat_activity is read once per transaction, and the holder is in one.
+        await holder.query('select pg_stat_clear_snapshot()');
+        const waiting = await holder.query(
+          `select pid from pg_stat_activity where datname = current_database() ` +
+            `and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+        );
+        if (waiting.rows.length) {
+          kill();
+          // The statement it waits on was sent already, and the server would finish it once the
+          // lock is free (it notices the dead client only when it next reads from it): end that
+          // backend first, so the process dies as if before sending it.
+          for (const { pid } of waiting.rows) await holder.query('select pg_terminate_backend($1)', [pid]);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+  } finally {
+    await holder.query('rollback').catch(() => undefined);
+    await holder.end();
+  }
+}
+
+/** The org's certificate as the database has it now (rewrap replaces it). */
+async function certificateOf(tk: Toolkit): Promise<string | undefined> {
+  return currentCertificate((await tk.engine.keys.read(tk.engine.knex)).certificates);
+}
+
+/** Where a killed rewrap left the key store and the database (see Tally.windows). */
+async function rewrapWindow(tk: Toolkit, certificateBefore: string | undefined): Promise<string> {
+  const keystore = await tk.keystore();
+  const current = await keystore.get('master-key-password');
+  const pending = await keystore.get('master-key-password.pending');
+  const committed = (await certificateOf(tk)) !== certificateBefore;
+  if (!committed) return pending ? 'pending' : 'before';
+  if (!pending) return 'done';
+  return current && pending.equals(current) ? 'promoted' : 'committed';
 }
 
 function add(tally: Tally, check: CheckResult, report: (what: string) => void): void {
@@ -296,6 +392,8 @@ function runProcess(
   args: string[],
   killAfterMs: number | undefined,
   interrupt?: () => Promise<void>,
+  /** Kills at a moment it chooses (a kill point) instead of after `killAfterMs`. */
+  killWhen?: (kill: () => boolean, exited: () => boolean) => Promise<void>,
 ): Promise<{ code: number | null; killed: boolean; ms: number; stderr: string }> {
   const started = Date.now();
   return new Promise((done, fail) => {
@@ -318,6 +416,10 @@ function runProcess(
             killed = child.exitCode === null;
             interrupted = interrupt();
           }, killAfterMs);
+    killWhen?.(
+      () => (killed = child.kill('SIGKILL')),
+      () => child.exitCode !== null || child.signalCode !== null,
+    ).catch(fail);
     child.on('error', fail);
     child.on('exit', (code) => {
       clearTimeout(timer);

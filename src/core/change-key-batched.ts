@@ -25,7 +25,7 @@ export async function applyBatched(tk: Toolkit, access: KeyAccess, plan: KeyChan
   if (!target.exists) {
     await keyTransaction(tk.engine, async (trx) => {
       await openKeys(tk, trx, access, [target.from.name]);
-      await createNewKey(tk, trx, target);
+      await createNewKey(tk, trx, target, access.certificate);
     });
   }
   const remaining = await Promise.all(

@@ -1,6 +1,5 @@
 import { cellKeyFor, moveCellsInClient, supportsClientSide } from './client-side-move';
 import { CellcryptError } from '../common/errors';
-import { CERTIFICATE_NAME } from '../common/key-names';
 import { CLIENT_SIDE_WINDOW } from './change-key-plan';
 import { createNewKey, finish, notDecryptable, openKeys, proveMoved, type KeyChangePlan } from './change-key-steps';
 import type { KeyAccess } from './key-access';
@@ -26,8 +25,8 @@ export async function applyInOneTransaction(tk: Toolkit, access: KeyAccess, plan
   await keyTransaction(tk.engine, async (trx) => {
     await openKeys(tk, trx, access, [target.from.name]);
     // Resuming an interrupted batched change: its new key was committed by the first batch.
-    if (!target.exists) await createNewKey(tk, trx, target);
-    await tk.engine.keys.openSymmetricKey(trx, target.name, CERTIFICATE_NAME);
+    if (!target.exists) await createNewKey(tk, trx, target, access.certificate);
+    await tk.engine.keys.openSymmetricKey(trx, target.name, access.certificate);
     // Nothing else may write these tables until commit, so the counts below are exact.
     for (const item of work) await tk.engine.columns.lockTable(trx, item.column);
     if (path === 'client') {

@@ -71,16 +71,21 @@ export async function planColumns(
   return work;
 }
 
-/** The statements a key change would send, in the engine's own SQL, secrets as `***`. */
+/**
+ * The statements a key change would send, in the engine's own SQL, secrets as `***`. The
+ * certificate is the org's (`access.certificate`: a rewrap renames it); the first generation's
+ * name when the caller does not give it.
+ */
 export function dryRunStatements(
   tk: Toolkit,
   from: SymmetricKeyInfo,
   to: { name: string; keyGuid?: string; exists: boolean },
   work: readonly ColumnWork[],
   batchSize: number | undefined,
+  certificate: string = CERTIFICATE_NAME,
 ): string[] {
   return tk.engine.dryRun.changeKey({
-    certificate: CERTIFICATE_NAME,
+    certificate,
     from: { name: from.name, keyGuid: from.keyGuid },
     to: { name: to.name, keyGuid: to.keyGuid, exists: to.exists },
     columns: work.map((w) => w.column),

@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { identityValueFor } from '../cellcrypt/key-identity';
 import { CellcryptError } from '../common/errors';
-import { CERTIFICATE_NAME } from '../common/key-names';
 import type { Secret } from '../common/secret';
 import type { SymmetricKeyInfo } from '../engines/engine';
 import type { ColumnWork } from './change-key-plan';
@@ -44,13 +43,19 @@ export async function openKeys(
   names: readonly string[],
 ): Promise<void> {
   await tk.engine.keys.openMasterKey(trx, access.masterPassword);
-  for (const name of names) await tk.engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
+  for (const name of names) await tk.engine.keys.openSymmetricKey(trx, name, access.certificate);
 }
 
-export async function createNewKey(tk: Toolkit, trx: Knex.Transaction, target: Target): Promise<void> {
+/** The new key goes under the org's certificate, whose name a rewrap changes (`access.certificate`). */
+export async function createNewKey(
+  tk: Toolkit,
+  trx: Knex.Transaction,
+  target: Target,
+  certificate: string,
+): Promise<void> {
   const guid = await tk.engine.keys.createSymmetricKey(trx, {
     name: target.name,
-    certificate: CERTIFICATE_NAME,
+    certificate,
     keySource: target.passphrase,
     identityValue: identityValueFor(target.passphrase),
   });

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Secret } from '../common/secret';
 import type { KeyHierarchy, SymmetricKeyInfo } from '../engines/engine';
 import { CellcryptError } from '../common/errors';
-import { CERTIFICATE_NAME, generationOf } from '../common/key-names';
+import { CERTIFICATE_NAME, currentCertificate, generationOf } from '../common/key-names';
 import { keyGuidFor } from '../cellcrypt/key-identity';
 import type { KeyStore } from '../keystore/keystore';
 import type { Toolkit } from './toolkit';
@@ -49,12 +49,26 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     hint,
     hierarchy,
   });
-  if (!(await tk.organizationId())) return inactive('CellcryptUsage', 'not installed', 'run `cellcrypt install`');
+  if (!(await tk.organizationId())) {
+    // "run install" is the wrong advice for a database that is not the org (a mistyped URL).
+    if (!(await anyRegisteredTable(tk))) {
+      const tables = [...new Set(tk.registry.map((c) => c.table))].join(', ');
+      return inactive(
+        'CellcryptUsage',
+        `not an organization database: none of the registered tables (${tables}) exist in ` +
+          tk.settings.database.display,
+        'is this the org database? Check --database-url / DATABASE_URL (and CELLCRYPT_REGISTRY)',
+      );
+    }
+    return inactive('CellcryptUsage', 'not installed', 'run `cellcrypt install`');
+  }
   const current = currentKey(hierarchy);
   if (!hierarchy.masterKey)
     return inactive('SqlEncryptionDatabaseMasterKeyDoesNotExist', 'the database has no master key');
   if (!current) return inactive('SqlEncryptionSymmetricKeyDoesNotExist', 'the database has no cellcrypt symmetric key');
-  if (!hierarchy.certificates.includes(CERTIFICATE_NAME))
+  // The certificate's name changes with every rewrap (SQL Server cannot rename one): the newest of ours.
+  const certificate = currentCertificate(hierarchy.certificates);
+  if (!certificate)
     return inactive('SqlEncryptionCertificateDoesNotExist', `certificate ${CERTIFICATE_NAME} is missing`);
   let passphrase: Secret | undefined;
   let masterPassword: Secret | undefined;
@@ -67,18 +81,23 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
     if (error instanceof CellcryptError) return inactive(error.code, error.message, error.hint ?? ACTIVATE);
     throw error;
   }
+  // Name the key store: a forgotten CELLCRYPT_CONFIG_URL opens the embedded one, which is empty.
+  const where = `the key store ${keystore.display}`;
+  const checkStore = `; first check that --config-url / CELLCRYPT_CONFIG_URL names this deployment's key store`;
   if (!passphrase)
     return inactive(
       'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
-      'the key store holds no encryption key for this organization',
+      `${where} holds no encryption key for this organization`,
+      `${ACTIVATE}${checkStore}`,
     );
   if (!masterPassword)
     return inactive(
       'SqlEncryptionSymmetricKeyPasswordDoesNotExistInConfigDB',
-      'the key store holds no master-key password for this organization',
+      `${where} holds no master-key password for this organization`,
+      `${ACTIVATE}${checkStore}`,
     );
   const readable = hierarchy.symmetricKeys.filter((k) => generationOf(k.name) !== undefined);
-  const base = { masterPassword, current, certificate: CERTIFICATE_NAME, readable };
+  const base = { masterPassword, current, certificate, readable };
   if (keyGuidFor(passphrase) === current.keyGuid)
     return opened(tk, { active: true, access: { ...base, passphrase }, hierarchy }, inactive);
 
@@ -121,14 +140,17 @@ export async function assessActivity(tk: Toolkit): Promise<Activity> {
  */
 async function opened(
   tk: Toolkit,
-  activity: Activity & { active: true },
+  tried: Activity & { active: true },
   inactive: (code: CellcryptError['code'], reason: string, hint?: string) => Activity,
 ): Promise<Activity> {
+  let activity = tried;
   try {
     await withOpenKeys(tk, activity.access, async () => undefined);
   } catch (error) {
-    if (error instanceof CellcryptError) return inactive(error.code, `the keys do not open: ${error.message}`);
-    throw error;
+    if (!(error instanceof CellcryptError)) throw error;
+    const repaired = await withPendingMasterPassword(tk, activity);
+    if (!repaired) return inactive(error.code, `the keys do not open: ${error.message}`);
+    activity = repaired;
   }
   // cellcrypt opens the master key with its password; the applications that read cells rely on
   // it opening by itself, which a restore on another server breaks (SQL Server error 15581).
@@ -144,6 +166,44 @@ async function opened(
     );
   }
   return activity;
+}
+
+/**
+ * A rewrap writes the new master-key password as `master-key-password.pending` before the
+ * database commits and promotes it after (see rewrap.ts). If the process died in between, the
+ * master key opens with the pending password only: it is tried when the current one fails, and
+ * promoted when it opens. A pending password that does not open is left alone: a rewrap running
+ * now (this reader takes no org lock) may not have committed yet, and removing its pending
+ * password would lose the only copy of the one its commit brings.
+ */
+async function withPendingMasterPassword(
+  tk: Toolkit,
+  activity: Activity & { active: true },
+): Promise<(Activity & { active: true }) | undefined> {
+  const keystore = await tk.keystore();
+  const pending = await keystore.get('master-key-password.pending');
+  if (!pending || pending.equals(activity.access.masterPassword)) return undefined;
+  const access = { ...activity.access, masterPassword: pending };
+  try {
+    await withOpenKeys(tk, access, async () => undefined);
+  } catch (error) {
+    if (error instanceof CellcryptError) return undefined;
+    throw error;
+  }
+  await keystore.put('master-key-password', pending);
+  // Only if it is still the value that opened: a newer rewrap may have written its own meanwhile.
+  if ((await keystore.get('master-key-password.pending'))?.equals(pending))
+    await keystore.remove('master-key-password.pending');
+  tk.reporter.log(
+    'repaired the key store: a rewrap had committed a new master-key password in the database but not in the key store',
+  );
+  return { ...activity, access };
+}
+
+async function anyRegisteredTable(tk: Toolkit): Promise<boolean> {
+  for (const column of tk.registry)
+    if ((await tk.engine.columns.describe(tk.engine.knex, column)).tableExists) return true;
+  return false;
 }
 
 /** Throws the inactive reason as an error (for operations that need an active org). */

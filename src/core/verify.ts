@@ -7,7 +7,6 @@ import {
   type Derivation,
 } from '../cellcrypt';
 import type { Secret } from '../common/secret';
-import { CERTIFICATE_NAME } from '../common/key-names';
 import { identityValueFor } from '../cellcrypt/key-identity';
 import { assessActivity, withOpenKeys, type KeyAccess } from './key-access';
 import { columnLabel } from './registry';
@@ -80,7 +79,7 @@ export async function verify(tk: Toolkit): Promise<VerifyReport> {
       if (failures.length)
         tk.reporter.log(
           `${columnLabel(column)}: ${failures.length} sampled cell(s) do not ` +
-            `decrypt offline with the key store's key (certificate ${CERTIFICATE_NAME})`,
+            `decrypt offline with the key store's key (certificate ${access.certificate})`,
         );
     }
   }

@@ -91,6 +91,21 @@ export interface KeyHierarchyOps {
    * after a restore on another server, error 15581). Engines without that notion say true.
    */
   opensByItself(db: Db, keyName: string, certificate: string): Promise<boolean>;
+  /** Removes a certificate that protects no key any more (rewrap, after moving the keys off it). */
+  dropCertificate(trx: Knex.Transaction, name: string): Promise<void>;
+  /**
+   * Puts an open symmetric key under another certificate and takes it off the old one (SQL
+   * Server: ALTER SYMMETRIC KEY ADD ENCRYPTION BY CERTIFICATE, then DROP ENCRYPTION BY
+   * CERTIFICATE). The key bytes, its GUID and every cell stay as they are; the key must be open.
+   */
+  moveSymmetricKey(trx: Knex.Transaction, name: string, from: string, to: string): Promise<void>;
+  /**
+   * Protects the master key with a new password and removes the old one (SQL Server: ALTER MASTER
+   * KEY ADD / DROP ENCRYPTION BY PASSWORD). The master key itself, and what it protects, is kept.
+   */
+  changeMasterKeyPassword(trx: Knex.Transaction, from: Secret, to: Secret): Promise<void>;
+  /** DECRYPTBYKEY of one blob (no authenticator) with the keys open in `trx`; null when none decrypts it. */
+  decrypt(trx: Knex.Transaction, cell: Buffer): Promise<Buffer | null>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
@@ -223,6 +238,14 @@ export interface ActivateDryRun {
   readonly columns: readonly ColumnRef[];
 }
 
+/** What a rewrap does: every key moves from one certificate to the next; the master key gets a new password. */
+export interface RewrapDryRun {
+  readonly from: string;
+  readonly to: string;
+  /** Every cellcrypt symmetric key (more than one only while a key change is in flight). */
+  readonly keys: readonly string[];
+}
+
 /**
  * The statements an operation would send, in this engine's own SQL, for `--dry-run`. No
  * renderer is ever given a secret: every secret's slot prints as this engine's `'***'` literal,
@@ -232,6 +255,7 @@ export interface DryRunRenderer {
   install(plan: InstallDryRun): string[];
   changeKey(plan: KeyChangeDryRun): string[];
   activate(plan: ActivateDryRun): string[];
+  rewrap(plan: RewrapDryRun): string[];
 }
 
 /** A knex schema-builder definition of one of cellcrypt's own tables. */
@@ -285,6 +309,12 @@ export interface EngineCapabilities {
   readonly masterKeyOpensByItself: boolean;
   /** Cells can stream through the TypeScript codec (`readCellsOnKey` / `writeCells`). */
   readonly clientSideReencrypt: boolean;
+  /**
+   * The server may write statements with their bound parameters to its log (PostgreSQL's
+   * log_statement / log_min_duration_statement), so core checks before a key operation that
+   * its secrets stay out (`diagnose`, check `server log`). SQL Server's error log carries none.
+   */
+  readonly mayLogParameters: boolean;
 }
 
 export interface Engine {

@@ -3,7 +3,7 @@ import { decryptByKey, deriveKey, guidStringToBytes, keyGuidFromIdentity, nvarch
 import { convertColumns } from '../../src/core/convert';
 import { install } from '../../src/core/install';
 import { identityValueFor } from '../../src/cellcrypt/key-identity';
-import { MIGRATIONS_CONFIG, runMigrationsWith } from '../../src/core/install-run';
+import { MIGRATIONS_CONFIG, ORG_MIGRATIONS, runMigrationsWith } from '../../src/core/install-run';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../src/core/registry';
 import { seedDemo } from '../../src/core/demo-seed';
 import { needsAttention, readStatus } from '../../src/core/status';
@@ -114,7 +114,8 @@ export function scenarios(target: TargetName): void {
       // Planning measures every plaintext column once for values too long for its cell.
       columns.findTooLong = (...args) => (counts.plannedColumns++, findTooLong(...args));
       const result = await install(tk);
-      expect(result.migrations).to.have.length(4);
+      // Every migration, one of them per release that adds engine functions (the last: rewrap's).
+      expect(result.migrations).to.have.length(ORG_MIGRATIONS.names().length);
       expect(result.conversions).to.have.length(tk.registry.length);
       expect(counts).to.deep.equal({ prepare: 1, plannedColumns: tk.registry.length });
     });
@@ -268,7 +269,8 @@ export function scenarios(target: TargetName): void {
       // What a SIGKILL in the middle of a migration leaves behind.
       await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
       const result = await install(tk);
-      expect(result.migrations).to.have.length(3);
+      // All but the first, which `migrate.up` applied before the kill.
+      expect(result.migrations).to.have.length(ORG_MIGRATIONS.names().length - 1);
       expect((await readStatus(tk)).columns.every((c) => c.state === 'encrypted' && c.plaintext === 0)).to.equal(true);
     });
 

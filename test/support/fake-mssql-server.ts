@@ -1,4 +1,5 @@
 import {
+  decryptByKey,
   encryptByKey,
   guidBytesToString,
   guidStringToBytes,
@@ -22,6 +23,8 @@ import type { SensitiveColumn } from '../../src/core/registry';
 export interface FakeKey {
   name: string;
   passphrase: Secret;
+  /** The certificates the key is encrypted by (default: the one every org is installed with). */
+  certificates?: string[];
 }
 
 export interface FakeServerState {
@@ -39,6 +42,11 @@ export interface FakeServerState {
   restoredElsewhere?: boolean;
   /** Migration file names recorded as applied (default: every file in migrations/). */
   appliedMigrations?: string[];
+  /**
+   * The passwords the master key is encrypted by. When set (CREATE MASTER KEY sets it), OPEN
+   * MASTER KEY with any other password fails as SQL Server's does (15313).
+   */
+  masterPasswords?: string[];
   /** Statement → error, to make one fail (matched by substring). */
   failOn?: { contains: string; error: Error & { number?: number }; after?: number };
 }
@@ -59,6 +67,14 @@ export function sampleCells(passphrase: Secret, count: number): Array<{ id: stri
     return { id, cell: encryptByKey(key, nvarcharBytes(`secret ${i} 😀`), { authenticator: guidStringToBytes(id) }) };
   });
 }
+
+/** The passwords inlined in a statement, in order (`PASSWORD = N'...'`). */
+function passwordsIn(sql: string): string[] {
+  return [...sql.matchAll(/PASSWORD = N'((?:[^']|'')*)'/g)].map((m) => m[1].replace(/''/g, "'"));
+}
+
+const wrongPassword = () =>
+  Object.assign(new Error('The key is not encrypted using the specified decryptor.'), { number: 15313 });
 
 export function fakeSqlServer(state: FakeServerState, columns: readonly SensitiveColumn[]) {
   let seen = 0;
@@ -122,7 +138,58 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     if (sql.includes('CREATE MASTER KEY')) {
       state.masterKey = true;
       state.restoredElsewhere = false;
+      state.masterPasswords = [passwordsIn(sql)[0]];
       return [];
+    }
+    // ---- rewrap: certificates per key, master-key passwords ----
+    const opened = /^SET XACT_ABORT ON; OPEN MASTER KEY|^OPEN MASTER KEY/.test(sql) ? passwordsIn(sql)[0] : undefined;
+    if (opened !== undefined && state.masterPasswords && !state.masterPasswords.includes(opened))
+      return wrongPassword();
+    const alterMaster = [...sql.matchAll(/ALTER MASTER KEY (ADD|DROP) ENCRYPTION BY PASSWORD = N'((?:[^']|'')*)'/g)];
+    if (alterMaster.length) {
+      for (const [, verb, quoted] of alterMaster) {
+        const password = quoted.replace(/''/g, "'");
+        const passwords = state.masterPasswords ?? [];
+        if (verb === 'ADD') state.masterPasswords = [...passwords, password];
+        else if (!passwords.includes(password)) return wrongPassword();
+        else state.masterPasswords = passwords.filter((p) => p !== password);
+      }
+      return [];
+    }
+    const certificatesOf = (key: FakeKey) => (key.certificates ??= ['cellcrypt_certificate']);
+    const openKey = /^OPEN SYMMETRIC KEY \[([^\]]+)\] DECRYPTION BY CERTIFICATE \[([^\]]+)\]$/.exec(sql);
+    if (openKey) {
+      const key = keyByName(openKey[1]);
+      if (key && !certificatesOf(key).includes(openKey[2]))
+        return Object.assign(new Error(`The key is not encrypted using certificate ${openKey[2]}.`), { number: 15151 });
+      return [];
+    }
+    const alterKey = /^ALTER SYMMETRIC KEY \[([^\]]+)\] (ADD|DROP) ENCRYPTION BY CERTIFICATE \[([^\]]+)\]$/.exec(sql);
+    if (alterKey) {
+      const [, name, verb, certificate] = alterKey;
+      const key = keyByName(name)!;
+      if (verb === 'ADD') certificatesOf(key).push(certificate);
+      else if (certificatesOf(key).length < 2)
+        return Object.assign(new Error('Cannot drop the last encryption of a key.'), { number: 15317 });
+      else key.certificates = certificatesOf(key).filter((c) => c !== certificate);
+      return [];
+    }
+    const dropCertificate = /^CLOSE ALL SYMMETRIC KEYS; DROP CERTIFICATE \[([^\]]+)\]$/.exec(sql);
+    if (dropCertificate) {
+      if (state.keys.some((k) => certificatesOf(k).includes(dropCertificate[1])))
+        return Object.assign(new Error('The certificate cannot be dropped: a key is encrypted by it.'), {
+          number: 15352,
+        });
+      state.certificates = state.certificates.filter((c) => c !== dropCertificate[1]);
+      return [];
+    }
+    const decrypt = /^SELECT DECRYPTBYKEY\(0x([0-9a-f]+)\) AS plain$/.exec(sql);
+    if (decrypt) {
+      const keys = state.keys.map((k) => ({
+        keyGuid: keyGuidFromIdentity(identityValueFor(k.passphrase).reveal()),
+        key: deriveKey(k.passphrase.reveal(), 'sql2017'),
+      }));
+      return [{ plain: decryptByKey(Buffer.from(decrypt[1], 'hex'), keys) }];
     }
     if (
       sql.startsWith('SET XACT_ABORT ON; OPEN MASTER KEY') ||
@@ -131,7 +198,7 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     )
       return [];
     if (sql.includes('CREATE CERTIFICATE')) {
-      state.certificates.push('cellcrypt_certificate');
+      state.certificates.push(/CREATE CERTIFICATE \[([^\]]+)\]/.exec(sql)![1]);
       return [];
     }
     const created = /^CREATE SYMMETRIC KEY \[([^\]]+)\] WITH ALGORITHM = AES_256, KEY_SOURCE = N'((?:[^']|'')*)'/.exec(
@@ -139,7 +206,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     );
     if (created) {
       const passphrase = { reveal: () => created[2].replace(/''/g, "'") } as Secret;
-      state.keys.push({ name: created[1], passphrase });
+      const certificate = /ENCRYPTION BY CERTIFICATE \[([^\]]+)\]$/.exec(sql)![1];
+      state.keys.push({ name: created[1], passphrase, certificates: [certificate] });
       return [];
     }
     const probe = /^SELECT ENCRYPTBYKEY\(KEY_GUID\(N'([^']+)'\), 0x([0-9a-f]+)\)/.exec(sql);

@@ -1,5 +1,12 @@
 import { KEY_PREFIX } from '../../common/key-names';
-import type { ActivateDryRun, ColumnRef, DryRunRenderer, InstallDryRun, KeyChangeDryRun } from '../engine';
+import type {
+  ActivateDryRun,
+  ColumnRef,
+  DryRunRenderer,
+  InstallDryRun,
+  KeyChangeDryRun,
+  RewrapDryRun,
+} from '../engine';
 import { columnStatements as S, guidLiteral, keyGuidOf, REENCRYPT_STEP } from './column-statements';
 import { keyStatements as K, type SecretText } from './key-statements';
 import { quoteTsqlIdentifier as q } from './quote';
@@ -109,4 +116,22 @@ function activate(plan: ActivateDryRun): string[] {
   ];
 }
 
-export const mssqlDryRun: DryRunRenderer = { install, changeKey, activate };
+function rewrap(plan: RewrapDryRun): string[] {
+  const { from, to, keys } = plan;
+  return [
+    'BEGIN TRANSACTION',
+    ...openKeys(from, keys),
+    K.createCertificate(to),
+    ...keys.flatMap((name) => [K.addKeyEncryption(name, to), K.dropKeyEncryption(name, from)]),
+    K.dropCertificate(from),
+    K.changeMasterKeyPassword(masked),
+    `-- verify: the new password and ${to} open every key, and each key decrypts a probe ` +
+      'encrypted in Node under the key its passphrase derives (DECRYPTBYKEY)',
+    K.closeAll(),
+    ...openKeys(to, keys),
+    K.closeAll(),
+    'COMMIT TRANSACTION',
+  ];
+}
+
+export const mssqlDryRun: DryRunRenderer = { install, changeKey, activate, rewrap };

@@ -30,6 +30,7 @@ export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: Mssq
       keysOutliveTransactions: true,
       masterKeyOpensByItself: true,
       clientSideReencrypt: false,
+      mayLogParameters: false,
     },
     quoteIdentifier: quoteTsqlIdentifier,
     keys: mssqlKeyHierarchy(),

@@ -108,6 +108,30 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
       await query(trx, K.forgetDerivation(name), `drop symmetric key ${name}`);
     },
 
+    async dropCertificate(trx, name) {
+      await query(trx, K.dropCertificate(name), `drop certificate ${name}`);
+    },
+
+    async moveSymmetricKey(trx, name, from, to) {
+      await query(trx, K.addKeyEncryption(name, to), `protect symmetric key ${name} by certificate ${to}`);
+      await query(trx, K.dropKeyEncryption(name, from), `remove certificate ${from} from symmetric key ${name}`);
+    },
+
+    async changeMasterKeyPassword(trx, from, to) {
+      await querySecret(
+        trx,
+        K.changeMasterKeyPassword(inlineSecrets({ masterKeyPassword: from, newMasterKeyPassword: to })),
+        'change the master-key password',
+        [from.reveal(), to.reveal()],
+      );
+    },
+
+    async decrypt(trx, cell) {
+      const [row] = await query(trx, K.decrypt(cell.toString('hex')), 'decrypt a probe');
+      const plain = row?.plain as Uint8Array | null | undefined;
+      return plain ? Buffer.from(plain) : null;
+    },
+
     async roundTrip(trx, keyGuid: string, probe: Secret) {
       const rows = await querySecret(
         trx,

@@ -1,3 +1,4 @@
+import { CERTIFICATE_NAME } from '../../common/key-names';
 import { guidLiteral } from './column-statements';
 import { quoteTsqlIdentifier as q, tsqlLiteral } from './quote';
 
@@ -7,18 +8,29 @@ import { quoteTsqlIdentifier as q, tsqlLiteral } from './quote';
  * reviews is what the engine runs. Secrets enter only through a `SecretText`: the engine's
  * inlines the escaped value, the script's writes a sqlcmd variable.
  */
-export type SecretSlot = 'masterKeyPassword' | 'passphrase' | 'identityValue';
+export type SecretSlot = 'masterKeyPassword' | 'newMasterKeyPassword' | 'passphrase' | 'identityValue';
 
 /** Returns the complete literal for a secret slot: `N'...'` with the value, or `N'$(Var)'`. */
 export type SecretText = (slot: SecretSlot) => string;
 
-export const SQLCMD_VARIABLES: Readonly<Record<SecretSlot, string>> = {
+/**
+ * The slots a sqlcmd script may hold. Not `newMasterKeyPassword`: only `rewrap` changes the
+ * master-key password, and it has no script, because the key store must learn the new password
+ * in step with the database (a script run by hand would leave cellcrypt with the old one, and
+ * the org inactive).
+ */
+export type ScriptSecretSlot = Exclude<SecretSlot, 'newMasterKeyPassword'>;
+
+export const SQLCMD_VARIABLES: Readonly<Record<ScriptSecretSlot, string>> = {
   masterKeyPassword: 'CellcryptMasterKeyPassword',
   passphrase: 'CellcryptPassphrase',
   identityValue: 'CellcryptIdentityValue',
 };
 
-export const sqlcmdSecrets: SecretText = (slot) => `N'$(${SQLCMD_VARIABLES[slot]})'`;
+export const sqlcmdSecrets: SecretText = (slot) => {
+  if (slot === 'newMasterKeyPassword') throw new Error('no sqlcmd script changes the master-key password');
+  return `N'$(${SQLCMD_VARIABLES[slot]})'`;
+};
 
 export function inlineSecrets(values: Partial<Record<SecretSlot, { reveal(): string }>>): SecretText {
   return (slot) => {
@@ -29,6 +41,17 @@ export function inlineSecrets(values: Partial<Record<SecretSlot, { reveal(): str
 }
 
 export const MASTER_KEY_NAME = '##MS_DatabaseMasterKey##';
+
+/**
+ * A WHERE condition on sys.certificates' `name` that holds for our certificates only:
+ * `cellcrypt_certificate` and its generations `cellcrypt_certificate_<digits>` (key-names.ts).
+ */
+export const ourCertificates = (): string =>
+  `(name = ${tsqlLiteral(CERTIFICATE_NAME)} OR (name LIKE ${tsqlLiteral(`${likeEscape(CERTIFICATE_NAME)}[_][0-9]%`)} ` +
+  `AND SUBSTRING(name, ${CERTIFICATE_NAME.length + 2}, 128) NOT LIKE N'%[^0-9]%'))`;
+
+/** A LIKE pattern matching `text` literally (`_`, `%` and brackets are LIKE wildcards). */
+const likeEscape = (text: string) => text.replace(/[[\]_%]/g, '[$&]');
 
 export const keyStatements = {
   createMasterKey: (secret: SecretText) =>
@@ -71,6 +94,35 @@ export const keyStatements = {
 
   dropSymmetricKey: (name: string) => `CLOSE ALL SYMMETRIC KEYS; DROP SYMMETRIC KEY ${q(name)}`,
 
+  /**
+   * rewrap: the new certificate protects the key before the old one stops (a key is never without
+   * an encryption). ADD needs the key open: SQL Server encrypts the key's own bytes again.
+   */
+  addKeyEncryption: (name: string, certificate: string) =>
+    `ALTER SYMMETRIC KEY ${q(name)} ADD ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
+
+  dropKeyEncryption: (name: string, certificate: string) =>
+    `ALTER SYMMETRIC KEY ${q(name)} DROP ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
+
+  /** Closes the keys first: they were opened through this certificate. */
+  dropCertificate: (name: string) => `CLOSE ALL SYMMETRIC KEYS; DROP CERTIFICATE ${q(name)}`,
+
+  /**
+   * A new master-key password, the old one removed: ADD/DROP ENCRYPTION BY PASSWORD rather than
+   * REGENERATE. Both are allowed in a user transaction as far as the documentation says, but
+   * REGENERATE makes a new master key and re-encrypts everything under it (and its copy under the
+   * service master key, kept in `master`), while ADD/DROP change only this database's password
+   * encryption of the same key: applications that rely on it opening by itself keep working.
+   * The key is opened with the old password first (dropping the keys' certificate closed it).
+   */
+  changeMasterKeyPassword: (secret: SecretText) =>
+    `OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
+    `ALTER MASTER KEY ADD ENCRYPTION BY PASSWORD = ${secret('newMasterKeyPassword')}; ` +
+    `ALTER MASTER KEY DROP ENCRYPTION BY PASSWORD = ${secret('masterKeyPassword')}`,
+
+  /** DECRYPTBYKEY of one blob with the open keys (rewrap's known-answer probe). */
+  decrypt: (cellHex: string) => `SELECT DECRYPTBYKEY(0x${cellHex}) AS plain`,
+
   closeAll: () =>
     `CLOSE ALL SYMMETRIC KEYS; IF EXISTS (SELECT 1 FROM sys.openkeys WHERE ` +
     `key_name = N'${MASTER_KEY_NAME}' AND database_id = DB_ID()) CLOSE MASTER KEY`,
@@ -94,8 +146,11 @@ export const keyStatements = {
     `DECLARE @drop nvarchar(max) = N''; ` +
       `SELECT @drop = @drop + N'DROP SYMMETRIC KEY ' + QUOTENAME(name) + N'; ' FROM sys.symmetric_keys ` +
       `WHERE name LIKE ${tsqlLiteral(`${keyPrefix.replace(/[[\]_%]/g, '[$&]')}%`)}; EXEC sys.sp_executesql @drop`,
-    `IF EXISTS (SELECT 1 FROM sys.certificates WHERE name = ` +
-      `${tsqlLiteral(certificate)}) DROP CERTIFICATE ${q(certificate)}`,
+    // Every generation of the certificate (a rewrap moved the keys to cellcrypt_certificate_N).
+    `DECLARE @dropCertificates nvarchar(max) = N''; ` +
+      `SELECT @dropCertificates = @dropCertificates + N'DROP CERTIFICATE ' + QUOTENAME(name) + N'; ' ` +
+      `FROM sys.certificates WHERE name = ${tsqlLiteral(certificate)} OR ${ourCertificates()}; ` +
+      `EXEC sys.sp_executesql @dropCertificates`,
     `IF EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') DROP MASTER KEY`,
   ],
 

@@ -1,6 +1,7 @@
 import type { Db, KeyPermission, PermissionCheck } from '../engine';
 import { CERTIFICATE_NAME } from '../../common/key-names';
 import { query } from './execute';
+import { ourCertificates } from './key-statements';
 import { tsqlLiteral } from './quote';
 
 /**
@@ -18,7 +19,11 @@ export const PERMISSION_ROLES: Readonly<Record<KeyPermission, string>> = {
 export const permissionQuery = (permission: KeyPermission): string => {
   const control = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'CONTROL')`;
   const member = `IS_MEMBER(${tsqlLiteral(PERMISSION_ROLES[permission])})`;
-  const openKeys = `HAS_PERMS_BY_NAME(${tsqlLiteral(CERTIFICATE_NAME)}, 'CERTIFICATE', 'CONTROL')`;
+  // CONTROL on our certificate, whichever generation it is (rewrap replaces it): no visible
+  // certificate of ours gives NULL, which is not 1.
+  const openKeys =
+    `(SELECT MIN(ISNULL(HAS_PERMS_BY_NAME(name, 'CERTIFICATE', 'CONTROL'), 0)) ` +
+    `FROM sys.certificates WHERE ${ourCertificates()})`;
   const alterKeys = `HAS_PERMS_BY_NAME(DB_NAME(), 'DATABASE', 'ALTER ANY SYMMETRIC KEY')`;
   const needs =
     permission === 'activate'
@@ -39,6 +44,7 @@ export async function checkMssqlPermission(db: Db, permission: KeyPermission): P
       permission === 'activate'
         ? 'CONTROL on the database (db_owner)'
         : `CONTROL on the database (db_owner), or membership in role ${role} with CONTROL on certificate ` +
-          `${CERTIFICATE_NAME}${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
+          `${CERTIFICATE_NAME} (${CERTIFICATE_NAME}_N after a rewrap)` +
+          `${permission === 'change-key' ? ' and ALTER ANY SYMMETRIC KEY' : ''}`,
   };
 }

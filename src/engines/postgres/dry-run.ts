@@ -1,5 +1,12 @@
 import { guidStringToBytes } from '../../cellcrypt';
-import type { ActivateDryRun, ColumnRef, DryRunRenderer, InstallDryRun, KeyChangeDryRun } from '../engine';
+import type {
+  ActivateDryRun,
+  ColumnRef,
+  DryRunRenderer,
+  InstallDryRun,
+  KeyChangeDryRun,
+  RewrapDryRun,
+} from '../engine';
 import { columnStatements as S, CHUNK_PAGES } from './column-statements';
 import { keyStatements as K } from './key-statements';
 import { quotePgIdentifier as q, quotePgLiteral } from './quote';
@@ -134,4 +141,20 @@ function activate(plan: ActivateDryRun): string[] {
   ];
 }
 
-export const postgresDryRun: DryRunRenderer = { install, changeKey, activate };
+function rewrap(plan: RewrapDryRun): string[] {
+  const { from, to, keys } = plan;
+  return [
+    'begin',
+    ...openKeys(from, keys),
+    render(K.createCertificate, [to, `cellcrypt ${to}`]),
+    ...keys.map((name) => render(K.moveSymmetricKey, [name, from, to])),
+    render(K.dropCertificate, [from]),
+    render(K.changeMasterKeyPassword, [SECRET, SECRET]),
+    `-- verify: the new password and ${to} open every key, and each key decrypts a probe ` +
+      'encrypted in Node under the key its passphrase derives (cellcrypt.decrypt_by_key)',
+    ...openKeys(to, keys),
+    'commit',
+  ];
+}
+
+export const postgresDryRun: DryRunRenderer = { install, changeKey, activate, rewrap };

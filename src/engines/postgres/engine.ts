@@ -27,6 +27,7 @@ export function postgresEngine(target: ConnectionTarget, connection: PgConnectio
       keysOutliveTransactions: false,
       masterKeyOpensByItself: false,
       clientSideReencrypt: true,
+      mayLogParameters: true,
     },
     quoteIdentifier: quotePgIdentifier,
     keys: postgresKeyHierarchy(),

@@ -82,6 +82,24 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
       await call(trx, SQL.dropSymmetricKey, [name], `drop symmetric key ${name}`);
     },
 
+    async dropCertificate(trx, name) {
+      await call(trx, SQL.dropCertificate, [name], `drop certificate ${name}`);
+    },
+
+    async moveSymmetricKey(trx, name, from, to) {
+      await call(trx, SQL.moveSymmetricKey, [name, from, to], `move symmetric key ${name} to certificate ${to}`);
+    },
+
+    async changeMasterKeyPassword(trx, from, to) {
+      await call(trx, SQL.changeMasterKeyPassword, [from.reveal(), to.reveal()], 'change the master-key password');
+    },
+
+    async decrypt(trx, cell) {
+      const result = await trx.raw(SQL.decrypt, [cell]);
+      const plain = result.rows[0]?.plain as Uint8Array | null | undefined;
+      return plain ? Buffer.from(plain) : null;
+    },
+
     // Keys are rows of the session's transaction-local state: commit and rollback close them.
     closeAll: async () => undefined,
 

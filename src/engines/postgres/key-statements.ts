@@ -17,6 +17,14 @@ export const keyStatements = {
   openSymmetricKey: 'select cellcrypt.open_symmetric_key(?::text, ?::text)',
   /** Values: name. */
   dropSymmetricKey: 'select cellcrypt.drop_symmetric_key(?::text)',
+  /** Values: key name, certificate it is under, certificate it moves to. */
+  moveSymmetricKey: 'select cellcrypt.move_symmetric_key(?::text, ?::text, ?::text)',
+  /** Values: name. */
+  dropCertificate: 'select cellcrypt.drop_certificate(?::text)',
+  /** Values: old password, new password. */
+  changeMasterKeyPassword: 'select cellcrypt.change_master_key_password(?::text, ?::text)',
+  /** Values: cell. */
+  decrypt: 'select cellcrypt.decrypt_by_key(?::bytea, null::bytea) as plain',
   reset: [
     'delete from cellcrypt.symmetric_keys',
     'delete from cellcrypt.certificates',

@@ -24,6 +24,7 @@ const HOSTILE = {
   maxLength: 50,
 };
 const COLUMNS = [...DYNAMICS_DEFAULT_COLUMNS, HOSTILE];
+const REWRAP = { from: CERTIFICATE_NAME, to: 'cellcrypt_certificate_2', keys: [FROM.name] };
 
 type Rendering = [string, string[]];
 
@@ -40,6 +41,8 @@ function renderings(renderer: DryRunRenderer): Rendering[] {
     ['change-key, batched', renderer.changeKey({ ...base, batchSize: 1000 })],
     ['change-key, resumed', renderer.changeKey({ ...base, to: { ...TO, exists: true }, batchSize: 1000 })],
     ['activate', renderer.activate({ certificate: CERTIFICATE_NAME, keyName: FROM.name, columns: COLUMNS })],
+    ['rewrap', renderer.rewrap(REWRAP)],
+    ['rewrap, two keys, hostile names', renderer.rewrap({ ...REWRAP, keys: [FROM.name, "k]'?;\n--x"] })],
   ];
 }
 
@@ -73,7 +76,7 @@ describe('every engine renders its own --dry-run', () => {
         const begins = statements.filter((s) => /^begin( transaction)?$/i.test(s)).length;
         const commits = statements.filter((s) => /^commit( transaction)?$/i.test(s)).length;
         expect(begins).to.equal(commits);
-        if (/key|install|activate/.test(what) && !/resumed/.test(what)) expect(text).to.include("'***'");
+        if (/key|install|activate|rewrap/.test(what) && !/resumed/.test(what)) expect(text).to.include("'***'");
       });
     }
   }
@@ -102,6 +105,44 @@ describe('every engine renders its own --dry-run', () => {
         `select cellcrypt.create_symmetric_key('cellcrypt_key_2'::text, 'AES_256', '***'::text, '***'::text, ` +
           `'cellcrypt_certificate'::text, 'sql2017'::text)`,
       );
+    });
+  }
+
+  /** The steps of a rewrap, in order, as each engine writes them. */
+  const REWRAP_STEPS: Record<'postgres' | 'mssql', string[]> = {
+    postgres: [
+      'cellcrypt.open_master_key(',
+      "open_symmetric_key('cellcrypt_key_2'::text, 'cellcrypt_certificate'::text)",
+      "create_certificate('cellcrypt_certificate_2'",
+      "move_symmetric_key('cellcrypt_key_2'",
+      "drop_certificate('cellcrypt_certificate'::text)",
+      "change_master_key_password('***'::text, '***'::text)",
+      "open_symmetric_key('cellcrypt_key_1'::text, 'cellcrypt_certificate_2'::text)",
+    ],
+    mssql: [
+      'OPEN MASTER KEY',
+      'OPEN SYMMETRIC KEY [cellcrypt_key_2] DECRYPTION BY CERTIFICATE [cellcrypt_certificate]',
+      'CREATE CERTIFICATE [cellcrypt_certificate_2]',
+      'ALTER SYMMETRIC KEY [cellcrypt_key_2] DROP ENCRYPTION BY CERTIFICATE [cellcrypt_certificate]',
+      'DROP CERTIFICATE [cellcrypt_certificate]',
+      "ALTER MASTER KEY DROP ENCRYPTION BY PASSWORD = N'***'",
+      'OPEN SYMMETRIC KEY [cellcrypt_key_1] DECRYPTION BY CERTIFICATE [cellcrypt_certificate_2]',
+    ],
+  };
+
+  for (const kind of ENGINE_KINDS) {
+    it(`${kind}: rewrap opens through the old certificate, moves every key, drops it, then the password`, () => {
+      const statements = dryRunRendererFor(kind).rewrap({ ...REWRAP, keys: [FROM.name, TO.name] });
+      const steps = REWRAP_STEPS[kind === 'mssql' ? 'mssql' : 'postgres'];
+      const order = steps.map((step) => statements.findIndex((sql) => sql.includes(step)));
+      expect(
+        order.every((i) => i > 0),
+        order.join(),
+      ).to.equal(true);
+      expect([...order].sort((a, b) => a - b)).to.deep.equal(order);
+      expect(transactions(statements)).to.have.length(1);
+      // No statement writes a cell: a rewrap changes what protects the keys, nothing else.
+      expect(statements.join('\n')).to.not.match(/update |encrypt_text|ENCRYPTBYKEY|reencrypt/i);
     });
   }
 });

@@ -175,6 +175,87 @@ begin
   end if;
 end $$;
 
+-- rewrap, step 1 of 3: ALTER SYMMETRIC KEY k ADD ENCRYPTION BY CERTIFICATE new, then DROP
+-- ENCRYPTION BY CERTIFICATE old, in one call (a row here holds one wrapping). As on SQL Server
+-- the key must be open: its bytes come from the open setting, and must be the bytes its current
+-- wrapping holds. The new wrapping is unwrapped again before it replaces the old one, so a key is
+-- never left wrapped around anything but its own bytes. Cells are not touched.
+create or replace function cellcrypt.move_symmetric_key(key_name text, from_certificate text, to_certificate text)
+returns void
+language plpgsql volatile as $$
+declare
+  k cellcrypt.symmetric_keys;
+  key_bytes bytea;
+  from_cert bytea;
+  to_cert bytea;
+  wrapped_bytes bytea;
+  rewrapped bytea;
+begin
+  select * into k from cellcrypt.symmetric_keys where name = key_name for update;
+  if not found then
+    raise exception 'cellcrypt: symmetric key "%" does not exist', key_name using errcode = 'CC520';
+  end if;
+  if k.certificate <> from_certificate then
+    raise exception 'cellcrypt: symmetric key "%" is not protected by certificate "%"', key_name, from_certificate using errcode = 'CC52F';
+  end if;
+  key_bytes := cellcrypt.opened(cellcrypt.key_setting(k.key_guid));
+  if key_bytes is null then
+    raise exception 'cellcrypt: symmetric key "%" is not open in this transaction', key_name using errcode = 'CC520';
+  end if;
+  from_cert := cellcrypt.open_certificate(from_certificate);
+  to_cert := cellcrypt.open_certificate(to_certificate);
+  begin
+    wrapped_bytes := cellcrypt.unwrap_key(k.wrapped, from_cert);
+  exception when others then
+    raise exception 'cellcrypt: symmetric key "%" cannot be opened with certificate "%"', key_name, from_certificate using errcode = 'CC52F';
+  end;
+  rewrapped := cellcrypt.wrap_key(key_bytes, to_cert);
+  if wrapped_bytes <> key_bytes or cellcrypt.unwrap_key(rewrapped, to_cert) <> key_bytes then
+    raise exception 'cellcrypt: symmetric key "%" did not re-wrap to the same key bytes', key_name using errcode = 'CC52F';
+  end if;
+  update cellcrypt.symmetric_keys set certificate = to_certificate, wrapped = rewrapped where name = key_name;
+end $$;
+
+-- rewrap, step 2: DROP CERTIFICATE, refused while a key is still protected by it (SQL Server
+-- refuses too: a certificate is dropped only when nothing is encrypted by it).
+create or replace function cellcrypt.drop_certificate(certificate_name text) returns void
+language plpgsql volatile as $$
+begin
+  if exists (select 1 from cellcrypt.symmetric_keys where certificate = certificate_name) then
+    raise exception 'cellcrypt: certificate "%" still protects a symmetric key', certificate_name using errcode = 'CCUSE';
+  end if;
+  delete from cellcrypt.certificates where name = certificate_name;
+  if not found then
+    raise exception 'cellcrypt: certificate "%" does not exist', certificate_name using errcode = 'CC51D';
+  end if;
+end $$;
+
+-- rewrap, step 3: ALTER MASTER KEY ADD ENCRYPTION BY PASSWORD = new; DROP ENCRYPTION BY
+-- PASSWORD = old. The master key's bytes are kept (so is everything wrapped by them); only the
+-- password that wraps them changes, after the new wrapping has been opened once.
+create or replace function cellcrypt.change_master_key_password(old_password text, new_password text) returns void
+language plpgsql volatile as $$
+declare
+  wrapped_key bytea;
+  master bytea;
+  rewrapped bytea;
+begin
+  select wrapped into wrapped_key from cellcrypt.master_key where id = 1 for update;
+  if wrapped_key is null then
+    raise exception 'cellcrypt: the database master key does not exist' using errcode = 'CC519';
+  end if;
+  begin
+    master := {{pgcrypto}}.pgp_sym_decrypt_bytea(wrapped_key, old_password);
+  exception when others then
+    raise exception 'cellcrypt: the password does not open the database master key' using errcode = 'CC51A';
+  end;
+  rewrapped := {{pgcrypto}}.pgp_sym_encrypt_bytea(master, new_password, 'cipher-algo=aes256, s2k-mode=3');
+  if {{pgcrypto}}.pgp_sym_decrypt_bytea(rewrapped, new_password) <> master then
+    raise exception 'cellcrypt: the new password did not re-wrap the database master key' using errcode = 'CC51A';
+  end if;
+  update cellcrypt.master_key set wrapped = rewrapped where id = 1;
+end $$;
+
 -- ENCRYPTBYKEY / DECRYPTBYKEY: NULL when the key is not open or the cell does not check out,
 -- never an error (callers must check for new NULLs, as on SQL Server).
 -- A single SELECT of one expression, so the planner inlines it into the calling statement (a

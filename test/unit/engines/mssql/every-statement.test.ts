@@ -24,7 +24,12 @@ const GUID = '5E3F5200-B208-9A14-3EA7-DE70CC509869';
 const HOSTILE = { table: "T]'?; --", column: "C]'?", primaryKey: 'Id?]', maxLength: 50 };
 
 function statements(): Array<[string, string, { knex: boolean }]> {
-  const secrets = inlineSecrets({ masterKeyPassword: SECRET, passphrase: SECRET, identityValue: SECRET });
+  const secrets = inlineSecrets({
+    masterKeyPassword: SECRET,
+    newMasterKeyPassword: SECRET,
+    passphrase: SECRET,
+    identityValue: SECRET,
+  });
   const viaKnex = { knex: true };
   const direct = { knex: false }; // sent to tedious directly (secrets, long statements, the lock)
   const out: Array<[string, string, { knex: boolean }]> = [
@@ -37,6 +42,11 @@ function statements(): Array<[string, string, { knex: boolean }]> {
     ['probeSymmetricKey', K.probeSymmetricKey("key]'?", 'abcdef0123'), viaKnex],
     ['dropSymmetricKey', K.dropSymmetricKey("key]'?"), viaKnex],
     ['closeAll', K.closeAll(), viaKnex],
+    ['addKeyEncryption', K.addKeyEncryption("key]'?", "cert]'?"), viaKnex],
+    ['dropKeyEncryption', K.dropKeyEncryption("key]'?", "cert]'?"), viaKnex],
+    ['dropCertificate', K.dropCertificate("cert]'?"), viaKnex],
+    ['changeMasterKeyPassword', K.changeMasterKeyPassword(secrets), direct],
+    ['decrypt', K.decrypt('00aabbccdd'), viaKnex],
     ...K.reset('cellcrypt_certificate', 'cellcrypt_key_').map((sql, i): [string, string, { knex: boolean }] => [
       `reset ${i}`,
       sql,

@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/rewrap';
+import { forTarget } from '../../support/targets';
+
+forTarget('postgres', scenarios);
