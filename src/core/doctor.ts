@@ -3,7 +3,7 @@ import { isCellcryptError } from '../common/errors';
 import { assessActivity } from './key-access';
 import { keyGuidFor } from '../cellcrypt/key-identity';
 import { MIGRATIONS_CONFIG } from './install-run';
-import { readStatus } from './status';
+import { keyLifeWarnings, readStatus } from './status';
 import type { Toolkit } from './toolkit';
 import { countRecentAudits } from './toolkit-tables';
 
@@ -115,6 +115,27 @@ export async function doctor(tk: Toolkit): Promise<DoctorReport> {
     );
   }
   if (!status.columns.length) add('columns', 'warn', 'no sensitive columns are registered');
+
+  // A key nobody saved dies with the key store; an old one has had long to leak. Only for an
+  // active org: otherwise the key check has failed already, and there is no key to save.
+  if (status.active && status.keyAgeDays !== null) {
+    const maxAge = tk.settings.keyMaxAgeDays;
+    const warnings = keyLifeWarnings(status, maxAge);
+    const unsaved = warnings.find((w) => w.check === 'key saved');
+    add(
+      'key saved',
+      unsaved ? 'warn' : 'ok',
+      unsaved?.detail ?? `the current key was last saved ${status.keySavedAt}`,
+      unsaved?.hint,
+    );
+    const old = warnings.find((w) => w.check === 'key age');
+    add(
+      'key age',
+      old ? 'warn' : 'ok',
+      old?.detail ?? `the current key is ${status.keyAgeDays} day(s) old (CELLCRYPT_KEY_MAX_AGE_DAYS: ${maxAge})`,
+      old?.hint,
+    );
+  }
 
   const used = await countRecentAudits(tk.engine.knex, 'change-key', 15);
   add(

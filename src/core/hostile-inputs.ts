@@ -2,11 +2,12 @@ import { loadSettings } from '../config/settings';
 import { Secret } from '../common/secret';
 import { isCellcryptError } from '../common/errors';
 import { parseKeyFile } from './key-file';
+import { parseShare } from './key-shares';
 import { validatePassphrase } from './passphrase';
 
 /**
- * The input parsers a user can reach with arbitrary bytes (key files, connection URLs,
- * passphrases), wrapped for fuzzing: each call must either succeed or refuse with a
+ * The input parsers a user can reach with arbitrary bytes (key files, key shares, connection
+ * URLs, passphrases), wrapped for fuzzing: each call must either succeed or refuse with a
  * CellcryptError carrying exit code 2. Anything else (a TypeError, a crash, another exit
  * code) is a bug. Used by the fuzz script and by its short form in the unit tests.
  */
@@ -16,6 +17,9 @@ export type FuzzVerdict =
 export const PARSERS = {
   keyFile: (input: Buffer) => {
     parseKeyFile(input);
+  },
+  keyShare: (input: Buffer) => {
+    parseShare(input, 'share.txt');
   },
   databaseUrl: (input: Buffer) => {
     loadSettings({

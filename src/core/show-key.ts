@@ -1,10 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import type { Secret } from '../common/secret';
 import { CellcryptError, refuse } from '../common/errors';
+import { keyGuidFor } from '../cellcrypt/key-identity';
 import { formatKeyFile, type KeyFileEncoding } from './key-file';
 import { assessActivity } from './key-access';
+import { splitKey, writeShareFiles, type ShareSpec } from './key-shares';
 import { requirePermission } from './permissions';
 import type { Toolkit } from './toolkit';
+import { writeAudit } from './toolkit-tables';
+import { readHistory } from './key-history';
 
 /**
  * `show-key`: the exact encryption key, so an administrator can keep a copy outside the
@@ -47,6 +51,21 @@ export async function readCurrentKey(tk: Toolkit): Promise<Secret> {
   return passphrase;
 }
 
+/** `show-key --generation N`: an older generation's passphrase from the key history (issue 18). */
+export async function readKeyGeneration(tk: Toolkit, generation: number): Promise<Secret> {
+  await requirePermission(tk, 'read-key');
+  const history = await readHistory(await tk.keystore());
+  const found = history.find((entry) => entry.generation === generation);
+  if (!found)
+    throw refuse(
+      'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+      `the key history has no generation ${generation} ` +
+        `(it has ${history.map((h) => h.generation).join(', ') || 'none'})`,
+      'run `cellcrypt keys` to see the generations it keeps',
+    );
+  return found.passphrase;
+}
+
 export function writeKeyFile(path: string, passphrase: Secret, encoding: KeyFileEncoding): void {
   try {
     // O_EXCL: refuse to overwrite; mode 0600: nobody else reads the key.
@@ -61,4 +80,37 @@ export function writeKeyFile(path: string, passphrase: Secret, encoding: KeyFile
       );
     throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
   }
+}
+
+/**
+ * The audit row that says this key was saved, so doctor and status can tell a key nobody kept
+ * (lost for good with the key store) from a saved one. Written after the file: the copy exists
+ * whether or not the row can be written (a key reader may not be allowed to insert), so a
+ * failure is a warning, not a failed show-key.
+ */
+export async function recordKeySaved(tk: Toolkit, passphrase: Secret, detail: string): Promise<void> {
+  try {
+    await writeAudit(tk.engine.knex, {
+      createdBy: tk.actor,
+      operation: 'show-key',
+      outcome: 'succeeded',
+      newKeyGuid: keyGuidFor(passphrase),
+      detail,
+    });
+  } catch (error) {
+    tk.reporter.log(
+      `warning: the key was saved, but the audit row recording it could not be written ` +
+        `(${(error as Error).message}); \`cellcrypt doctor\` will still say the key was never saved`,
+    );
+  }
+}
+
+/** `show-key --shares K-of-N --out-dir D`: the shares' files, written and recorded. */
+export async function writeKeyShares(tk: Toolkit, passphrase: Secret, dir: string, spec: ShareSpec): Promise<string[]> {
+  const organization = await tk.organizationId();
+  if (!organization)
+    throw refuse('CellcryptUsage', 'this organization has not been installed', 'run `cellcrypt install`');
+  const files = writeShareFiles(dir, await splitKey(passphrase, organization, spec));
+  await recordKeySaved(tk, passphrase, `shares ${spec.threshold}-of-${spec.total}`);
+  return files;
 }

@@ -1,9 +1,12 @@
 import { expect } from 'chai';
+import { join } from 'node:path';
 import { changeKey } from '../../src/core/change-key';
 import { seedDemo } from '../../src/core/demo-seed';
 import { doctor, type DoctorReport } from '../../src/core/doctor';
 import { install } from '../../src/core/install';
 import { generatePassphrase } from '../../src/core/passphrase';
+import { readCurrentKey, recordKeySaved, writeKeyFile } from '../../src/core/show-key';
+import { readStatus, SAVE_KEY_HINT } from '../../src/core/status';
 import type { Toolkit } from '../../src/core/toolkit';
 import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
@@ -33,8 +36,28 @@ export function scenarios(target: TargetName): void {
       expect(outcome(report, 'installed')).to.include({ outcome: 'fail', hint: 'run `cellcrypt install`' });
     });
 
+    /** What `show-key --out F` does: the file, then the audit row that records the save. */
+    async function saveKey(): Promise<void> {
+      const key = await readCurrentKey(tk);
+      writeKeyFile(join(org.dir, `key-${Date.now()}.txt`), key, 'utf8');
+      await recordKeySaved(tk, key, 'utf8');
+    }
+
     it('a healthy org passes every check; broken states are named with their fix; nothing changes', async () => {
       await install(tk);
+      // Issue 18: a key nobody saved is lost with the key store: a warning until show-key saves it.
+      const unsaved = await doctor(tk);
+      expect(unsaved.healthy).to.equal(true);
+      expect(unsaved.checks.filter((c) => c.outcome !== 'ok')).to.deep.equal([
+        {
+          check: 'key saved',
+          outcome: 'warn',
+          detail: 'the current key was never saved (show-key --out or --shares): it is lost with the key store',
+          hint: SAVE_KEY_HINT,
+        },
+      ]);
+      expect(SAVE_KEY_HINT).to.contain('`cellcrypt show-key --out ~/cellcrypt-key.txt`');
+      await saveKey();
       const healthy = await doctor(tk);
       expect(healthy.healthy).to.equal(true);
       expect(healthy.checks.filter((c) => c.outcome !== 'ok')).to.deep.equal([]);
@@ -44,6 +67,8 @@ export function scenarios(target: TargetName): void {
         'migrations',
         'key',
         'change quota',
+        'key saved',
+        'key age',
         'permission activate',
         'column MailboxBase.Password',
       ]);
@@ -79,6 +104,41 @@ export function scenarios(target: TargetName): void {
       expect(outcome(broken, 'columns')!.detail).to.match(
         new RegExp(`^${tk.registry.length} encrypted column\\(s\\), [1-9][0-9]* cell\\(s\\), .*no usable key`),
       );
+      // Inactive, show-key would hand out the key store's key: no advice to save it.
+      expect(outcome(broken, 'key saved')).to.equal(undefined);
+    });
+
+    it('a key older than CELLCRYPT_KEY_MAX_AGE_DAYS (install row backdated) warns; a new key does not', async () => {
+      await install(tk);
+      await saveKey();
+      const fresh = await readStatus(tk);
+      expect(fresh.keyAgeDays).to.equal(0);
+      expect(outcome(await doctor(tk), 'key age')).to.include({ outcome: 'ok' });
+
+      // The key's age comes from the audit row of the install that created it.
+      await tk.engine.knex.raw(
+        `update cellcrypt.audit set created_on = created_on - interval '400 days' where operation = 'install'`,
+      );
+      const old = await readStatus(tk);
+      expect(old.keyAgeDays).to.equal(400);
+      expect(old.keys[0].createdAt).to.equal(
+        new Date(Date.parse(fresh.keys[0].createdAt) - 400 * 86_400_000).toISOString(),
+      );
+      expect(old.keySavedAt, 'saving an old key does not make it new').to.equal(fresh.keySavedAt);
+      const warned = await doctor(tk);
+      expect(warned.healthy).to.equal(true);
+      expect(outcome(warned, 'key age')).to.include({
+        outcome: 'warn',
+        detail: 'the current key is 400 day(s) old; CELLCRYPT_KEY_MAX_AGE_DAYS is 365',
+      });
+      expect(outcome(warned, 'key age')!.hint).to.contain('cellcrypt change-key --generate');
+
+      // A new key is young again, and unsaved until show-key saves it.
+      await changeKey(tk, { newKey: generatePassphrase() });
+      const changed = await doctor(tk);
+      expect(outcome(changed, 'key age')).to.include({ outcome: 'ok' });
+      expect(outcome(changed, 'key saved')).to.include({ outcome: 'warn' });
+      expect((await readStatus(tk)).keySavedAt).to.equal(null);
     });
   });
 }

@@ -1,8 +1,11 @@
-import type { StatusReport } from '../../core/status';
+import { couldNotCheck, keyLifeWarnings, type StatusReport } from '../../core/status';
 import type { CliIo } from '../io';
 
-/** The human-readable form of a status report. */
-export function printStatus(io: CliIo, report: StatusReport): void {
+/**
+ * The human-readable form of a status report, with a warning for a key never saved and, given
+ * `keyMaxAgeDays` (CELLCRYPT_KEY_MAX_AGE_DAYS; status passes it), for a key that is too old.
+ */
+export function printStatus(io: CliIo, report: StatusReport, keyMaxAgeDays = Infinity): void {
   io.print(`encryption: ${report.active ? 'active' : (report.reason ?? 'inactive')} (engine ${report.engine})`);
   if (!report.active && report.hint) io.print(`  -> ${report.hint}`);
   if (report.keyChange)
@@ -10,18 +13,23 @@ export function printStatus(io: CliIo, report: StatusReport): void {
       `key change in progress: ${report.keyChange.from} -> ${report.keyChange.to}\n  -> ${report.keyChange.hint}`,
     );
   for (const key of report.keys) io.print(`key ${key.name}  ${key.guid}  ${key.algorithm}  created ${key.createdAt}`);
+  if (report.active && report.keyAgeDays !== null)
+    io.print(`current key: ${report.keyAgeDays} day(s) old, saved ${report.keySavedAt ?? 'never'}`);
+  for (const warning of keyLifeWarnings(report, keyMaxAgeDays))
+    io.print(`warning: ${warning.detail}\n  -> ${warning.hint}`);
   const rows = report.columns.map((c) => [
     `${c.table}.${c.column}`,
     c.state,
     String(c.cells),
     String(c.plaintext),
     String(c.undecryptable),
+    String(c.unchecked),
     Object.entries(c.byKey)
       .map(([guid, n]) => `${guid}:${n}`)
       .join(' ') ||
       (c.problem ?? ''),
   ]);
-  const header = ['column', 'state', 'cells', 'plaintext', 'undecryptable', 'by key'];
+  const header = ['column', 'state', 'cells', 'plaintext', 'undecryptable', 'unchecked', 'by key'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     cells
@@ -30,4 +38,6 @@ export function printStatus(io: CliIo, report: StatusReport): void {
       .trimEnd();
   io.print(line(header));
   for (const row of rows) io.print(line(row));
+  if (couldNotCheck(report))
+    io.print('unchecked: cells that could not be checked without a usable key (not damage: see the reason above)');
 }

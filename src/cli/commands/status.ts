@@ -1,6 +1,6 @@
-import { needsAttention, readStatus } from '../../core/status';
+import { readStatus, statusExitCode } from '../../core/status';
 import { defineCommand } from '../command';
-import { withToolkit } from '../session';
+import { withReadOnlyToolkit } from '../session';
 import { printStatus } from './status-format';
 
 export { readStatus };
@@ -11,10 +11,10 @@ export default defineCommand({
     'Show whether encryption is active, the keys, and per column its cells ' +
     'by key, plaintext and undecryptable counts (exit 3 if any need attention)',
   run: async (args, io) =>
-    withToolkit(args, io, async (tk) => {
+    withReadOnlyToolkit(args, io, async (tk) => {
       const report = await readStatus(tk);
       io.result(report);
-      printStatus(io, report);
-      return needsAttention(report) ? 3 : 0;
+      printStatus(io, report, tk.settings.keyMaxAgeDays);
+      return statusExitCode(report);
     }),
 });

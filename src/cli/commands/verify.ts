@@ -1,6 +1,7 @@
+import { statusExitCode } from '../../core/status';
 import { verify } from '../../core/verify';
 import { defineCommand } from '../command';
-import { withToolkit } from '../session';
+import { withReadOnlyToolkit } from '../session';
 import { printStatus } from './status-format';
 
 export { verify };
@@ -11,7 +12,7 @@ export default defineCommand({
     'Prove every cell decrypts with its row authenticator and that ' +
     'the saved key alone reads a sample offline (exit 3 otherwise)',
   run: async (args, io) =>
-    withToolkit(args, io, async (tk) => {
+    withReadOnlyToolkit(args, io, async (tk) => {
       const report = await verify(tk);
       io.result(report);
       printStatus(io, report.status);
@@ -31,7 +32,8 @@ export default defineCommand({
         if (u.omitted > 0)
           io.print(`  ... and ${u.omitted} more (only the first ${u.ids.length}, in primary-key order, are listed)`);
       }
-      io.print(report.ok ? 'verify: OK' : 'verify: FAILED');
-      return report.ok ? 0 : 3;
+      const code = statusExitCode(report.status, report.ok);
+      io.print(code === 0 ? 'verify: OK' : code === 4 ? 'verify: NOT CHECKED (no usable key)' : 'verify: FAILED');
+      return code;
     }),
 });

@@ -1,16 +1,31 @@
+import { KEY_PREFIX } from '../../common/key-names';
 import type { Db, EngineDiagnosis } from '../engine';
 import { query } from './execute';
+import { tsqlLiteral } from './quote';
 
 /**
- * SQL Server checks for `doctor`: version (2017+ for the SHA-512 derivation) and the master key's
- * automatic opening.
+ * SQL Server checks for `doctor`: version (2017+ for the SHA-512 derivation), the master key's
+ * automatic opening, and the expiry of the certificates that protect our keys (CREATE
+ * CERTIFICATE without EXPIRY_DATE gives one year).
  */
+
+/** Warn this long before a certificate expires: time to plan its replacement. */
+export const CERTIFICATE_WARNING_DAYS = 30;
+const DAY_MS = 86_400_000;
+/** `cellcrypt_key_%` with `_` literal (in LIKE it matches any character). */
+const OUR_KEYS = tsqlLiteral(`${KEY_PREFIX.replace(/_/g, '[_]')}%`);
+
 export const diagnoseStatement = () =>
   `SELECT CONVERT(int, SERVERPROPERTY('ProductMajorVersion')) AS major, ` +
   `CONVERT(nvarchar(128), SERVERPROPERTY('ProductVersion')) AS version, ` +
   `(SELECT is_master_key_encrypted_by_server FROM sys.databases WHERE database_id = DB_ID()) AS by_server, ` +
   `CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys ` +
-  `WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key`;
+  `WHERE name = N'##MS_DatabaseMasterKey##') THEN 1 ELSE 0 END AS master_key, ` +
+  // The certificates that encrypt one of our symmetric keys, whatever their generation's name.
+  `(SELECT MIN(c.expiry_date) FROM sys.certificates AS c ` +
+  `JOIN sys.key_encryptions AS e ON e.thumbprint = c.thumbprint ` +
+  `JOIN sys.symmetric_keys AS k ON k.symmetric_key_id = e.key_id ` +
+  `WHERE k.name LIKE ${OUR_KEYS}) AS certificate_expiry`;
 
 export async function diagnoseMssql(db: Db): Promise<EngineDiagnosis[]> {
   const [row] = await query(db, diagnoseStatement(), 'doctor');
@@ -34,5 +49,31 @@ export async function diagnoseMssql(db: Db): Promise<EngineDiagnosis[]> {
       hint: 'run `cellcrypt activate --key-file F` (or the last batch of `cellcrypt script activate --engine mssql`)',
     });
   }
+  const expiry = certificateExpiryCheck(row?.certificate_expiry);
+  if (expiry) checks.push(expiry);
   return checks;
+}
+
+/** A warning when the earliest certificate expiry is within CERTIFICATE_WARNING_DAYS (or past). */
+export function certificateExpiryCheck(value: unknown, now = Date.now()): EngineDiagnosis | undefined {
+  if (value === null || value === undefined) return undefined; // no key yet: nothing expires
+  const expiry = value instanceof Date ? value : new Date(String(value));
+  if (Number.isNaN(expiry.getTime())) return undefined;
+  const days = Math.floor((expiry.getTime() - now) / DAY_MS);
+  const when = expiry.toISOString();
+  if (days >= CERTIFICATE_WARNING_DAYS)
+    return { check: 'certificate', outcome: 'ok', detail: `the certificate protecting the keys expires ${when}` };
+  return {
+    check: 'certificate',
+    outcome: 'warn',
+    detail:
+      expiry.getTime() <= now
+        ? `the certificate protecting the keys expired ${when}`
+        : `the certificate protecting the keys expires ${when}, in ${days} day(s)`,
+    // SQL Server does not check a certificate's expiry when it opens a symmetric key, so cells
+    // stay readable; it is the policies and audits that require a current one.
+    hint:
+      'cells stay readable (SQL Server ignores the expiry when it opens a key), but if your policy ' +
+      'requires a current certificate, protect the keys with a new one before then',
+  };
 }

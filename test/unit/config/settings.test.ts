@@ -20,6 +20,16 @@ describe('settings', () => {
     expect(settings.database).to.include({ kind: 'pglite', path: '/srv/app/.cellcrypt/org' });
     expect(settings.config).to.include({ kind: 'pglite', path: '/srv/app/.cellcrypt/config' });
     expect(settings.changeQuota).to.equal(3);
+    expect(settings.keyMaxAgeDays).to.equal(365);
+  });
+
+  it('CELLCRYPT_KEY_MAX_AGE_DAYS: a whole number of days, 1 or more (issue 18)', () => {
+    expect(loadSettings({ env: { CELLCRYPT_KEY_MAX_AGE_DAYS: '90' }, cwd: '/' }).keyMaxAgeDays).to.equal(90);
+    for (const value of ['0', '1.5', '1y', '-3', '']) {
+      const error = refusal(() => loadSettings({ env: { CELLCRYPT_KEY_MAX_AGE_DAYS: value }, cwd: '/' }));
+      expect(error.exitCode, value).to.equal(2);
+      expect(error.message, value).to.contain(`CELLCRYPT_KEY_MAX_AGE_DAYS: "${value}" is not a whole number of days`);
+    }
   });
 
   it('prefers --database-url over DATABASE_URL and parses every scheme', () => {
