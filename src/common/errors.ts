@@ -46,6 +46,8 @@ export const CELLCRYPT_CODES = [
   'CellcryptEncryptionCannotBeDisabled',
   'CellcryptDatabaseUnavailable',
   'CellcryptSchemaOutdated',
+  'CellcryptOrganizationCopy',
+  'CellcryptSecretsWouldBeLogged',
   'CellcryptInternal',
 ] as const;
 

@@ -1,4 +1,5 @@
-import { isAbsolute, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /**
  * Where a database is: the parsed form of `--database-url` / `DATABASE_URL` / `--config-url`.
@@ -20,6 +21,11 @@ export interface ConnectionTarget {
    * without user, password or options (the key store records it to tell a copy from the org).
    */
   readonly location: string;
+}
+
+/** An embedded database directory that holds no cluster yet (opening it would create one). */
+export function isMissingEmbedded(target: ConnectionTarget): boolean {
+  return target.kind === 'pglite' && target.path !== 'memory://' && !existsSync(join(target.path!, 'PG_VERSION'));
 }
 
 export function maskUrlPassword(url: string): string {

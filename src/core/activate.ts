@@ -1,6 +1,8 @@
 import { keyTransaction } from './key-transaction';
 import { DERIVATIONS, deriveKey, diagnoseCell, guidStringToBytes, type Derivation } from '../cellcrypt';
-import type { Secret } from '../common/secret';
+import { randomUUID } from 'node:crypto';
+import { Secret } from '../common/secret';
+import type { KeyStore } from '../keystore/keystore';
 import { CellcryptError } from '../common/errors';
 import { assessActivity } from './key-access';
 import { CERTIFICATE_NAME, generationOf, keyName } from '../common/key-names';
@@ -10,7 +12,10 @@ import { requirePermission } from './permissions';
 import { columnLabel } from './registry';
 import { classifyColumn } from './column-state';
 import type { Toolkit } from './toolkit';
-import { writeAudit } from './toolkit-tables';
+import { writeAudit, writeOrganizationId } from './toolkit-tables';
+import { copyConflict, requireOwnKeyStore } from './key-store-check';
+import { requireSecretsStayOutOfServerLog } from './secret-logging';
+import { readHistory, recordGeneration, type KeyGeneration } from './key-history';
 
 /**
  * `activate --key-file F`: an org whose cells exist but whose key does not (imported into a new
@@ -28,19 +33,47 @@ export interface ActivateResult {
   derivation: Derivation;
   sampled: number;
   cells: number;
+  /** Set when no key was given and the key store's key history had the cells' key. */
+  fromHistory?: { generation: number };
 }
 
 export const ACTIVATE_SAMPLE = 50;
 
-export async function activate(tk: Toolkit, passphrase: Secret): Promise<ActivateResult> {
-  await requirePermission(tk, 'activate');
-  return withOrgLock(tk, 'activate', () => activateLocked(tk, passphrase));
+export interface ActivateOptions {
+  /**
+   * Write this org's key-store values afresh: the key store has none for it (a new or rebuilt
+   * key store) or the key-store secret that sealed them is lost. Without it such a key store is
+   * refused, since a forgotten CELLCRYPT_CONFIG_URL looks exactly like it.
+   */
+  newKeyStore?: boolean;
+  /** The key store's values were written for another database and this one replaces it. */
+  moved?: boolean;
+  /** This database is a copy of that one (a backup restored for testing): it gets its own org id. */
+  copy?: boolean;
 }
 
-async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<ActivateResult> {
+export async function activate(
+  tk: Toolkit,
+  passphrase: Secret | undefined,
+  options: ActivateOptions = {},
+): Promise<ActivateResult> {
+  await requirePermission(tk, 'activate');
+  if (options.moved && options.copy)
+    throw new CellcryptError('CellcryptUsage', 'give --moved or --copy, not both', { exitCode: 2 });
+  return withOrgLock(tk, 'activate', () => activateLocked(tk, passphrase, options));
+}
+
+async function activateLocked(
+  tk: Toolkit,
+  given: Secret | undefined,
+  options: ActivateOptions,
+): Promise<ActivateResult> {
   const started = Date.now();
   const activity = await assessActivity(tk);
-  if (activity.active) {
+  // --moved and --copy settle whose keys these are, which an active copy needs as well.
+  if (activity.active && !options.moved && !options.copy) {
+    // An active copy elsewhere shares the live org's keys: say that, not only "active".
+    await requireOwnKeyStore(tk);
     throw new CellcryptError(
       'SqlEncryptionIsActiveCannotRestoreEncryptionKey',
       `encryption is active with key ${activity.access.current.name} ` +
@@ -57,12 +90,14 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
       hint: 'run `cellcrypt install`',
     });
 
-  const keyGuid = keyGuidFor(passphrase);
   const columns = await encryptedColumns(tk);
   const cellGuids = new Set<string>();
   for (const column of columns)
     for (const guid of Object.keys((await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false })).byKey))
       cellGuids.add(guid);
+  const historic = given ? undefined : await keyFromHistory(tk, cellGuids);
+  const passphrase = given ?? historic!.passphrase;
+  const keyGuid = keyGuidFor(passphrase);
   const knownKeys = activity.hierarchy.symmetricKeys;
   const foreign = [...cellGuids].filter((guid) => guid !== keyGuid);
   if (
@@ -85,11 +120,16 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   // another key (the newer one of an org restored from an older backup). If the process dies
   // between the commit and the key store write, status reports the org inactive and running
   // activate again with the same file rebuilds the hierarchy and finishes.
-  const keystore = await tk.keystore();
+  await requireSecretsStayOutOfServerLog(tk);
+  const current = await tk.keystore();
+  const copyId = await keyStoreAllows(tk, current, cellGuids.size > 0, options);
+  const keystore = copyId ? await tk.keystoreFor(copyId) : current;
   const masterPassword = generateMasterKeyPassword();
   let cells = 0;
   await keyTransaction(tk.engine, async (trx) => {
     const { keys } = tk.engine;
+    // A copy becomes an organization of its own: its key-store values never touch the original's.
+    if (copyId) await writeOrganizationId(trx, copyId);
     await keys.reset(trx);
     await keys.createMasterKey(trx, masterPassword);
     await keys.openMasterKey(trx, masterPassword);
@@ -130,8 +170,76 @@ async function activateLocked(tk: Toolkit, passphrase: Secret): Promise<Activate
   }
   await keystore.put('passphrase', passphrase);
   await keystore.put('master-key-password', masterPassword);
+  await keystore.put('location', new Secret(tk.settings.database.location));
   await keystore.remove('passphrase.pending');
-  return { keyName: name, keyGuid, derivation, sampled: columns.length ? ACTIVATE_SAMPLE : 0, cells };
+  await recordGeneration(keystore, generationOf(name)!, passphrase);
+  return {
+    keyName: name,
+    keyGuid,
+    derivation,
+    sampled: columns.length ? ACTIVATE_SAMPLE : 0,
+    cells,
+    ...(historic && { fromHistory: { generation: historic.generation } }),
+  };
+}
+
+/**
+ * Refuses, before any change, a key store this activation could not write or should not: one
+ * the secret does not open, one with nothing for this org while its cells exist (the wrong
+ * CELLCRYPT_CONFIG_URL, or none, looks the same), one whose values belong to another database
+ * (a restored copy would take over the live org's values). Returns the new org id of a copy.
+ */
+async function keyStoreAllows(
+  tk: Toolkit,
+  keystore: KeyStore,
+  cellsExist: boolean,
+  options: ActivateOptions,
+): Promise<string | undefined> {
+  const check = await keystore.check();
+  const here = tk.settings.database.location;
+  if (check.own === 'unreadable' && !options.newKeyStore) {
+    const problem = check.problem!;
+    throw new CellcryptError(problem.code, `${problem.message} (key store ${keystore.display}); nothing was changed`, {
+      exitCode: 2,
+      hint: problem.hint,
+    });
+  }
+  if (check.own === 'none' && cellsExist && !options.newKeyStore) {
+    throw new CellcryptError(
+      'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+      `the key store ${keystore.display} has nothing for organization ${keystore.orgId}, whose cells exist; ` +
+        'nothing was changed',
+      {
+        exitCode: 2,
+        hint:
+          "is --config-url / CELLCRYPT_CONFIG_URL this deployment's key store? If it is a new or rebuilt key " +
+          'store, run again with --new-key-store',
+      },
+    );
+  }
+  if (check.own === 'readable' && check.location !== undefined && check.location !== here) {
+    if (options.copy) return randomUUID();
+    if (!options.moved) throw copyConflict(tk, keystore, check.location);
+  }
+  return undefined;
+}
+
+/**
+ * With no key given: the key history's generation whose GUID the cells carry (an org restored
+ * from any older backup comes back in one command). Refused, naming the GUIDs, when it has none.
+ */
+async function keyFromHistory(tk: Toolkit, cellGuids: Set<string>): Promise<KeyGeneration> {
+  const history = await readHistory(await tk.keystore());
+  const found = history.filter((entry) => cellGuids.has(entry.keyGuid));
+  if (found.length === 1 && cellGuids.size === 1) return found[0];
+  const guids = [...cellGuids].join(', ') || 'none (no encrypted cells)';
+  throw new CellcryptError(
+    'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+    `no key was given and the key history has no single key for the cells (cells under ${guids}; the history ` +
+      `has generations ${history.map((h) => `${h.generation} (${h.keyGuid})`).join(', ') || 'none'}); ` +
+      'nothing was changed',
+    { exitCode: 2, hint: 'give the saved key: `cellcrypt activate --key-file F`' },
+  );
 }
 
 function mismatch(message: string): CellcryptError {

@@ -11,6 +11,9 @@ import { withOrgLock } from './org-lock';
 import { generatePassphrase, validatePassphrase } from './passphrase';
 import { requirePermission } from './permissions';
 import { requireCurrentSchema } from './schema-version';
+import { requireOwnKeyStore } from './key-store-check';
+import { requireSecretsStayOutOfServerLog } from './secret-logging';
+import { forgetGeneration, recordGeneration, retireGeneration } from './key-history';
 import type { Toolkit } from './toolkit';
 import { countRecentAudits, writeAudit } from './toolkit-tables';
 
@@ -96,12 +99,16 @@ async function changeKeyLocked(
   };
   if (options.dryRun) {
     const to = { ...target, keyGuid: generatedInDryRun ? undefined : target.keyGuid };
-    const statements = dryRunStatements(tk, target.from, to, work, options.batchSize);
+    const statements = dryRunStatements(tk, target.from, to, work, options.batchSize, access.certificate);
     return { ...summary, dryRun: true, durationMs: Date.now() - started, statements };
   }
 
   const keystore = await tk.keystore();
-  if (!options.resume) await keystore.put('passphrase.pending', target.passphrase);
+  if (!options.resume) {
+    await keystore.put('passphrase.pending', target.passphrase);
+    // Into the key history before the database has the key, like the pending value.
+    await recordGeneration(keystore, generationOf(target.name)!, target.passphrase);
+  }
   try {
     const plan: KeyChangePlan = {
       target,
@@ -117,7 +124,10 @@ async function changeKeyLocked(
     // One new transaction: rolled back, the data is on the old key, the pending key means nothing.
     // Batched, or resuming a batched change: batches that committed are on the new key, whose
     // passphrase is the pending one; removing it would lose those cells.
-    if (!options.batchSize && !target.exists) await keystore.remove('passphrase.pending').catch(() => undefined);
+    if (!options.batchSize && !target.exists) {
+      await keystore.remove('passphrase.pending').catch(() => undefined);
+      await forgetGeneration(keystore, generationOf(target.name)!).catch(() => undefined);
+    }
     // The one transaction checks the cells only in its proof; if that (or the move) found cells
     // that do not decrypt, say so as the batched check would have, before anything changed:
     // the rollback left every cell as it was (refused, exit 3).
@@ -129,6 +139,7 @@ async function changeKeyLocked(
   }
   await keystore.put('passphrase', target.passphrase);
   await keystore.remove('passphrase.pending');
+  await retireGeneration(keystore, generationOf(target.from.name)!);
   return { ...summary, dryRun: false, durationMs: Date.now() - started };
 }
 
@@ -147,6 +158,8 @@ async function prepare(tk: Toolkit, options: ChangeKeyOptions, requested: Secret
   }
   // After the activity check: an org that is not installed has no migration table to read.
   await requireCurrentSchema(tk, 'change-key');
+  await requireOwnKeyStore(tk);
+  await requireSecretsStayOutOfServerLog(tk);
   const { access } = activity;
   const target = targetOf(access, requested, options);
   // Batches commit, so a batched change must know every cell decrypts before the first one; a

@@ -3,7 +3,8 @@ import type { Settings } from '../config/settings';
 import type { Engine } from '../engines/engine';
 import type { KeyStore } from '../keystore/keystore';
 import { openKeyStore, type KeyStoreConnection } from '../keystore/open-keystore';
-import { refuse } from '../common/errors';
+import { CellcryptError, refuse } from '../common/errors';
+import { isMissingEmbedded } from '../config/connection-target';
 import { loadRegistry, type SensitiveColumn } from './registry';
 import { type Reporter, silentReporter } from './reporter';
 import { readOrganizationId } from './toolkit-tables';
@@ -21,6 +22,8 @@ export interface Toolkit {
   readonly actor: string;
   /** The org's key store; refuses (exit 2) before the org has been installed. */
   keystore(): Promise<KeyStore>;
+  /** The same key store's values for another org id (an org copy activated as its own org). */
+  keystoreFor(orgId: string): Promise<KeyStore>;
   /** The org id, or undefined before the first install. */
   organizationId(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -30,6 +33,8 @@ export interface ToolkitOptions {
   reporter?: Reporter;
   /** Whether `close()` closes the engine too (false when the caller keeps using it: the knex CLI). */
   ownsEngine?: boolean;
+  /** A read-only command: an embedded key store that is not there is reported, not created. */
+  readOnly?: boolean;
 }
 
 /** Core receives its engine: the composition root (src/open-toolkit.ts) opens it with the factory. */
@@ -56,6 +61,20 @@ export function createToolkit(settings: Settings, engine: Engine, options: Toolk
           `${settings.database.display} has not been installed yet`,
           'run `cellcrypt install` first',
         );
+      if (options.readOnly && isMissingEmbedded(settings.config))
+        throw new CellcryptError(
+          'CellcryptKeyStoreUnavailable',
+          `there is no key store at ${settings.config.display}`,
+          {
+            exitCode: 2,
+            hint: "check --config-url / CELLCRYPT_CONFIG_URL: it names this deployment's key store",
+          },
+        );
+      connection ??= await openKeyStore(settings, (text) => reporter.log(text));
+      keystore = connection.forOrganization(orgId);
+      return keystore;
+    },
+    async keystoreFor(orgId: string) {
       connection ??= await openKeyStore(settings, (text) => reporter.log(text));
       keystore = connection.forOrganization(orgId);
       return keystore;

@@ -34,5 +34,13 @@ export function knexStorage(knex: Knex): SecretStorage {
     async remove(orgId, name) {
       await knex(KEYSTORE_TABLE).where({ org_id: orgId, name }).delete();
     },
+    async names(orgId) {
+      const rows = await knex(KEYSTORE_TABLE).where({ org_id: orgId }).select('name');
+      return rows.map((row: { name: string }) => row.name);
+    },
+    async anyOther(orgId) {
+      const row = await knex(KEYSTORE_TABLE).whereNot({ org_id: orgId }).first('org_id', 'name', 'sealed');
+      return row ? { orgId: row.org_id, name: row.name, sealed: Buffer.from(row.sealed) } : undefined;
+    },
   };
 }

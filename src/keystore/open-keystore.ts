@@ -40,7 +40,7 @@ export async function openKeyStore(
   const storage = knexStorage(knex);
   return {
     knex,
-    forOrganization: (orgId) => new KeyStore(storage, sealer, orgId),
+    forOrganization: (orgId) => new KeyStore(storage, sealer, orgId, target.display),
     close: () => knex.destroy(),
   };
 }

@@ -88,7 +88,8 @@ function locked(message: string, cause?: unknown): CellcryptError {
     exitCode: 2,
     cause,
     hint:
-      'set CELLCRYPT_KEYSTORE_SECRET (or restore the embedded key-store ' +
-      'secret file) to the value the key store was written with',
+      'set CELLCRYPT_KEYSTORE_SECRET (or restore the embedded key-store secret file) to the value the key store ' +
+      'was written with. If that secret is lost, the values it sealed are too: set a new secret and re-register ' +
+      'the org from its saved key file with `cellcrypt activate --key-file F --new-key-store`',
   });
 }

@@ -7,6 +7,10 @@ export interface SecretStorage {
   read(orgId: string, name: string): Promise<Buffer | undefined>;
   write(orgId: string, name: string, sealed: Buffer): Promise<void>;
   remove(orgId: string, name: string): Promise<void>;
+  /** The names of this organization's values. */
+  names(orgId: string): Promise<string[]>;
+  /** Any one value of another organization: proves the key-store secret when this org has none. */
+  anyOther(orgId: string): Promise<{ orgId: string; name: string; sealed: Buffer } | undefined>;
 }
 
 export function memoryStorage(): SecretStorage & { rows: Map<string, Buffer> } {
@@ -22,6 +26,19 @@ export function memoryStorage(): SecretStorage & { rows: Map<string, Buffer> } {
     },
     async remove(orgId, name) {
       rows.delete(key(orgId, name));
+    },
+    async names(orgId) {
+      return [...rows.keys()]
+        .map((id) => id.split('\u0000'))
+        .filter(([owner]) => owner === orgId)
+        .map(([, n]) => n);
+    },
+    async anyOther(orgId) {
+      for (const [id, sealed] of rows) {
+        const [owner, name] = id.split('\u0000');
+        if (owner !== orgId) return { orgId: owner, name, sealed };
+      }
+      return undefined;
     },
   };
 }

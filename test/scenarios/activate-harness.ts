@@ -7,7 +7,7 @@ import { openToolkit } from '../../src/open-toolkit';
 import { parseKeyFile } from '../../src/core/key-file';
 import { inProcessCli, type CliRun } from '../support/in-process-cli';
 import { DEMO_TABLE_NAMES, q, tableChecksums } from '../support/org-data';
-import { createThrowAwayDatabase, pgServerUrl } from '../support/pg-server';
+import { adminQuery, createThrowAwayDatabase, pgServerUrl } from '../support/pg-server';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 import { seedPgliteDirectory } from '../support/pglite-template';
 
@@ -77,6 +77,7 @@ export function useActivateHarness(on: TargetName): void {
     runs = [];
     secrets = new Set();
     drops = [];
+    keyStoreIsNew = false;
   });
 
   afterEach(async () => {
@@ -197,7 +198,11 @@ export function writeKey(name: string, bytes: Buffer): string {
  * the secret that seals it (both are re-created empty by the next command). Server: point
  * the org at a new, empty config database.
  */
+/** Set by loseKeyStore until an activation has written the new key store. */
+let keyStoreIsNew = false;
+
 export async function loseKeyStore(): Promise<void> {
+  keyStoreIsNew = true;
   if (target === 'pglite') {
     const config = process.env.CELLCRYPT_CONFIG_URL!.replace(/^pglite:/, '');
     rmSync(config, { recursive: true, force: true });
@@ -207,7 +212,7 @@ export async function loseKeyStore(): Promise<void> {
     process.env.CELLCRYPT_CONFIG_URL = await newServerDatabase('cfg');
   }
   const status = await cli('status', '--json');
-  expect(status.code, 'status of an org without its key store').to.equal(3);
+  expect(status.code, 'status of an org without its key store').to.equal(4);
   expect(status.json.active).to.equal(false);
   expect(status.json.hint).to.contain('activate');
 }
@@ -230,15 +235,23 @@ export async function backupOrg(): Promise<() => Promise<void>> {
       cpSync(copy, dir, { recursive: true });
     };
   }
-  const copyUrl = await newServerDatabase('bak', decodeURIComponent(new URL(current).pathname.slice(1)));
+  // Restored in place, as a DBA restores an org: the same database name, so the key store's
+  // record of where the org lives still names it (a copy elsewhere is another case: --copy).
+  const name = decodeURIComponent(new URL(current).pathname.slice(1));
+  const copyUrl = await newServerDatabase('bak', name);
+  const copyName = decodeURIComponent(new URL(copyUrl).pathname.slice(1));
   return async () => {
-    process.env.DATABASE_URL = copyUrl;
+    const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+    await adminQuery(pgServerUrl()!, `drop database ${quote(name)} with (force)`);
+    await adminQuery(pgServerUrl()!, `create database ${quote(name)} template ${quote(copyName)}`);
   };
 }
 
 /** `activate --key-file F` that must succeed; the new master-key password becomes a known secret. */
 export async function activateOk(file: string): Promise<CliRun> {
-  const run = await expectOk('activate', '--key-file', file, '--json');
+  // A key store lost and rebuilt empty is what --new-key-store is for; activate refuses it without.
+  const run = await expectOk('activate', '--key-file', file, '--json', ...(keyStoreIsNew ? ['--new-key-store'] : []));
+  keyStoreIsNew = false;
   await rememberKeyStoreSecrets();
   return run;
 }

@@ -82,7 +82,7 @@ export function scenarios(target: TargetName): void {
         await loseKeyStore();
         const keyFile = join(org.dir, 'k2016.txt');
         writeFileSync(keyFile, formatKeyFile(passphrase, 'utf16le'));
-        const activated = await inProcessCli('activate', '--key-file', keyFile, '--json');
+        const activated = await inProcessCli('activate', '--key-file', keyFile, '--new-key-store', '--json');
         expect(activated.code, activated.stderr).to.equal(0);
         expect(activated.json.derivation).to.equal('sql2016');
         const verified = await inProcessCli('verify', '--json');

@@ -285,18 +285,18 @@ export function scenarios(target: TargetName): void {
         };
         await expectRun(1, undefined, '--json', '--database-url', unreachableUrl('org'), 'status');
         await withKeystoreSecret(wrongKeystoreSecret, async () => {
-          const run = await expectRun(3, undefined, '--json', '--config-url', unreachableUrl('cfg'), 'status');
+          const run = await expectRun(4, undefined, '--json', '--config-url', unreachableUrl('cfg'), 'status');
           expect(run.json.reason).to.contain('cannot open the key store');
         });
         if (role?.checksPasswords) await expectRun(1, undefined, '--json', '--database-url', role.wrongUrl, 'status');
         await withKeystoreSecret(wrongKeystoreSecret, async () => {
-          const run = await expectRun(3, undefined, '--json', 'status');
+          const run = await expectRun(4, undefined, '--json', 'status');
           expect(run.json.reason).to.contain('the key-store secret does not open');
           const inactive = 'SqlEncryptionIsInactiveCannotChangeEncryptionKey';
           await expectRun(2, inactive, '--json', 'change-key', '--key-file', chosenKey);
         });
         // A restored org without its key store: refused with the wrong key, activated with the saved one.
-        await expectRun(3, undefined, '--config-url', emptyStore, 'status');
+        await expectRun(4, undefined, '--config-url', emptyStore, 'status');
         await expectRun(
           2,
           'SqlEncryptionRestoreEncryptionKeyCannotDecryptExistingData',
@@ -307,7 +307,27 @@ export function scenarios(target: TargetName): void {
           '--key-file',
           wrongKey,
         );
-        await expectRun(0, undefined, '--config-url', emptyStore, 'activate', '--key-file', savedKeys[2]!);
+        // The key store is new to this org: an activation refused without --new-key-store.
+        await expectRun(
+          2,
+          'SqlEncryptionSymmetricKeySourceDoesNotExistInConfigDB',
+          '--json',
+          '--config-url',
+          emptyStore,
+          'activate',
+          '--key-file',
+          savedKeys[2]!,
+        );
+        await expectRun(
+          0,
+          undefined,
+          '--config-url',
+          emptyStore,
+          'activate',
+          '--key-file',
+          savedKeys[2]!,
+          '--new-key-store',
+        );
         await expectRun(0, undefined, '--config-url', emptyStore, 'verify');
         await expectRun(0, undefined, '--config-url', emptyStore, 'status', '--json');
 

@@ -401,7 +401,7 @@ const kinds = (tx: { calls: RecordedCall[] }) => tx.calls.map((c) => c.sql!.repl
       async () => {
         const state = installedState();
         const h = await open(state, {}); // restored without its key store
-        const result = await activate(h.tk, P1);
+        const result = await activate(h.tk, P1, { newKeyStore: true });
         h.secrets.push((await (await h.tk.keystore()).get('master-key-password'))!.reveal());
         expectWellFormed(h);
         expect(result.keyGuid).to.equal(guid(P1));

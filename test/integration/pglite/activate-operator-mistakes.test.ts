@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/activate-operator-mistakes';
+import { forTarget } from '../../support/targets';
+
+forTarget('pglite', scenarios);
