@@ -1,8 +1,9 @@
 import { keyTransaction } from './key-transaction';
 import { Secret } from '../common/secret';
 import { CellcryptError, refuse } from '../common/errors';
-import { currentKey } from './key-access';
-import { CERTIFICATE_NAME, keyName } from '../common/key-names';
+import { assessActivity, currentKey } from './key-access';
+import { CERTIFICATE_NAME, currentCertificate, generationOf, keyName } from '../common/key-names';
+import { recordGeneration } from './key-history';
 import { generateMasterKeyPassword, identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
 import { generatePassphrase } from './passphrase';
 import { classifyColumn } from './column-state';
@@ -25,8 +26,14 @@ export interface ProvisionResult {
 export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
   const { engine } = tk;
   const keystore = await tk.keystore();
-  const hierarchy = await engine.keys.read(engine.knex);
-  const current = currentKey(hierarchy);
+  let hierarchy = await engine.keys.read(engine.knex);
+  let current = currentKey(hierarchy);
+  // An installed org: the activity check first, as every command makes it, so a rewrap whose
+  // process died after its commit has its master-key password promoted before it is used here.
+  if (current) {
+    hierarchy = (await assessActivity(tk)).hierarchy;
+    current = currentKey(hierarchy);
+  }
   let passphrase = await keystore.get('passphrase');
   let masterPassword = await keystore.get('master-key-password');
   const activate =
@@ -77,6 +84,8 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
     );
   }
 
+  // Which database these values are for: activating a copy elsewhere must not take them over.
+  if (!(await keystore.get('location'))) await keystore.put('location', new Secret(tk.settings.database.location));
   const secrets = { passphrase, masterPassword };
   const name = current?.name ?? keyName(1);
   const keyGuid = await keyTransaction(engine, async (trx) => {
@@ -85,21 +94,23 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
       created.push('database master key');
     }
     await engine.keys.openMasterKey(trx, secrets.masterPassword);
-    if (!hierarchy.certificates.includes(CERTIFICATE_NAME)) {
-      await engine.keys.createCertificate(trx, CERTIFICATE_NAME);
-      created.push(`certificate ${CERTIFICATE_NAME}`);
+    // A rewrapped org's certificate has a later generation's name: it is still the one.
+    const certificate = currentCertificate(hierarchy.certificates) ?? CERTIFICATE_NAME;
+    if (!hierarchy.certificates.includes(certificate)) {
+      await engine.keys.createCertificate(trx, certificate);
+      created.push(`certificate ${certificate}`);
     }
     let guid = current?.keyGuid;
     if (!guid) {
       guid = await engine.keys.createSymmetricKey(trx, {
         name,
-        certificate: CERTIFICATE_NAME,
+        certificate,
         keySource: secrets.passphrase,
         identityValue: identityValueFor(secrets.passphrase),
       });
       created.push(`symmetric key ${name} (AES_256)`);
     }
-    await engine.keys.openSymmetricKey(trx, name, CERTIFICATE_NAME);
+    await engine.keys.openSymmetricKey(trx, name, certificate);
     if (!(await engine.keys.roundTrip(trx, guid, new Secret('cellcrypt round-trip probe Ω😀')))) {
       throw new CellcryptError(
         'SqlEncryptionEncryptionDecryptionTestError',
@@ -108,6 +119,8 @@ export async function provisionKeys(tk: Toolkit): Promise<ProvisionResult> {
     }
     return guid;
   });
+  // The key history keeps every generation (an org installed before it had none: recorded now).
+  await recordGeneration(keystore, generationOf(name)!, secrets.passphrase, current?.createdAt);
   return { created, keyGuid, keyName: name };
 }
 

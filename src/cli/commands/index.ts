@@ -10,6 +10,8 @@ import showKey from './show-key';
 import status from './status';
 import verify from './verify';
 import script from './script';
+import rewrap from './rewrap';
+import keys from './keys';
 
 /** Every command of the CLI, one module each. */
 export const COMMANDS: readonly CellcryptCommand[] = [
@@ -21,6 +23,8 @@ export const COMMANDS: readonly CellcryptCommand[] = [
   showKey,
   changeKey,
   activate,
+  rewrap,
+  keys,
   decryptOffline,
   script,
   demo,
