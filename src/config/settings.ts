@@ -21,6 +21,10 @@ export interface Settings {
   readonly keystoreSecret?: Secret;
   /** Changes allowed per 15 minutes (CELLCRYPT_CHANGE_QUOTA, default 3). */
   readonly changeQuota: number;
+  /** CELLCRYPT_ACCEPT_SECRETS_IN_SERVER_LOG=1: run key operations on a server that would log their secrets. */
+  readonly acceptSecretsInServerLog: boolean;
+  /** Days after which doctor calls the key old (CELLCRYPT_KEY_MAX_AGE_DAYS, default 365). */
+  readonly keyMaxAgeDays: number;
   /** Extra sensitive columns (CELLCRYPT_REGISTRY: a JSON file). */
   readonly registryFile?: string;
 }
@@ -90,6 +94,13 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     problems.push(`CELLCRYPT_CHANGE_QUOTA: "${quotaText}" is not a whole number of changes per 15 minutes (1 or more)`);
   }
 
+  // A whole number of days: "1.5" or "1y" would silently mean something else than was meant.
+  const maxAgeText = env.CELLCRYPT_KEY_MAX_AGE_DAYS ?? '365';
+  const keyMaxAgeDays = Number(maxAgeText);
+  if (!/^\d+$/.test(maxAgeText) || keyMaxAgeDays < 1) {
+    problems.push(`CELLCRYPT_KEY_MAX_AGE_DAYS: "${maxAgeText}" is not a whole number of days (1 or more)`);
+  }
+
   const registryFile = env.CELLCRYPT_REGISTRY ? resolve(cwd, env.CELLCRYPT_REGISTRY) : undefined;
   if (registryFile && !existsSync(registryFile)) problems.push(`CELLCRYPT_REGISTRY: ${registryFile} does not exist`);
 
@@ -99,11 +110,22 @@ export function loadSettings(input: SettingsInput = {}): Settings {
       `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
       {
         exitCode: 2,
-        hint: 'fix the settings above (environment, --settings-file, or command-line options) and run the command again',
+        hint:
+          'fix the settings above (environment, --settings-file, or command-line options) ' +
+          'and run the command again',
       },
     );
   }
-  const settings: Settings = { database, config, home, changeQuota, registryFile };
+  const acceptSecretsInServerLog = env.CELLCRYPT_ACCEPT_SECRETS_IN_SERVER_LOG === '1';
+  const settings: Settings = {
+    database,
+    config,
+    home,
+    changeQuota,
+    keyMaxAgeDays,
+    acceptSecretsInServerLog,
+    registryFile,
+  };
   // Non-enumerable: a logged or serialized Settings object shows no secret at all.
   if (secretText !== undefined)
     Object.defineProperty(settings, 'keystoreSecret', { value: new Secret(secretText), enumerable: false });

@@ -6,6 +6,7 @@ import { withOrgLock } from './org-lock';
 import { columnLabel } from './registry';
 import type { Toolkit } from './toolkit';
 import { writeAudit } from './toolkit-tables';
+import { requireSecretsStayOutOfServerLog } from './secret-logging';
 
 /**
  * `cellcrypt install`: what an org install or upgrade runs, and the one orchestrator of it:
@@ -50,6 +51,7 @@ async function installLocked(tk: Toolkit): Promise<InstallResult> {
       );
     }
   }
+  await requireSecretsStayOutOfServerLog(tk);
   await run.prepare();
   // An installed org must still have its key before anything runs: an org restored without its
   // key store is refused here (activate is the way out), not half-upgraded.

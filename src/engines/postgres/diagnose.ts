@@ -4,6 +4,14 @@ import type { Db, EngineDiagnosis } from '../engine';
  * PostgreSQL/PGlite checks for `doctor`: the server, pgcrypto, our functions being current, and
  * whether the server would log key secrets for a user who cannot turn that off.
  */
+/** `GRANT SET ON PARAMETER log_parameter_max_length` (PostgreSQL 15 and later) lets cellcrypt hide them. */
+async function maySetParameterLogging(db: Db): Promise<boolean> {
+  const exists = await db.raw(`select to_regproc('pg_catalog.has_parameter_privilege') is not null as present`);
+  if (!exists.rows[0].present) return false;
+  const granted = await db.raw(`select has_parameter_privilege('log_parameter_max_length', 'SET') as granted`);
+  return granted.rows[0].granted === true;
+}
+
 export async function diagnosePostgres(db: Db): Promise<EngineDiagnosis[]> {
   const row = (
     await db.raw(
@@ -46,7 +54,7 @@ export async function diagnosePostgres(db: Db): Promise<EngineDiagnosis[]> {
     );
   }
   const logsParameters = row.log_statement === 'all' || row.log_statement === 'mod' || row.log_min_duration >= 0;
-  if (logsParameters && !row.superuser) {
+  if (logsParameters && !row.superuser && !(await maySetParameterLogging(db))) {
     checks.push({
       check: 'server log',
       outcome: 'warn',
