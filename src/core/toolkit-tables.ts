@@ -8,7 +8,7 @@ import { upsert } from '../common/upsert';
  * - organization: one row, the id under which the key store keeps this org's secrets. It
  *   travels with a backup, so a restored org finds (or knowingly lacks) its key;
  * - audit: one row per install/change/activation (Dynamics' SqlEncryptionAudit: who, when),
- *   counted for the change quota; never a secret;
+ *   counted for the change quota, and per saved copy of the key (show-key); never a secret;
  * - ledger: one row per converted column: when, how many cells, which varbinary size.
  * Portable knex schema, so the SQL Server engine gets the same tables.
  */
@@ -72,9 +72,18 @@ export async function readOrganizationId(db: Db): Promise<string | undefined> {
   return row?.id;
 }
 
+/** Gives the org a new id (a copy activated as an organization of its own). */
+export async function writeOrganizationId(db: Db, id: string): Promise<void> {
+  await db.withSchema(SCHEMA).table(TABLES.organization).update({ id });
+}
+
 export interface AuditEntry {
   createdBy: string;
-  operation: 'install' | 'change-key' | 'activate';
+  /**
+   * `show-key`: the key was saved (--out, --shares); `detail` says how, never the key.
+   * `rewrap`: a new certificate and master-key password; no key GUID, since no key changes.
+   */
+  operation: 'install' | 'change-key' | 'activate' | 'show-key' | 'rewrap';
   /** `refused`: stopped before any change (a refusal's exit 2 or 3); `failed`: stopped after. */
   outcome: 'succeeded' | 'failed' | 'refused';
   oldKeyGuid?: string;
@@ -151,4 +160,18 @@ export async function keyCreationTimes(db: Db): Promise<Map<string, Date>> {
     .select({ guid: 'new_key_guid' })
     .min({ first: 'created_on' })) as unknown as Array<{ guid: string; first: Date | string }>;
   return new Map(rows.map((row) => [String(row.guid).toUpperCase(), new Date(row.first)]));
+}
+
+/**
+ * When the key with this GUID was last saved (`show-key --out` or `--shares`), or undefined: a
+ * key nobody saved is lost with the key store, so doctor and status say so.
+ */
+export async function lastKeySave(db: Db, keyGuid: string): Promise<Date | undefined> {
+  const row = (await db
+    .withSchema(SCHEMA)
+    .table(TABLES.audit)
+    .where({ operation: 'show-key', outcome: 'succeeded', new_key_guid: keyGuid.toUpperCase() })
+    .max({ last: 'created_on' })
+    .first()) as { last?: Date | string | null } | undefined;
+  return row?.last ? new Date(row.last) : undefined;
 }

@@ -137,7 +137,7 @@ export function handMadeScenarios(target: TargetName): void {
       expectNoSecretLeaks();
     });
 
-    it("activate keeps the key's created time; the install audit row names the key (issue 16: audit gaps)", async () => {
+    it("activate keeps the key's created time; the install audit row names the key (issue 16)", async () => {
       await installDemo();
       const { file } = await saveKey('key.txt');
       const before = (await statusJson()).keys[0];
@@ -156,7 +156,7 @@ export function handMadeScenarios(target: TargetName): void {
       expect(after.createdAt, 'created when installed, not when activated').to.equal(before.createdAt);
     });
 
-    it('a key file whose key gained a trailing space is refused naming the space (issue 16: "wrong GUID")', async () => {
+    it('a key file whose key gained a trailing space is refused naming the space (issue 16)', async () => {
       await installDemo();
       const text = (await saveKey('key.txt')).passphrase;
       await loseKeyStore();

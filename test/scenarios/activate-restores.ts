@@ -112,7 +112,7 @@ export function scenarios(target: TargetName): void {
         const k2 = newer!; // saved: saveNewer
 
         const status = await cli('status', '--json');
-        expect(status.code).to.equal(3);
+        expect(status.code, 'cells not checked: exit 4').to.equal(4);
         expect(status.json.active).to.equal(false);
         expect(status.json.hint).to.contain('activate');
 

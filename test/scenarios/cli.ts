@@ -55,7 +55,11 @@ export function scenarios(target: TargetName): void {
 
       const status = await inProcessCli('status', '--json');
       expect(status.code).to.equal(0);
-      expect(status.json).to.have.keys('active', 'engine', 'keys', 'columns');
+      expect(status.json).to.have.keys('active', 'engine', 'keys', 'keySavedAt', 'keyAgeDays', 'columns');
+      expect(status.json).to.include({ keySavedAt: null, keyAgeDays: 0 }); // installed just now, not saved yet
+      const text = (await inProcessCli('status')).stdout;
+      expect(text).to.contain('current key: 0 day(s) old, saved never');
+      expect(text).to.contain('warning: the current key was never saved');
       expect(status.json.active).to.equal(true);
       expect(status.json.engine).to.equal(target);
       expect(status.json.keys).to.have.length(1);
@@ -81,6 +85,11 @@ export function scenarios(target: TargetName): void {
       expect(parsed.checksum).to.equal('verified');
       const again = await inProcessCli('show-key', '--out', keyFile);
       expect(again.code).to.equal(2); // never overwrites a key file
+      const saved = (await inProcessCli('status', '--json')).json;
+      expect(saved.keySavedAt, 'show-key --out records the save').to.be.a('string');
+      expect(new Date(saved.keySavedAt).toISOString()).to.equal(saved.keySavedAt);
+      expect(saved.keyAgeDays).to.equal(0);
+      expect((await inProcessCli('status')).stdout).not.to.contain('never saved');
 
       // The key never shows up in any other command's output.
       const passphrase = parsed.passphrase.reveal();
@@ -316,14 +325,22 @@ export function scenarios(target: TargetName): void {
       expect(badUrl.json.error.code).to.equal('CellcryptConfigInvalid');
     });
 
-    it('status on an org restored without its key store says inactive and names activate (exit 3)', async () => {
+    it('status without its key store: inactive, names activate, cells unchecked, not undecryptable', async () => {
       await inProcessCli('demo', 'seed', '--rows', '10');
       expect((await inProcessCli('install')).code).to.equal(0);
       // Lose the key store: point the org at an empty one.
       await seedPgliteDirectory(`${org.dir}/other-config`);
       const otherConfig = `pglite:${org.dir}/other-config`;
       const status = await inProcessCli('--config-url', otherConfig, 'status', '--json');
-      expect(status.code).to.equal(3);
+      // Issue 15: every cell showed as "undecryptable", exactly like real damage.
+      expect(status.code).to.equal(4);
+      for (const column of status.json.columns) {
+        expect(column.undecryptable, column.column).to.equal(0);
+        expect(column.unchecked, column.column).to.equal(column.cells);
+      }
+      const text = await inProcessCli('--config-url', otherConfig, 'verify');
+      expect(text.code).to.equal(4);
+      expect(text.stdout).to.contain('verify: NOT CHECKED (no usable key)');
       expect(status.json.active).to.equal(false);
       expect(status.json.reason).to.match(/^inactive: encrypted cells exist, no usable key/);
       expect(status.json.hint).to.contain('cellcrypt activate --key-file');

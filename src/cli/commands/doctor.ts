@@ -1,6 +1,6 @@
 import { doctor } from '../../core/doctor';
 import { defineCommand } from '../command';
-import { withToolkit } from '../session';
+import { withReadOnlyToolkit } from '../session';
 
 export { doctor };
 
@@ -12,7 +12,7 @@ export default defineCommand({
     'Check everything a DBA would before trusting this org (server, schema, migrations, key, key ' +
     'store, columns, quota, permissions); each problem names its fix (exit 3 if any check fails)',
   run: async (args, io) =>
-    withToolkit(args, io, async (tk) => {
+    withReadOnlyToolkit(args, io, async (tk) => {
       const report = await doctor(tk);
       io.result(report);
       for (const check of report.checks) {

@@ -1,5 +1,5 @@
 import { install } from '../../core/install';
-import { MIGRATIONS_CONFIG } from '../../core/install-run';
+import { MIGRATIONS_CONFIG, ORG_MIGRATIONS } from '../../core/install-run';
 import type { Toolkit } from '../../core/toolkit';
 import { withOrgLock } from '../../core/org-lock';
 import { defineCommand } from '../command';
@@ -15,6 +15,9 @@ export async function migrate(tk: Toolkit, action: 'latest' | 'status' | 'unlock
       return { applied: result.migrations };
     }
     case 'status': {
+      // knex's list creates its table: on a database never migrated, report without it.
+      if (!(await tk.engine.knex.schema.hasTable(MIGRATIONS_CONFIG.tableName!)))
+        return { completed: [], pending: ORG_MIGRATIONS.names() };
       const [completed, pending] = (await migrator.list(MIGRATIONS_CONFIG)) as [
         Array<{ name: string }>,
         Array<{ file: string }>,
@@ -47,12 +50,17 @@ export default defineCommand<{ action: 'latest' | 'status' | 'unlock' }>({
   builder: (y) =>
     y.positional('action', { choices: ['latest', 'status', 'unlock'] as const, demandOption: true }) as never,
   run: async (args, io) =>
-    withToolkit(args, io, async (tk) => {
-      const result = await migrate(tk, args.action);
-      io.result(result);
-      io.print(describe(result));
-      return 0;
-    }),
+    withToolkit(
+      args,
+      io,
+      async (tk) => {
+        const result = await migrate(tk, args.action);
+        io.result(result);
+        io.print(describe(result));
+        return 0;
+      },
+      { readOnly: args.action === 'status' },
+    ),
 });
 
 /** The result for a person (`--json` prints the document itself). */
