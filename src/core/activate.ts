@@ -9,8 +9,8 @@ import { CERTIFICATE_NAME, generationOf, keyName } from '../common/key-names';
 import { generateMasterKeyPassword, identityValueFor, keyGuidFor } from '../cellcrypt/key-identity';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
-import { columnLabel } from './registry';
-import { classifyColumn } from './column-state';
+import { columnLabel, type SensitiveColumn } from './registry';
+import { encryptedColumns } from './encrypted-columns';
 import type { Toolkit } from './toolkit';
 import { writeAudit, writeOrganizationId } from './toolkit-tables';
 import { copyConflict, requireOwnKeyStore } from './key-store-check';
@@ -253,19 +253,10 @@ function mismatch(message: string): CellcryptError {
   );
 }
 
-async function encryptedColumns(tk: Toolkit) {
-  const result = [];
-  for (const column of tk.registry) {
-    const verdict = classifyColumn(column, await tk.engine.columns.describe(tk.engine.knex, column));
-    if ('state' in verdict && verdict.state === 'encrypted') result.push(column);
-  }
-  return result;
-}
-
 /** The derivation under which every sampled cell decrypts with its row's authenticator. */
 async function matchingDerivation(
   tk: Toolkit,
-  columns: Awaited<ReturnType<typeof encryptedColumns>>,
+  columns: readonly SensitiveColumn[],
   passphrase: Secret,
   keyGuid: string,
 ): Promise<Derivation> {

@@ -15,7 +15,7 @@ import { requireOwnKeyStore } from './key-store-check';
 import { requireSecretsStayOutOfServerLog } from './secret-logging';
 import { forgetGeneration, recordGeneration, retireGeneration } from './key-history';
 import type { Toolkit } from './toolkit';
-import { countRecentAudits, writeAudit } from './toolkit-tables';
+import { countRecentAudits, recordingRefusals, writeFailureAudit } from './toolkit-tables';
 
 /**
  * `change-key`: moves every cell of every registered column from the current key to a new key
@@ -81,7 +81,12 @@ async function changeKeyLocked(
   requested: Secret | undefined,
 ): Promise<ChangeKeyResult> {
   const started = Date.now();
-  const { access, target, work } = await refusalsRecorded(tk, options, () => prepare(tk, options, requested));
+  const { access, target, work } = await recordingRefusals(
+    tk.engine.knex,
+    { createdBy: tk.actor, operation: 'change-key' },
+    !options.dryRun,
+    () => prepare(tk, options, requested),
+  );
   const columns = work.map((w) => {
     // Only the cells still on the old key move (a resumed change committed the others).
     const cells = w.byKey[target.from.keyGuid] ?? 0;
@@ -132,9 +137,19 @@ async function changeKeyLocked(
     // that do not decrypt, say so as the batched check would have, before anything changed:
     // the rollback left every cell as it was (refused, exit 3).
     const refusal = !options.batchSize && mayBeDamagedCells(error) ? await damagedCells(tk, access) : undefined;
-    await recordAudit(tk, refusal ? 'refused' : 'failed', target, refusal ?? error, Date.now() - started, {
-      rolledBack: !options.batchSize,
-    });
+    await writeFailureAudit(
+      tk.engine.knex,
+      {
+        createdBy: tk.actor,
+        operation: 'change-key',
+        outcome: refusal ? 'refused' : 'failed',
+        oldKeyGuid: target.from.keyGuid,
+        newKeyGuid: target.keyGuid,
+        durationMs: Date.now() - started,
+      },
+      refusal ?? error,
+      options.batchSize ? '' : 'rolled back, every cell as it was: ',
+    );
     throw refusal ?? failed(error, options.batchSize !== undefined);
   }
   await keystore.put('passphrase', target.passphrase);
@@ -168,21 +183,6 @@ async function prepare(tk: Toolkit, options: ChangeKeyOptions, requested: Secret
   const work = await planColumns(tk, access, { decrypt });
   if (!options.resume) await checkQuota(tk);
   return { access, target, work };
-}
-
-/**
- * A refused change changes nothing but leaves an audit row (who tried, what, why), as a failed
- * one does; a dry run records nothing. Refusals are the exit-2 and exit-3 errors.
- */
-async function refusalsRecorded<T>(tk: Toolkit, options: ChangeKeyOptions, work: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  try {
-    return await work();
-  } catch (error) {
-    if (!options.dryRun && isCellcryptError(error) && error.exitCode !== 1)
-      await recordAudit(tk, 'refused', undefined, error, Date.now() - started, { rolledBack: false });
-    throw error;
-  }
 }
 
 function chooseKey(options: ChangeKeyOptions): Secret {
@@ -256,28 +256,6 @@ async function checkQuota(tk: Toolkit): Promise<void> {
       },
     );
   }
-}
-
-async function recordAudit(
-  tk: Toolkit,
-  outcome: 'failed' | 'refused',
-  target: Target | undefined,
-  error: unknown,
-  durationMs: number,
-  how: { rolledBack: boolean },
-): Promise<void> {
-  const reason = isCellcryptError(error)
-    ? `${error.code}: ${error.message}`
-    : 'unexpected error (see the command output)';
-  await writeAudit(tk.engine.knex, {
-    createdBy: tk.actor,
-    operation: 'change-key',
-    outcome,
-    oldKeyGuid: target?.from.keyGuid,
-    newKeyGuid: target?.keyGuid,
-    durationMs,
-    detail: how.rolledBack ? `rolled back, every cell as it was: ${reason}` : reason,
-  }).catch(() => undefined); // an org without the audit table (not installed) has nothing to record in
 }
 
 /**

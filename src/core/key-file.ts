@@ -181,11 +181,18 @@ async function readLimited(path: string, stdin: NodeJS.ReadableStream): Promise<
     }
     return Buffer.concat(chunks);
   }
+  return readFileUpTo(path, MAX_KEY_FILE_BYTES);
+}
+
+/**
+ * At most `limit + 1` bytes of a file: one byte past the limit is enough for the parser to
+ * refuse a file too large, and a huge or endless file (a device) is never read whole.
+ */
+export async function readFileUpTo(path: string, limit: number): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {
-    const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    const buffer = Buffer.alloc(limit + 1);
     let filled = 0;
-    // One byte past the limit is enough to know the file is too large.
     while (filled < buffer.length) {
       const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
       if (bytesRead === 0) break;

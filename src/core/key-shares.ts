@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { combine, split } from 'shamir-secret-sharing';
 import { CellcryptError, refuse } from '../common/errors';
 import { Secret } from '../common/secret';
 import { keyGuidFor } from '../cellcrypt/key-identity';
+import { readFileUpTo } from './key-file';
 
 /**
  * Split knowledge: `show-key --shares K-of-N --out-dir D` splits the key into N shares with
@@ -219,19 +219,7 @@ export function parseShare(bytes: Buffer, file: string): KeyShare {
 export async function readShareFile(path: string): Promise<KeyShare> {
   let bytes: Buffer;
   try {
-    const handle = await open(path, 'r');
-    try {
-      const buffer = Buffer.alloc(MAX_SHARE_FILE_BYTES + 1);
-      let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      bytes = buffer.subarray(0, filled);
-    } finally {
-      await handle.close();
-    }
+    bytes = await readFileUpTo(path, MAX_SHARE_FILE_BYTES);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new CellcryptError('CellcryptKeyFileInvalid', `cannot read key share ${path}: ${reason}`, {

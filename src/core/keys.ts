@@ -1,6 +1,6 @@
 import { CellcryptError } from '../common/errors';
 import { generationOf } from '../common/key-names';
-import { classifyColumn } from './column-state';
+import { encryptedColumns } from './encrypted-columns';
 import { forgetGeneration, readHistory } from './key-history';
 import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
@@ -69,9 +69,7 @@ export async function pruneKeys(
 
 async function cellsByGuid(tk: Toolkit): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const column of tk.registry) {
-    const verdict = classifyColumn(column, await tk.engine.columns.describe(tk.engine.knex, column));
-    if (!('state' in verdict) || verdict.state !== 'encrypted') continue;
+  for (const column of await encryptedColumns(tk)) {
     const census = await tk.engine.columns.census(tk.engine.knex, column, { decrypt: false });
     for (const [guid, n] of Object.entries(census.byKey)) out.set(guid, (out.get(guid) ?? 0) + n);
   }

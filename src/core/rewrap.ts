@@ -14,7 +14,7 @@ import { withOrgLock } from './org-lock';
 import { requirePermission } from './permissions';
 import { requireCurrentSchema } from './schema-version';
 import type { Toolkit } from './toolkit';
-import { writeAudit } from './toolkit-tables';
+import { recordingRefusals, writeAudit, writeFailureAudit } from './toolkit-tables';
 
 /**
  * `rewrap`: a new certificate and a new master-key password, in one database transaction, and
@@ -74,7 +74,12 @@ export async function rewrap(tk: Toolkit, options: RewrapOptions = {}): Promise<
 
 async function rewrapLocked(tk: Toolkit, options: RewrapOptions): Promise<RewrapResult> {
   const started = Date.now();
-  const { access, hierarchy } = await refusalsRecorded(tk, options, () => prepare(tk));
+  const { access, hierarchy } = await recordingRefusals(
+    tk.engine.knex,
+    { createdBy: tk.actor, operation: 'rewrap' },
+    !options.dryRun,
+    () => prepare(tk),
+  );
   const from = access.certificate;
   const to = nextCertificate(hierarchy, from);
   const summary = {
@@ -106,7 +111,12 @@ async function rewrapLocked(tk: Toolkit, options: RewrapOptions): Promise<Rewrap
   } catch (error) {
     const rolledBack = await forgetPendingIfRolledBack(tk, access);
     const how = rolledBack ? 'rolled back, nothing changed: ' : 'commit not confirmed, new password kept pending: ';
-    await recordAudit(tk, 'failed', error, Date.now() - started, how);
+    await writeFailureAudit(
+      tk.engine.knex,
+      { createdBy: tk.actor, operation: 'rewrap', outcome: 'failed', durationMs: Date.now() - started },
+      error,
+      how,
+    );
     throw failed(error, rolledBack);
   }
   await keystore.put('master-key-password', password);
@@ -223,38 +233,6 @@ async function forgetPendingIfRolledBack(tk: Toolkit, access: KeyAccess): Promis
   }
   await (await tk.keystore()).remove(PENDING).catch(() => undefined);
   return true;
-}
-
-/** A refusal changes nothing but leaves an audit row, as a failure does; a dry run records nothing. */
-async function refusalsRecorded<T>(tk: Toolkit, options: RewrapOptions, work: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  try {
-    return await work();
-  } catch (error) {
-    if (!options.dryRun && isCellcryptError(error) && error.exitCode !== 1)
-      await recordAudit(tk, 'refused', error, Date.now() - started, '');
-    throw error;
-  }
-}
-
-async function recordAudit(
-  tk: Toolkit,
-  outcome: 'failed' | 'refused',
-  error: unknown,
-  durationMs: number,
-  prefix: string,
-): Promise<void> {
-  // The error's own message, never the SQL: the statements with a secret are cut from it already.
-  const reason = isCellcryptError(error)
-    ? `${error.code}: ${error.message}`
-    : 'unexpected error (see the command output)';
-  await writeAudit(tk.engine.knex, {
-    createdBy: tk.actor,
-    operation: 'rewrap',
-    outcome,
-    durationMs,
-    detail: `${prefix}${reason}`,
-  }).catch(() => undefined); // an org without the audit table (not installed) has nothing to record in
 }
 
 function failed(error: unknown, rolledBack: boolean): CellcryptError {

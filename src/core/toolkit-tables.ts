@@ -1,3 +1,4 @@
+import { isCellcryptError } from '../common/errors';
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Db, TableDefinition } from '../engines/engine';
@@ -130,6 +131,44 @@ export async function writeLedger(db: Db, entry: LedgerEntry): Promise<void> {
   const finished = entry.state === 'encrypted' ? { finished_at: db.fn.now() } : {};
   const { table_name, column_name, ...values } = row;
   await upsert(db, { schema: SCHEMA, table: TABLES.ledger }, { table_name, column_name }, { ...values, ...finished });
+}
+
+/**
+ * The audit row of an operation that was refused or failed: the error's code and message (never
+ * SQL: a statement that carried a secret is already cut from its error). Best effort: an org that
+ * is not installed has no audit table to record in, and the error itself is what gets reported.
+ */
+export async function writeFailureAudit(
+  db: Db,
+  entry: Omit<AuditEntry, 'outcome' | 'detail'> & { outcome: 'failed' | 'refused' },
+  error: unknown,
+  detailPrefix = '',
+): Promise<void> {
+  const reason = isCellcryptError(error)
+    ? `${error.code}: ${error.message}`
+    : 'unexpected error (see the command output)';
+  await writeAudit(db, { ...entry, detail: `${detailPrefix}${reason}` }).catch(() => undefined);
+}
+
+/**
+ * Runs the read-only preparation of an operation: a refusal (exit 2 or 3) changes nothing but
+ * leaves an audit row (who tried, what, why), as a failure does. A dry run (`record` false)
+ * records nothing.
+ */
+export async function recordingRefusals<T>(
+  db: Db,
+  who: { createdBy: string; operation: AuditEntry['operation'] },
+  record: boolean,
+  work: () => Promise<T>,
+): Promise<T> {
+  const started = Date.now();
+  try {
+    return await work();
+  } catch (error) {
+    if (record && isCellcryptError(error) && error.exitCode !== 1)
+      await writeFailureAudit(db, { ...who, outcome: 'refused', durationMs: Date.now() - started }, error);
+    throw error;
+  }
 }
 
 /** Successful operations of one kind in the last `minutes` (the change-key quota). */
