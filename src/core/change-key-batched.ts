@@ -18,6 +18,12 @@ import type { Toolkit } from './toolkit';
  * committed first, then one transaction per batch with both keys open, then the proof and the
  * old key's drop in a last transaction. A re-run with `resume` continues from the per-GUID
  * census: batches that committed are on the new key.
+ *
+ * Each column is walked once in primary-key order (each batch starts after the last key the one
+ * before reached: the engine's `last`), where every batch used to scan from the first row past
+ * the cells already moved (quadratic, review SS2). A resumed change walks from the start again;
+ * cells an application wrote on the old key behind the cursor are found by the last
+ * transaction's full census, which refuses to drop the old key while any is left.
  */
 export async function applyBatched(tk: Toolkit, access: KeyAccess, plan: KeyChangePlan): Promise<void> {
   const { target, work, started } = plan;
@@ -28,27 +34,28 @@ export async function applyBatched(tk: Toolkit, access: KeyAccess, plan: KeyChan
       await createNewKey(tk, trx, target, access.certificate);
     });
   }
-  const remaining = await Promise.all(
-    work.map(
-      async (w) =>
-        (await tk.engine.columns.census(tk.engine.knex, w.column, { decrypt: false })).byKey[target.from.keyGuid] ?? 0,
-    ),
-  );
-  const total = remaining.reduce((a, b) => a + b, 0);
+  // One census at a time: each scans a whole table, and a pool of a few connections (one held
+  // by the org lock) made parallel ones wait for a connection and time out (review BR7).
+  let total = 0;
+  for (const w of work)
+    total +=
+      (await tk.engine.columns.census(tk.engine.knex, w.column, { decrypt: false })).byKey[target.from.keyGuid] ?? 0;
   const progress = tk.reporter.progress(
     `re-encrypting ${total} cell(s) under ${target.name} in batches of ${batchSize}`,
     total,
   );
   let moved = 0;
   for (const item of work) {
+    let after: string | undefined;
     for (;;) {
-      const written = await keyTransaction(tk.engine, async (trx) => {
+      const step = await keyTransaction(tk.engine, async (trx) => {
         await openKeys(tk, trx, access, [target.from.name, target.name]);
-        return moveBatch(tk, trx, item, target, batchSize, (n) => progress.tick(n));
+        return moveBatch(tk, trx, item, target, batchSize, after, (n) => progress.tick(n));
       });
-      moved += written;
-      if (written === 0) break;
-      await plan.afterBatch?.(written);
+      moved += step.written;
+      if (step.written > 0) await plan.afterBatch?.(step.written);
+      if (step.last === undefined) break;
+      after = step.last;
     }
   }
   await keyTransaction(tk.engine, async (trx) => {
@@ -60,17 +67,22 @@ export async function applyBatched(tk: Toolkit, access: KeyAccess, plan: KeyChan
   progress.done();
 }
 
-/** One batch of a batched change: up to `limit` cells of one column moved to the new key. */
+/**
+ * One batch of a batched change: the next cells of one column after `after` moved to the new
+ * key; `last` is where the next batch starts, undefined once the column is walked.
+ */
 async function moveBatch(
   tk: Toolkit,
   trx: Knex.Transaction,
   work: ColumnWork,
   target: Target,
   limit: number,
+  after: string | undefined,
   onStep: (n: number) => void,
-): Promise<number> {
-  const step = await tk.engine.columns.reencryptBatch(trx, work.column, target.from.keyGuid, target.keyGuid, limit);
+): Promise<{ written: number; last?: string }> {
+  const { columns } = tk.engine;
+  const step = await columns.reencryptBatch(trx, work.column, target.from.keyGuid, target.keyGuid, limit, after);
   if (step.undecryptable > 0) throw notDecryptable(work, step.undecryptable, target);
   onStep(step.written);
-  return step.written;
+  return { written: step.written, last: step.last };
 }

@@ -3,6 +3,7 @@ import { classifyColumn, type ColumnState, encryptedColumnBytes, plaintextByteLi
 import { requireActive, withOpenKeys, type KeyAccess } from './key-access';
 import { columnLabel, type SensitiveColumn } from './registry';
 import type { Toolkit } from './toolkit';
+import type { Db } from '../engines/engine';
 import { writeLedger } from './toolkit-tables';
 
 /**
@@ -13,9 +14,12 @@ import { writeLedger } from './toolkit-tables';
  * 1. add the shadow column (transaction);
  * 2. encrypt rows into it in batches, each its own transaction; a batch that turned any
  *    non-null plaintext into NULL rolls back (the key was not open);
- * 3. one final transaction: lock the table, re-encrypt whatever changed or was missed,
- *    prove every non-null value round-trips with its row's authenticator and that no NULL
- *    appeared or vanished, check the cell size, drop the plaintext, rename the shadow.
+ * 3. one final transaction: lock the table, count again the values too long for a cell (a
+ *    write since planning), re-encrypt whatever changed or was missed, prove every non-null
+ *    value round-trips with its row's authenticator and that no NULL appeared or vanished,
+ *    check the cell size, drop the plaintext, rename the shadow;
+ * 4. after the table's last column committed, outside any transaction: rewrite the table so
+ *    its data files no longer hold the dropped plaintext (columns.reclaimSpace).
  * An interruption anywhere leaves either the plaintext column untouched (with a partly filled
  * shadow: state `converting`, resumed by the next run) or the finished encrypted column.
  */
@@ -42,50 +46,63 @@ export interface ColumnConversion {
   readonly sizeBytes: number;
 }
 
-export const DEFAULT_CONVERSION_BATCH = 20_000;
+/**
+ * Rows per conversion batch: under 5,000 because one statement that holds 5,000 locks on a table
+ * makes SQL Server escalate them to a table lock ("A single Transact-SQL statement acquires at
+ * least 5,000 locks on a single nonpartitioned table or index", locking and row-versioning
+ * guide), which would block the applications once per batch. 4,000 row locks leave room for the
+ * page locks of the same statement. PostgreSQL has no escalation; its batches cost one more
+ * commit per 4,000 rows.
+ */
+export const DEFAULT_CONVERSION_BATCH = 4_000;
 
 export async function planConversion(tk: Toolkit): Promise<ColumnPlan[]> {
   const { columns } = tk.engine;
   const db = tk.engine.knex;
   const plans: ColumnPlan[] = [];
-  const problems: string[] = [];
+  // The registry or the schema is wrong (CellcryptRegistryInvalid), or values are (CellcryptValueTooLong).
+  const invalid: string[] = [];
+  const tooLong: string[] = [];
   for (const column of tk.registry) {
     const verdict = classifyColumn(column, await columns.describe(db, column));
     if ('problem' in verdict) {
-      problems.push(verdict.problem);
+      invalid.push(verdict.problem);
       continue;
     }
     let values = 0;
     if (verdict.state !== 'encrypted') {
-      const limit = plaintextByteLimit(column);
-      const tooLong = await columns.findTooLong(db, column, limit);
-      if (tooLong.count > 0) {
-        problems.push(
-          `${columnLabel(column)}: ${tooLong.count} value(s) longer than ` +
-            `${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one ` +
-            `8000-byte cell), e.g. ${column.primaryKey} ${tooLong.examples.join(', ')}`,
-        );
-      }
+      const found = await findTooLong(tk, db, column);
+      if (found) tooLong.push(found);
       values = await columns.countNonNull(db, column, 'plaintext');
       const blockers = await columns.findBlockers(db, column);
       if (blockers.length)
-        problems.push(
-          `${columnLabel(column)} is used by ${blockers.join(', ')}, which cannot be kept through the swap`,
-        );
+        invalid.push(`${columnLabel(column)} is used by ${blockers.join(', ')}, which cannot be kept through the swap`);
     }
     plans.push({ column, state: verdict.state, sizeBytes: encryptedColumnBytes(column), values });
   }
-  if (problems.length > 0) {
-    const tooLong = problems.some((p) => p.includes('longer than'));
+  if (invalid.length + tooLong.length > 0) {
+    const problems = [...invalid, ...tooLong];
     throw refuse(
-      tooLong ? 'CellcryptValueTooLong' : 'CellcryptRegistryInvalid',
+      invalid.length ? 'CellcryptRegistryInvalid' : 'CellcryptValueTooLong',
       `nothing was changed; cannot encrypt:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
-      tooLong
-        ? 'shorten or clear those values, then run the command again'
-        : 'fix the organization schema or the registry (CELLCRYPT_REGISTRY), then run the command again',
+      invalid.length
+        ? 'fix the organization schema or the registry (CELLCRYPT_REGISTRY), then run the command again'
+        : 'shorten or clear those values, then run the command again',
     );
   }
   return plans;
+}
+
+/** The values of a column too long for its cell, as a problem line; undefined when there are none. */
+async function findTooLong(tk: Toolkit, db: Db, column: SensitiveColumn): Promise<string | undefined> {
+  const limit = plaintextByteLimit(column);
+  const found = await tk.engine.columns.findTooLong(db, column, limit);
+  if (found.count === 0) return undefined;
+  return (
+    `${columnLabel(column)}: ${found.count} value(s) longer than ` +
+    `${limit} bytes of UTF-16 (nvarchar(${column.maxLength}), one ` +
+    `8000-byte cell), e.g. ${column.primaryKey} ${found.examples.join(', ')}`
+  );
 }
 
 export async function convertColumns(tk: Toolkit, options: ConvertOptions = {}): Promise<ColumnConversion[]> {
@@ -94,8 +111,33 @@ export async function convertColumns(tk: Toolkit, options: ConvertOptions = {}):
   if (pending.length === 0) return [];
   const { access } = await requireActive(tk);
   const results: ColumnConversion[] = [];
-  for (const plan of pending) results.push(await convertColumn(tk, access, plan, options));
+  for (const [i, plan] of pending.entries()) {
+    results.push(await convertColumn(tk, access, plan, options));
+    // Once per table, after its last column: a rebuild per column would rewrite it again.
+    if (!pending.slice(i + 1).some((later) => later.column.table === plan.column.table))
+      await reclaimSpace(tk, plan.column);
+  }
   return results;
+}
+
+/**
+ * The swap dropped the plaintext column, but its bytes stay in the table's pages (review WR1)
+ * until the engine rewrites the table. The conversion is done either way, so a failure here is
+ * logged with the way out rather than thrown.
+ */
+async function reclaimSpace(tk: Toolkit, column: SensitiveColumn): Promise<void> {
+  const backups = 'older backups and transaction log (WAL) files still hold the plaintext';
+  try {
+    const done = await tk.engine.columns.reclaimSpace(tk.engine.knex, column);
+    tk.reporter.log(`${done}; ${backups}`);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    tk.reporter.log(
+      `${column.table}: the dropped plaintext is still in the table's pages (${reason}); ` +
+        `rebuild the table (SQL Server: ALTER TABLE … REBUILD; PostgreSQL: VACUUM FULL) when it can be ` +
+        `locked; ${backups}`,
+    );
+  }
 }
 
 async function convertColumn(
@@ -136,6 +178,14 @@ async function convertColumn(
 
   const cells = await withOpenKeys(tk, access, async (trx) => {
     await columns.lockTable(trx, column);
+    // Planning counted outside the lock; a value written since then would be cut by the
+    // encryption and lost with the plaintext (review DL2). Under the lock nothing can change it.
+    const tooLong = await findTooLong(tk, trx, column);
+    if (tooLong)
+      throw new CellcryptError('CellcryptValueTooLong', `${tooLong}; written since the plan: nothing was swapped`, {
+        exitCode: 1,
+        hint: 'shorten or clear those values, then run the command again (the conversion resumes)',
+      });
     if ((await columns.countShadowMismatches(trx, column)) > 0) {
       await columns.reconcile(trx, column, keyGuid);
       const left = await columns.countShadowMismatches(trx, column);

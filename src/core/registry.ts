@@ -1,5 +1,19 @@
 import { readFileSync } from 'node:fs';
+import { maxPlaintextBytes } from '../cellcrypt';
 import { refuse } from '../common/errors';
+
+/**
+ * Version-2 blobs (SQL Server 2017+) may carry a 32-byte integrity hash (the facts file cannot
+ * confirm SHA-1 or SHA-256), so every cell size and limit is computed with the larger one.
+ */
+export const REGISTRY_HASH = { authenticator: true, hashLength: 32 } as const;
+
+/**
+ * The widest nvarchar(n) a registry may name: every value of it (2n bytes of UTF-16) fits one
+ * ENCRYPTBYKEY cell of at most 8000 bytes with a 32-byte hash (7911 plaintext bytes: n = 3955
+ * gives a 7988-byte cell, n = 3956 would give 8004, more than varbinary(n) allows). Review BR6.
+ */
+export const MAX_REGISTRY_LENGTH = Math.floor(maxPlaintextBytes(REGISTRY_HASH) / 2);
 
 /**
  * The sensitive columns cellcrypt encrypts. It ships exactly Dynamics 365's documented five;
@@ -83,8 +97,11 @@ export function loadRegistry(file?: string): SensitiveColumn[] {
     const missing = FIELDS.filter((field) => typeof entry?.[field] !== 'string' || entry[field].length === 0);
     const length = entry?.maxLength;
     if (missing.length) problems.push(`columns[${index}]: missing or empty ${missing.join(', ')}`);
-    if (!Number.isInteger(length) || length < 1 || length > 4000)
-      problems.push(`columns[${index}]: maxLength must be a whole number from 1 to 4000 (nvarchar(n))`);
+    if (!Number.isInteger(length) || length < 1 || length > MAX_REGISTRY_LENGTH)
+      problems.push(
+        `columns[${index}]: maxLength must be a whole number from 1 to ${MAX_REGISTRY_LENGTH} (nvarchar(n): ` +
+          `a longer value does not fit one 8000-byte cell)`,
+      );
     if (!missing.length && columns.some((c) => c.table === entry.table && c.column === entry.column)) {
       problems.push(`columns[${index}]: ${entry.table}.${entry.column} is registered twice`);
     }

@@ -12,6 +12,8 @@ export interface CatalogFacts {
   readonly kindOf: (dataType: string) => ColumnKind;
   /** The engine's name for a uniqueidentifier (uuid, uniqueidentifier). */
   readonly uuidType: string;
+  /** Declared length by column name, in characters (UTF-16 units for nvarchar); null = unbounded. */
+  readonly lengths: ReadonlyMap<string, number | null>;
 }
 
 export function columnShape(ref: ColumnRef, facts: CatalogFacts): ColumnShape {
@@ -19,7 +21,10 @@ export function columnShape(ref: ColumnRef, facts: CatalogFacts): ColumnShape {
   const pkType = facts.types.get(ref.primaryKey);
   return {
     tableExists: true,
-    column: columnType === undefined ? undefined : { dataType: columnType, kind: facts.kindOf(columnType) },
+    column:
+      columnType === undefined
+        ? undefined
+        : { dataType: columnType, kind: facts.kindOf(columnType), maxLength: facts.lengths.get(ref.column) ?? null },
     shadowExists: facts.types.has(facts.shadow),
     primaryKey:
       pkType === undefined

@@ -31,7 +31,16 @@ export type ColumnKind = 'text' | 'binary' | 'other';
 
 export interface ColumnShape {
   readonly tableExists: boolean;
-  readonly column?: { readonly dataType: string; readonly kind: ColumnKind };
+  readonly column?: {
+    readonly dataType: string;
+    readonly kind: ColumnKind;
+    /**
+     * The declared length from the catalog, in the type's own units (characters; UTF-16 code
+     * units for nvarchar); null when unbounded (nvarchar(max), text). classifyColumn refuses a
+     * text column whose length is not the registry's. Undefined: the engine did not read it.
+     */
+    readonly maxLength?: number | null;
+  };
   readonly shadowExists: boolean;
   readonly primaryKey?: { readonly dataType: string; readonly isUuid: boolean; readonly isPrimaryKey: boolean };
 }
@@ -108,6 +117,13 @@ export interface KeyHierarchyOps {
   decrypt(trx: Knex.Transaction, cell: Buffer): Promise<Buffer | null>;
   /** Removes master key, certificates and symmetric keys: activate rebuilds them from the saved key. */
   reset(trx: Knex.Transaction): Promise<void>;
+  /**
+   * What `reset` would break or be stopped by: objects not cellcrypt's that depend on the master
+   * key or on our certificates (SQL Server: another application's certificates and keys, module
+   * signatures, users mapped to our certificate), each named `<kind> <name>`; [] when none.
+   * activate refuses on any, before its first change.
+   */
+  foreignDependents(db: Db): Promise<string[]>;
   /** Encrypts and decrypts a probe with an open key (Dynamics' encryption/decryption test). */
   roundTrip(trx: Knex.Transaction, keyGuid: string, probe: Secret): Promise<boolean>;
 }
@@ -137,6 +153,13 @@ export interface ColumnOps {
     limit: number,
     after?: string,
   ): Promise<{ written: number; lost: number; last?: string }>;
+  /**
+   * After the swap committed (outside any transaction): rewrites the table so the dropped
+   * plaintext column's bytes leave its data files (SQL Server: ALTER TABLE … REBUILD;
+   * PostgreSQL: VACUUM FULL). Returns what it did, for the log. Older backups and the
+   * transaction log (WAL) still hold the plaintext.
+   */
+  reclaimSpace(db: Db, ref: ColumnRef): Promise<string>;
   /** Re-encrypts rows whose shadow cell does not decrypt to the current plaintext; returns how many. */
   reconcile(trx: Knex.Transaction, ref: ColumnRef, keyGuid: string): Promise<number>;
   /** Rows whose shadow does not round-trip to the plaintext (must be 0 before the swap). */
@@ -156,8 +179,12 @@ export interface ColumnOps {
    */
   findUndecryptable(db: Db, ref: ColumnRef, limit: number): Promise<{ count: number; ids: string[] }>;
   /**
-   * Re-encrypts, inside the database, up to `limit` cells whose key GUID is `fromGuid` to
-   * `toGuid` (both keys open). Cells that do not decrypt are left as they are and counted.
+   * One batch of a batched key change, inside the database (both keys open): walks the column
+   * in primary-key order from after `after` (the start when undefined) and re-encrypts the
+   * cells on `fromGuid` to `toGuid`, at most `limit` rows per batch. Cells that do not decrypt
+   * are left as they are and counted. `last` is the cursor to pass as `after` next, undefined
+   * once the walk has reached the end of the column (cells written behind it meanwhile are the
+   * caller's final full count to find).
    */
   reencryptBatch(
     trx: Knex.Transaction,
@@ -165,13 +192,15 @@ export interface ColumnOps {
     fromGuid: string,
     toGuid: string,
     limit: number,
-  ): Promise<{ written: number; undecryptable: number }>;
+    after?: string,
+  ): Promise<{ written: number; undecryptable: number; last?: string }>;
   /**
    * The one-transaction key change. The table is locked by the caller. Moves every cell on
-   * `fromGuid` to `toGuid`, in steps so `onStep` can report progress, and returns how many it
-   * moved and how many it found that do not decrypt (it stops at the first such step; 0 where
-   * the engine does not check: PostgreSQL's single pass keeps each cell's plaintext block, so
-   * a damaged cell stays damaged, and the caller's proof before commit rolls the change back).
+   * `fromGuid` to `toGuid`, reporting progress through `onStep` (SQL Server: once, after its one
+   * set-based UPDATE; PostgreSQL: per chunk of pages), and returns how many it moved and how
+   * many it found that do not decrypt (never overwritten; 0 where the engine does not check:
+   * PostgreSQL's pass keeps each cell's plaintext block, so a damaged cell stays damaged, and the
+   * caller's proof before commit rolls the change back).
    */
   reencryptColumn(
     trx: Knex.Transaction,
@@ -261,6 +290,25 @@ export interface DryRunRenderer {
 /** A knex schema-builder definition of one of cellcrypt's own tables. */
 export type TableDefinition = (table: Knex.CreateTableBuilder, knex: Knex) => void;
 
+/** A registered column as a script converts it. */
+export interface ScriptColumn extends DryRunColumn {
+  /** The most UTF-16 bytes a value may have (its nvarchar(n), and one 8000-byte cell): longer is refused. */
+  readonly plaintextBytes: number;
+}
+
+/**
+ * A known-answer test of the key a script creates: Node encrypted `plaintext` under the key the
+ * key file derives (`derivation`), so the server decrypting `cell` with the key it made from
+ * KEY_SOURCE proves both are the same key before any cell is written. Not a secret: AES with a
+ * known plaintext reveals nothing the key GUID in every cell does not.
+ */
+export interface ScriptProbe {
+  readonly keyGuid: string;
+  readonly plaintext: Buffer;
+  readonly cell: Buffer;
+  readonly derivation: Derivation;
+}
+
 /** What `cellcrypt script` prints, decided by core; the engine writes it in its own SQL. */
 export interface ScriptPlan {
   readonly operation: 'install' | 'change-key' | 'activate';
@@ -269,9 +317,13 @@ export interface ScriptPlan {
   readonly keyName: string;
   /** change-key: the generation the cells are on now. */
   readonly fromKeyName?: string;
-  readonly columns: readonly DryRunColumn[];
+  readonly columns: readonly ScriptColumn[];
   /** install: cellcrypt's own tables, by schema and name. */
   readonly tables: { readonly schema: string; readonly definitions: ReadonlyArray<readonly [string, TableDefinition]> };
+  /** The org lock's name (core's ORG_KEY_LOCK): the script holds the lock the engine's operations take. */
+  readonly lockName: string;
+  /** For `keyName`: install and activate create it from the key file, change-key moves the cells to it. */
+  readonly probe: ScriptProbe;
 }
 
 export interface ScriptRenderer {
@@ -340,6 +392,8 @@ export interface Engine {
   diagnose(): Promise<EngineDiagnosis[]>;
   /** Whether the connected user holds a key permission (database roles on PostgreSQL). */
   checkPermission(permission: KeyPermission): Promise<PermissionCheck>;
+  /** The engine's half of `cellcrypt selftest`; absent on an engine without one. */
+  readonly selftest?: SelftestOps;
   close(): Promise<void>;
 }
 
@@ -354,3 +408,63 @@ export interface DemoOps {
   createTable(db: Db, spec: DemoTableSpec): Promise<void>;
   insertRows(db: Db, spec: DemoTableSpec, rows: number): Promise<number>;
 }
+
+/** One line of a `cellcrypt selftest` report: what was checked and what was seen. */
+export interface SelftestFinding {
+  readonly check: string;
+  readonly outcome: 'ok' | 'fail' | 'skipped';
+  /** What was seen; never a secret (key bytes are described by length and offset, never shown). */
+  readonly detail: string;
+  readonly hint?: string;
+}
+
+/** A value for ENCRYPTBYKEY: text as the engine's nvarchar (UTF-16LE), bytes as they are. */
+export type SelftestPlaintext = { readonly text: string } | { readonly bytes: Buffer };
+
+/**
+ * The engine's half of `cellcrypt selftest` (core/selftest/): its throw-away database, the facts
+ * only it can judge, and the SQL primitives of the checks that core writes once for every engine.
+ */
+export interface SelftestOps {
+  /** CREATE DATABASE `name` (empty) on the server this engine is connected to. */
+  createDatabase(name: string): Promise<void>;
+  /** Drops it, ending any session still in it. */
+  dropDatabase(name: string): Promise<void>;
+  /** The user objects of the connected database: a `--database` the DBA made must have none. */
+  userObjects(): Promise<string[]>;
+  /** The server's facts this engine relies on, each judged (SQL Server: version, trace flag 4631, ...). */
+  serverFacts(): Promise<SelftestFinding[]>;
+  /** What the server holds for an open key (SQL Server: DECRYPTBYCERT of sys.key_encryptions, framed). */
+  keyMaterial(trx: Knex.Transaction, keyName: string, certificate: string): Promise<Buffer | null>;
+  /** ENCRYPTBYKEY under the open key `keyGuid`, with the authenticator when one is given. */
+  encrypt(
+    trx: Knex.Transaction,
+    keyGuid: string,
+    plaintext: SelftestPlaintext,
+    authenticator?: Buffer,
+  ): Promise<Buffer | null>;
+  /** DECRYPTBYKEY with the open keys and the authenticator when given; null when none decrypts it. */
+  decrypt(trx: Knex.Transaction, cell: Buffer, authenticator?: Buffer): Promise<Buffer | null>;
+  /** The locks this transaction holds on `table`, and whether one excludes every other session. */
+  tableLocks(trx: Knex.Transaction, table: string): Promise<{ modes: string[]; exclusive: boolean }>;
+  /**
+   * From `second`, another session: reads `table`, which the caller holds, with a short lock
+   * timeout. `got` is the error code the server gave, undefined when the read went through.
+   */
+  lockTimeoutError(second: Db, table: string): Promise<{ expected: string; got?: string }>;
+  /**
+   * Holds `tables` exclusively from `second` until another session's statement waits on them,
+   * then ends that session (SQL Server KILL, PostgreSQL pg_terminate_backend) and lets go: a
+   * connection lost in the middle of a batch. `done` says whom it ended.
+   */
+  interruptNextStatement(second: Db, tables: readonly string[]): Promise<{ done: Promise<string> }>;
+  /**
+   * Runs a printed script (`cellcrypt script`) on the connected database with the engine's
+   * command-line client, its secrets in the client's environment, never on its command line;
+   * undefined when that client is not on the PATH. Absent: the engine prints no scripts.
+   */
+  runScript?(script: string, secrets: ScriptSecrets): Promise<{ exitCode: number; output: string } | undefined>;
+}
+
+/** The secrets a printed script takes, by what they are (the engine knows its variables' names). */
+export type ScriptSecrets = Readonly<Record<'masterKeyPassword' | 'passphrase' | 'identityValue', Secret>>;

@@ -111,8 +111,12 @@ export function scenarios(target: TargetName): void {
       engine.prepare = () => (counts.prepare++, prepare());
       const columns = tk.engine.columns as { findTooLong: typeof tk.engine.columns.findTooLong };
       const findTooLong = columns.findTooLong.bind(columns);
-      // Planning measures every plaintext column once for values too long for its cell.
-      columns.findTooLong = (...args) => (counts.plannedColumns++, findTooLong(...args));
+      // Planning measures every plaintext column once for values too long for its cell (outside any
+      // transaction: the final transaction of each column counts again under its table lock).
+      columns.findTooLong = (db, ...args) => {
+        if (db === tk.engine.knex) counts.plannedColumns++;
+        return findTooLong(db, ...args);
+      };
       const result = await install(tk);
       // Every migration, one of them per release that adds engine functions (the last: rewrap's).
       expect(result.migrations).to.have.length(ORG_MIGRATIONS.names().length);

@@ -7,6 +7,7 @@ import {
   deriveKey,
   nvarcharBytes,
 } from '../../src/cellcrypt';
+import { createHash } from 'node:crypto';
 import type { Secret } from '../../src/common/secret';
 import { identityValueFor } from '../../src/cellcrypt/key-identity';
 import { ORG_MIGRATIONS } from '../../src/core/install-run';
@@ -49,6 +50,14 @@ export interface FakeServerState {
   masterPasswords?: string[];
   /** Statement → error, to make one fail (matched by substring). */
   failOn?: { contains: string; error: Error & { number?: number }; after?: number };
+  /** Objects not cellcrypt's on the master key or our certificate (foreignDependents rows); none by default. */
+  foreignDependents?: Array<{ kind: string; name: string }>;
+  /** Every GRANT to cellcrypt_application sent, as `<permission> <class>::<name>`, in order. */
+  grants?: string[];
+  /** What blocks the swap, per column label (the rows of blockers.ts); none by default. */
+  blockers?: Map<string, Array<{ kind: string; blocker: string }>>;
+  /** Views and modules the refresh after each swap reports (default 0). */
+  refreshed?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -73,8 +82,32 @@ function passwordsIn(sql: string): string[] {
   return [...sql.matchAll(/PASSWORD = N'((?:[^']|'')*)'/g)].map((m) => m[1].replace(/''/g, "'"));
 }
 
+/** A GRANT to the application role, as application.ts sends it (through EXEC). */
+const APPLICATION_GRANT = new RegExp(
+  "EXEC \\(N'GRANT (VIEW DEFINITION|CONTROL) ON (SYMMETRIC KEY|CERTIFICATE)::\\[([^\\]]+)\\] " +
+    "TO \\[cellcrypt_application\\]'\\)",
+  'g',
+);
+
 const wrongPassword = () =>
   Object.assign(new Error('The key is not encrypted using the specified decryptor.'), { number: 15313 });
+
+/**
+ * The primary keys of a column's rows, in the server's order: random-looking GUIDs sorted the way
+ * SQL Server sorts a uniqueidentifier (last group first, review SS1), which is not the order of
+ * the strings, so an engine that computed its cursor in JavaScript would skip or repeat rows.
+ */
+export function rowIds(columnLabel: string, count: number): string[] {
+  const ids = Array.from({ length: count }, (_, i) => {
+    const hex = createHash('md5').update(`${columnLabel}#${i}`).digest('hex').toUpperCase();
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  });
+  return ids.sort((a, b) => (serverOrder(a) < serverOrder(b) ? -1 : 1));
+}
+/** The groups of a GUID string, last first: how SQL Server compares two uniqueidentifiers. */
+const serverOrder = (id: string) => id.split('-').reverse().join('-');
+/** The `[pk] > CONVERT(uniqueidentifier, N'…')` of a keyset batch, if any. */
+const cursorIn = (sql: string) => /\] > CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/i.exec(sql)?.[1].toUpperCase();
 
 export function fakeSqlServer(state: FakeServerState, columns: readonly SensitiveColumn[]) {
   let seen = 0;
@@ -85,11 +118,33 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
   const keyByName = (name: string) => state.keys.find((k) => k.name === name);
   const guids = (sql: string) =>
     [...sql.matchAll(/CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/gi)].map((m) => m[1].toUpperCase());
+  /**
+   * Each cell of a column and its key, by primary key, for the keyset batches of a key change;
+   * built from the per-key counts (and again whenever another statement changed those).
+   */
+  const cellRows = new Map<string, Array<{ id: string; key: string }>>();
+  const rowsOf = (columnLabel: string, byKey: Map<string, number>) => {
+    let rows = cellRows.get(columnLabel);
+    const counts = (list: Array<{ key: string }>) =>
+      [...byKey.keys()].map((k) => list.filter((r) => r.key === k).length).join();
+    if (
+      !rows ||
+      rows.length !== [...byKey.values()].reduce((a, b) => a + b, 0) ||
+      counts(rows) !== [...byKey.values()].join()
+    ) {
+      const keys = [...byKey].flatMap(([key, n]) => Array.from({ length: n }, () => key));
+      rows = rowIds(columnLabel, keys.length).map((id, i) => ({ id, key: keys[i] }));
+      cellRows.set(columnLabel, rows);
+    }
+    return rows;
+  };
 
   return (sql: string): Row[] | { rows?: Row[]; rowCount?: number } | Error | undefined => {
     seen++;
     if (state.failOn && sql.includes(state.failOn.contains) && seen > (state.failOn.after ?? 0))
       return state.failOn.error;
+    for (const [, permission, securable, name] of sql.matchAll(APPLICATION_GRANT))
+      (state.grants ??= []).push(`${permission} ${securable}::${name}`);
     const column = label(sql);
     const columnLabel = column ? `${column.table}.${column.column}` : '';
     // ---- knex's own queries (schema builder, toolkit tables) ----
@@ -117,6 +172,8 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     )
       return [{ master_key: state.masterKey ? 1 : 0, prepared: 1 }];
     if (sql.startsWith('SELECT name FROM sys.certificates')) return state.certificates.map((name) => ({ name }));
+    if (sql.startsWith("SELECT N'certificate' AS kind, name FROM sys.certificates"))
+      return state.foreignDependents ?? [];
     if (sql.includes('FROM sys.symmetric_keys AS k')) {
       return state.keys.map((k, i) => ({
         name: k.name,
@@ -206,7 +263,7 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
     );
     if (created) {
       const passphrase = { reveal: () => created[2].replace(/''/g, "'") } as Secret;
-      const certificate = /ENCRYPTION BY CERTIFICATE \[([^\]]+)\]$/.exec(sql)![1];
+      const certificate = /ENCRYPTION BY CERTIFICATE \[([^\]]+)\](?:;|$)/.exec(sql)![1];
       state.keys.push({ name: created[1], passphrase, certificates: [certificate] });
       return [];
     }
@@ -243,11 +300,18 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       state.cells.set(columnLabel, byKey);
       const plaintext = state.plaintext.get(columnLabel) ?? 0;
       const converted = plaintext === 0;
+      if (sql.includes(') AS blocker FROM ')) return state.blockers?.get(columnLabel) ?? [];
+      if (sql.includes('sys.sp_refreshview')) return [{ refreshed: state.refreshed ?? 0 }];
       if (sql.includes('THEN 0 ELSE 1 END AS present')) return [{ present: 1 }];
       if (sql.startsWith('SELECT c.name, ty.name AS type_name')) {
+        // max_length in bytes, as sys.columns has it: nvarchar(n) is 2n.
         return [
-          { name: column.column, type_name: converted ? 'varbinary' : 'nvarchar' },
-          { name: column.primaryKey, type_name: 'uniqueidentifier' },
+          {
+            name: column.column,
+            type_name: converted ? 'varbinary' : 'nvarchar',
+            max_length: converted ? 8000 : 2 * column.maxLength,
+          },
+          { name: column.primaryKey, type_name: 'uniqueidentifier', max_length: 16 },
         ];
       }
       if (sql.includes('i.is_primary_key = 1')) return [{ name: column.primaryKey }];
@@ -257,13 +321,26 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
       if (sql.startsWith('SELECT COUNT(')) return [{ n: converted ? 0 : plaintext }];
       if (sql.startsWith('ALTER TABLE') && sql.includes(' ADD ')) return [];
       if (sql.includes('DECLARE @written')) {
+        // Rows are encrypted in primary-key order: the first `done` have a cell; a batch takes the
+        // next `limit` after its cursor (if any) that have none.
         const guid = guids(sql)[0];
         const limit = Number(/TOP \((\d+)\)/.exec(sql)![1]);
-        const pending = plaintext - [...byKey.values()].reduce((a, b) => a + b, 0);
-        const written = Math.min(limit, Math.max(0, pending));
+        const ids = rowIds(columnLabel, plaintext);
+        const done = [...byKey.values()].reduce((a, b) => a + b, 0);
+        const after = cursorIn(sql);
+        const start = Math.max(done, after === undefined ? 0 : ids.indexOf(after) + 1);
+        const written = Math.min(limit, Math.max(0, plaintext - start));
         byKey.set(guid, (byKey.get(guid) ?? 0) + written);
-        return [{ written, lost: 0 }];
+        return [{ written, lost: 0, last: written ? ids[start + written - 1] : null }];
       }
+      if (sql.includes('DECLARE @moved')) {
+        const [to, from] = guids(sql); // ENCRYPTBYKEY(to, ...) comes before WHERE ... = from
+        const written = byKey.get(from) ?? 0;
+        byKey.set(from, 0);
+        byKey.set(to, (byKey.get(to) ?? 0) + written);
+        return [{ written, undecryptable: 0 }];
+      }
+      if (sql.includes(' REBUILD WITH (ONLINE = OFF)')) return [];
       if (sql.includes('DECLARE @n int')) return [{ n: 0 }];
       if (sql.includes('MAX(DATALENGTH')) return [{ n: 100 }];
       if (sql.includes('TABLOCKX')) return [];
@@ -281,16 +358,24 @@ export function fakeSqlServer(state: FakeServerState, columns: readonly Sensitiv
           }));
       }
       if (sql.includes('DECLARE @batch')) {
-        const [to, from] = guids(sql); // ENCRYPTBYKEY(to, ...) comes before WHERE ... = from
+        // ENCRYPTBYKEY(to, ...) comes before WHERE ... = from, and that before the cursor.
+        const [to, from] = guids(sql);
         const limit = Number(/TOP \((\d+)\)/.exec(sql)![1]);
-        const written = Math.min(limit, byKey.get(from) ?? 0);
-        byKey.set(from, (byKey.get(from) ?? 0) - written);
-        byKey.set(to, (byKey.get(to) ?? 0) + written);
-        return [{ written, undecryptable: 0 }];
+        const rows = rowsOf(columnLabel, byKey);
+        const after = cursorIn(sql);
+        const from0 = after === undefined ? 0 : rows.findIndex((r) => r.id === after) + 1;
+        const batch = rows
+          .slice(from0)
+          .filter((r) => r.key === from)
+          .slice(0, limit);
+        for (const row of batch) row.key = to;
+        byKey.set(from, (byKey.get(from) ?? 0) - batch.length);
+        byKey.set(to, (byKey.get(to) ?? 0) + batch.length);
+        return [{ written: batch.length, undecryptable: 0, last: batch.length ? batch[batch.length - 1].id : null }];
       }
       if (sql.includes('SUM(CONVERT(bigint, DATALENGTH'))
         return [{ n: [...byKey.values()].reduce((a, b) => a + b, 0) * 100 }];
-      if (sql.includes('ORDER BY NEWID()'))
+      if (sql.includes('DECLARE @start uniqueidentifier = NEWID()'))
         return (state.samples.get(columnLabel) ?? []).map((s) => ({ id: s.id.toUpperCase(), cell: s.cell }));
     }
     return new Error(`fake SQL Server: unrecognised statement: ${sql.slice(0, 200)}`);

@@ -5,16 +5,24 @@ import { KNEX_LOG } from '../knex-log';
 /**
  * knex's `mssql` client (tedious ^19) from an `mssql://user:password@host:port/database` URL.
  * Query options: `encrypt` (default true), `trustServerCertificate` (default false),
- * `instanceName`, `requestTimeout` (ms, default 30000: catalog and lock statements, so a
- * blocked one is noticed) and `statementTimeout` (ms, default 7200000: the statements that
- * encrypt, prove or re-encrypt whole columns; 0 = no limit).
+ * `instanceName`, `requestTimeout` (ms, default 30000: catalog statements, so a blocked one is
+ * noticed), `statementTimeout` (ms, default 7200000: the statements that encrypt, prove or
+ * re-encrypt whole columns or read whole tables; 0 = no limit) and `lockTimeout` (ms, default
+ * 30000: how long the table lock before a proof, the swap's DROP COLUMN and the rebuild after it
+ * wait behind the applications' locks before giving up with error 1222; 0 = no limit).
  */
 export interface MssqlTimeouts {
   readonly requestTimeoutMs: number;
   readonly statementTimeoutMs: number;
+  /** Optional so a caller that predates it gets the default. */
+  readonly lockTimeoutMs?: number;
 }
 
-export const DEFAULT_TIMEOUTS: MssqlTimeouts = { requestTimeoutMs: 30_000, statementTimeoutMs: 7_200_000 };
+export const DEFAULT_TIMEOUTS: Required<MssqlTimeouts> = {
+  requestTimeoutMs: 30_000,
+  statementTimeoutMs: 7_200_000,
+  lockTimeoutMs: 30_000,
+};
 
 function milliseconds(value: string | null, fallback: number, name: string): number {
   if (value === null) return fallback;
@@ -24,7 +32,7 @@ function milliseconds(value: string | null, fallback: number, name: string): num
   return n;
 }
 
-export function mssqlTimeouts(target: ConnectionTarget): MssqlTimeouts {
+export function mssqlTimeouts(target: ConnectionTarget): Required<MssqlTimeouts> {
   const params = new URL(target.url).searchParams;
   return {
     requestTimeoutMs: milliseconds(params.get('requestTimeout'), DEFAULT_TIMEOUTS.requestTimeoutMs, 'requestTimeout'),
@@ -33,6 +41,7 @@ export function mssqlTimeouts(target: ConnectionTarget): MssqlTimeouts {
       DEFAULT_TIMEOUTS.statementTimeoutMs,
       'statementTimeout',
     ),
+    lockTimeoutMs: milliseconds(params.get('lockTimeout'), DEFAULT_TIMEOUTS.lockTimeoutMs, 'lockTimeout'),
   };
 }
 

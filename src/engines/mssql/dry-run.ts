@@ -7,7 +7,8 @@ import type {
   KeyChangeDryRun,
   RewrapDryRun,
 } from '../engine';
-import { columnStatements as S, guidLiteral, keyGuidOf, REENCRYPT_STEP } from './column-statements';
+import { columnStatements as S, DRY_RUN_BATCH, guidLiteral, keyGuidOf } from './column-statements';
+import { DEFAULT_TIMEOUTS } from './connect';
 import { keyStatements as K, type SecretText } from './key-statements';
 import { quoteTsqlIdentifier as q } from './quote';
 
@@ -17,6 +18,9 @@ import { quoteTsqlIdentifier as q } from './quote';
  * one statement (or one commented step), so a reviewer can parse each on its own.
  */
 const masked: SecretText = () => `N'***'`;
+
+/** The default lockTimeout (connect.ts): a dry run shows the SET the engine sends with the default URL. */
+const LOCK_TIMEOUT = DEFAULT_TIMEOUTS.lockTimeoutMs;
 
 /** A column's name for a comment line: quoted, and no line break can end the comment early. */
 const label = (column: ColumnRef) =>
@@ -39,14 +43,26 @@ function install(plan: InstallDryRun): string[] {
     'COMMIT TRANSACTION',
   ];
   const key = keyGuidOf(keyName);
-  const columns = plan.columns.flatMap((column) => [
+  // The engine rebuilds a table once, after the last of its columns.
+  const lastOfTable = (i: number) => !plan.columns.slice(i + 1).some((c) => c.table === plan.columns[i].table);
+  const columns = plan.columns.flatMap((column, i) => [
     `-- ${label(column)}: shadow column, batches of encryption, then the proof and the swap`,
     S.addShadow(column, column.sizeBytes),
     ...openKeys(certificate, [keyName]),
-    S.encryptBatch(column, key, 20_000),
-    S.lockTable(column),
+    `-- the first batch; each next one starts after the last key the one before wrote ([pk] > last)`,
+    S.encryptBatch(column, key, DRY_RUN_BATCH),
+    S.lockTable(column, LOCK_TIMEOUT),
+    // Repeated under the lock: core's plaintextByteLimit, nvarchar(n)'s 2n bytes (the registry keeps
+    // n small enough for every such value to fit one cell).
+    S.findTooLong(column, 2 * column.maxLength),
     S.countShadowMismatches(column),
-    S.swap(column),
+    S.swap(column, LOCK_TIMEOUT),
+    ...(lastOfTable(i)
+      ? [
+          `-- after the commit, outside the transaction: the dropped plaintext's pages`,
+          S.reclaimSpace(column, LOCK_TIMEOUT),
+        ]
+      : []),
   ]);
   return [...keys, ...columns];
 }
@@ -62,6 +78,10 @@ function changeKey(plan: KeyChangeDryRun): string[] {
       `-- ${label(column)}: ${repeat}`,
       S.reencryptBatch(column, fromGuid, toGuid, limit),
     ]);
+  const moveAll = plan.columns.flatMap((column) => [
+    `-- ${label(column)}: one UPDATE of every cell on ${from.keyGuid} (the table is locked)`,
+    S.reencryptColumn(column, fromGuid, toGuid),
+  ]);
   const prove = [
     `-- verify: 0 cells on ${from.keyGuid}, cell count unchanged, every cell decrypts under ${toLabel}`,
     ...plan.columns.map((column) => S.census(column, true)),
@@ -73,8 +93,8 @@ function changeKey(plan: KeyChangeDryRun): string[] {
       ...openKeys(certificate, [from.name]),
       ...create,
       K.openSymmetricKey(to.name, certificate),
-      ...plan.columns.map((column) => S.lockTable(column)),
-      ...move(REENCRYPT_STEP, `repeated until no cell is left on ${from.keyGuid}`),
+      ...plan.columns.map((column) => S.lockTable(column, LOCK_TIMEOUT)),
+      ...moveAll,
       ...prove,
       K.closeAll(),
       'COMMIT TRANSACTION',
@@ -87,12 +107,15 @@ function changeKey(plan: KeyChangeDryRun): string[] {
     '-- one transaction per batch, until no cell is left on the old key:',
     'BEGIN TRANSACTION',
     ...openKeys(certificate, [from.name, to.name]),
-    ...move(plan.batchSize, `one batch of ${plan.batchSize} cell(s)`),
+    ...move(
+      plan.batchSize,
+      `one batch of ${plan.batchSize} cell(s); each next one starts after the last key the one before moved`,
+    ),
     K.closeAll(),
     'COMMIT TRANSACTION',
     'BEGIN TRANSACTION',
     ...openKeys(certificate, [from.name, to.name]),
-    ...plan.columns.map((column) => S.lockTable(column)),
+    ...plan.columns.map((column) => S.lockTable(column, LOCK_TIMEOUT)),
     ...prove,
     K.closeAll(),
     'COMMIT TRANSACTION',

@@ -1,4 +1,5 @@
 import { CellcryptError, type ErrorCode, type ExitCode } from '../../common/errors';
+import { REFRESH_FAILED } from './dependent-modules';
 
 /**
  * SQL Server error numbers cellcrypt can meet, turned into our codes with the way out.
@@ -8,7 +9,39 @@ interface Mapping {
   code: ErrorCode;
   exitCode: ExitCode;
   hint?: string;
+  /** Cuts what must not reach a log out of the message; the original error is then not kept as cause. */
+  scrub?: (message: string) => string;
 }
+
+const permissionDenied: Mapping = {
+  code: 'CellcryptPermissionDenied',
+  exitCode: 2,
+  hint: 'run `cellcrypt doctor` for the permissions each command needs',
+};
+
+const SWAP_ROLLED_BACK = 'the swap was rolled back: the column is still plaintext and its encrypted copy is kept, so ';
+
+// 2628 quotes the start of the value that did not fit ("Truncated value: '...'."): plaintext.
+const withoutTruncatedValue = (message: string) =>
+  message.replace(/Truncated value: [\s\S]*$/, 'Truncated value: (removed: it is cell data).');
+
+const setOptions: Mapping = {
+  code: 'CellcryptConfigInvalid',
+  exitCode: 1,
+  hint:
+    'an indexed view, filtered index or index on a computed column needs ANSI_NULLS, ANSI_PADDING, ' +
+    'ANSI_WARNINGS, ARITHABORT, CONCAT_NULL_YIELDS_NULL and QUOTED_IDENTIFIER ON and NUMERIC_ROUNDABORT ' +
+    'OFF: run sqlcmd scripts with -I, set those options in the session, then run the command again',
+};
+
+const passwordPolicy: Mapping = {
+  code: 'CellcryptConfigInvalid',
+  exitCode: 1,
+  hint:
+    "the server's Windows password policy (or a password filter) refused the master-key password " +
+    'cellcrypt generated (47 characters: upper and lower case, digits, a symbol); ask the DBA which ' +
+    'rule refuses it, then run the command again',
+};
 
 const BY_NUMBER: Record<number, Mapping | ((message: string) => Mapping)> = {
   // Please create a master key in the database or open the master key in the session.
@@ -45,30 +78,62 @@ const BY_NUMBER: Record<number, Mapping | ((message: string) => Mapping)> = {
     hint: 'this key (its GUID) already exists in the database: choose another key',
   },
   // User does not have permission to perform this action / permission denied on object / database.
-  15247: {
-    code: 'CellcryptPermissionDenied',
-    exitCode: 2,
-    hint: 'run `cellcrypt doctor` for the permissions each command needs',
-  },
-  229: {
-    code: 'CellcryptPermissionDenied',
-    exitCode: 2,
-    hint: 'run `cellcrypt doctor` for the permissions each command needs',
-  },
-  262: {
-    code: 'CellcryptPermissionDenied',
-    exitCode: 2,
-    hint: 'run `cellcrypt doctor` for the permissions each command needs',
-  },
-  // String or binary data would be truncated.
+  15247: permissionDenied,
+  229: permissionDenied,
+  262: permissionDenied,
+  // String or binary data would be truncated (2628 also names the table, the column and the value).
   8152: { code: 'CellcryptValueTooLong', exitCode: 1 },
-  2628: { code: 'CellcryptValueTooLong', exitCode: 1 },
-  // Lock request time out period exceeded; deadlock victim.
+  2628: { code: 'CellcryptValueTooLong', exitCode: 1, scrub: withoutTruncatedValue },
+  // Lock request time out period exceeded (SET LOCK_TIMEOUT before the table lock and the swap).
   1222: {
     code: 'CellcryptKeyChangeInProgress',
     exitCode: 1,
-    hint: 'another session holds a lock on the table; retry when it has finished',
+    hint:
+      'another session holds a lock on the table and nothing was changed: find it with `SELECT session_id, ' +
+      'blocking_session_id, wait_type, wait_time FROM sys.dm_exec_requests WHERE blocking_session_id <> 0`, ' +
+      'let it finish, then run the command again, or raise lockTimeout=<ms> in the mssql:// URL',
   },
+  // The statistics/object/index '...' is dependent on column '...'; ALTER TABLE DROP COLUMN ... failed
+  // because one or more objects access this column.
+  5074: {
+    code: 'CellcryptConversionFailed',
+    exitCode: 1,
+    hint: `${SWAP_ROLLED_BACK}drop or change the object named above, then run \`cellcrypt install\` again`,
+  },
+  4922: {
+    code: 'CellcryptConversionFailed',
+    exitCode: 1,
+    hint: `${SWAP_ROLLED_BACK}drop or change the objects that use the column, then run \`cellcrypt install\` again`,
+  },
+  // Cannot alter column '...' because it is 'REPLICATED' (sp_rename of a published column).
+  4928: {
+    code: 'CellcryptConversionFailed',
+    exitCode: 1,
+    hint:
+      `${SWAP_ROLLED_BACK}remove the table from its publication (sp_droparticle / sp_dropmergearticle), ` +
+      'run `cellcrypt install`, then add it back and reinitialize the subscriptions',
+  },
+  // A view, procedure, function or trigger over the table does not compile after the swap.
+  [REFRESH_FAILED]: {
+    code: 'CellcryptConversionFailed',
+    exitCode: 1,
+    hint:
+      `${SWAP_ROLLED_BACK}change the module named above not to use the column as text ` +
+      '(it now holds varbinary ciphertext), then run `cellcrypt install` again',
+  },
+  // ... failed because the following SET options have incorrect settings: 'QUOTED_IDENTIFIER'.
+  1934: setOptions,
+  // The size (...) given to the column '...' exceeds the maximum allowed for any data type (8000).
+  131: {
+    code: 'CellcryptRegistryInvalid',
+    exitCode: 1,
+    hint:
+      "the registry's maxLength for this column gives an encrypted cell over 8000 bytes: nvarchar(3955) " +
+      'is the largest that fits; lower maxLength in CELLCRYPT_REGISTRY, then run the command again',
+  },
+  // Password validation failed ... because it is too short / not complex enough.
+  15116: passwordPolicy,
+  15118: passwordPolicy,
   1205: {
     code: 'CellcryptInternal',
     exitCode: 1,
@@ -120,9 +185,11 @@ export function mapSqlServerError(error: unknown, where: string, redact: readonl
   const found = number === undefined ? undefined : BY_NUMBER[number];
   if (!found) return redact.length && message !== raw ? new Error(`${where}: ${message}`) : error;
   const mapping = typeof found === 'function' ? found(message) : found;
-  return new CellcryptError(mapping.code, `${where}: SQL Server error ${number}: ${message}`, {
+  const shown = mapping.scrub ? mapping.scrub(message) : message;
+  return new CellcryptError(mapping.code, `${where}: SQL Server error ${number}: ${shown}`, {
     exitCode: mapping.exitCode,
     hint: mapping.hint,
-    cause: redact.length ? undefined : error,
+    // The original message is in the cause: kept only when nothing had to be cut out of it.
+    cause: redact.length || shown !== message ? undefined : error,
   });
 }

@@ -10,7 +10,11 @@ import { escapeForKnex } from './quote';
  *   with an inlined secret: knex logs raw SQL under DEBUG=knex:* and would rewrite a `?` inside
  *   the secret's literal. The secret values are also removed from any error message.
  * - `queryLong`: the same direct path with a request timeout of its own (knex cannot set one
- *   per statement), for statements that touch every cell of a column.
+ *   per statement), for statements that touch every cell of a column or read a whole table.
+ * - `queryScoped`: with a request timeout of its own too, but sent as tedious's execSql (an RPC
+ *   to sp_executesql, as knex sends), so a SET in it (LOCK_TIMEOUT) ends with it instead of
+ *   staying on the pooled session ("the value of the SET option is restored after control is
+ *   returned from the batch", set-statements doc).
  */
 export type Row = Record<string, unknown>;
 
@@ -34,6 +38,7 @@ interface TediousRequest {
 }
 interface TediousConnection {
   execSqlBatch(request: TediousRequest): void;
+  execSql(request: TediousRequest): void;
 }
 interface TediousModule {
   Request: new (sql: string, callback: (error: Error | null | undefined, rowCount?: number) => void) => TediousRequest;
@@ -71,10 +76,32 @@ export async function queryLong(
   }
 }
 
-async function sendBatch(db: Knex | Knex.Transaction, sql: string, timeoutMs?: number): Promise<Row[]> {
+/**
+ * A statement that waits for a table lock (lockTable, the swap, the rebuild after it): its
+ * `SET LOCK_TIMEOUT` ends the wait with error 1222 before `timeoutMs` (the long one) would.
+ */
+export async function queryScoped(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  where: string,
+  timeoutMs: number,
+): Promise<Row[]> {
+  try {
+    return await sendBatch(db, sql, timeoutMs, 'rpc');
+  } catch (error) {
+    throw mapSqlServerError(error, where);
+  }
+}
+
+async function sendBatch(
+  db: Knex | Knex.Transaction,
+  sql: string,
+  timeoutMs?: number,
+  how: 'batch' | 'rpc' = 'batch',
+): Promise<Row[]> {
   const connection = await db.client.acquireConnection();
   try {
-    return await runOnConnection(db, connection, sql, timeoutMs);
+    return await runOnConnection(db, connection, sql, timeoutMs, how);
   } finally {
     await db.client.releaseConnection(connection);
   }
@@ -86,6 +113,7 @@ export function runOnConnection(
   connection: unknown,
   sql: string,
   timeoutMs?: number,
+  how: 'batch' | 'rpc' = 'batch',
 ): Promise<Row[]> {
   const driver = (db.client as unknown as { driver: TediousModule }).driver;
   return new Promise<Row[]>((resolve, reject) => {
@@ -93,7 +121,8 @@ export function runOnConnection(
     const request = new driver.Request(sql, (error) => (error ? reject(error) : resolve(rows)));
     if (timeoutMs !== undefined) request.setTimeout?.(timeoutMs);
     request.on('row', (columns) => rows.push(toRow(columns)));
-    (connection as TediousConnection).execSqlBatch(request);
+    if (how === 'rpc') (connection as TediousConnection).execSql(request);
+    else (connection as TediousConnection).execSqlBatch(request);
   });
 }
 

@@ -89,24 +89,37 @@ export const columnStatements = {
   },
 
   /**
-   * Old key to new key without the plaintext leaving the server: DECRYPTBYKEY and ENCRYPTBYKEY in
-   * one UPDATE, the row's uniqueidentifier as authenticator on both sides. A cell that does not
-   * decrypt is never overwritten (it would become NULL); it is counted so the caller can stop.
+   * One batch of a batched key change: old key to new key without the plaintext leaving the
+   * server, decrypt_by_key and encrypt_by_key in one UPDATE, the row's uuid as authenticator on
+   * both sides. A cell that does not decrypt is never overwritten (it would become NULL); it is
+   * counted so the caller can stop.
+   *
+   * It walks a window of `limit` rows in primary-key order after the cursor (an index range
+   * scan) and re-encrypts those of the window on the old key: the statement it replaced took the
+   * first `limit` rows on the old key from a sequential scan that re-read every row already moved,
+   * for every batch (quadratic). The key filter is applied to the window, not in WHERE, for the
+   * reason readCellsOnKey gives (the planner chose a full scan and a sort). `walked` and `last`
+   * (the window's largest key) let the caller continue; a window of fewer than `limit` rows is
+   * the end of the column.
    */
-  /** Values: new key GUID, old key GUID, limit. */
-  reencryptBatch: (ref: ColumnRef): string => {
+  /** Values: new key GUID, old key GUID, [after,] limit (`after` with `{ after: true }`). */
+  reencryptBatch: (ref: ColumnRef, options: { after?: boolean } = {}): string => {
     const { t, c, pk } = names(ref);
     return (
-      `with batch as (
-    select ctid as row_ref, cellcrypt.encrypt_by_key(?::bytea, ` +
-      `cellcrypt.decrypt_by_key(${c}, cellcrypt.guid_bytes(${pk})), cellcrypt.guid_bytes(${pk})) as cell
-      from ${t} where substring(${c} from 1 for 16) = ?::bytea limit ? for update
+      `with keys as (select ?::bytea as new_key, ?::bytea as old_key), walked as (
+    select ctid as row_ref, ${pk} as id, ${c} as cell from ${t}` +
+      `${options.after ? ` where ${pk} > ?::uuid` : ''} order by ${pk} limit ? for update
+  ), batch as (
+    select walked.row_ref, cellcrypt.encrypt_by_key(keys.new_key, ` +
+      `cellcrypt.decrypt_by_key(walked.cell, cellcrypt.guid_bytes(walked.id)), cellcrypt.guid_bytes(walked.id)) as cell
+      from walked cross join keys where substring(walked.cell from 1 for 16) = keys.old_key
   ), written as (
     update ${t} as row set ${c} = batch.cell from batch ` +
       `where row.ctid = batch.row_ref and batch.cell is not null returning 1
   )
   select (select count(*) from written)::int as written, ` +
-      `(select count(*) from batch where cell is null)::int as undecryptable`
+      `(select count(*) from batch where cell is null)::int as undecryptable, ` +
+      `(select count(*) from walked)::int as walked, (select id::text from walked order by id desc limit 1) as last`
     );
   },
 

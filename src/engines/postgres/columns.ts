@@ -31,13 +31,16 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
   const chunkPages = options.chunkPages ?? CHUNK_PAGES;
   return {
     async describe(db: Db, ref: ColumnRef): Promise<ColumnShape> {
+      // character_maximum_length: n of varchar(n), in characters; null for text and bare varchar.
       const columns = await db.raw(
-        `select column_name, data_type from information_schema.columns
+        `select column_name, data_type, character_maximum_length as max_length from information_schema.columns
           where table_schema = current_schema() and table_name = ? and column_name in (?, ?, ?)`,
         [ref.table, ref.column, shadowName(ref), ref.primaryKey],
       );
-      const byName = new Map<string, string>(
-        columns.rows.map((r: { column_name: string; data_type: string }) => [r.column_name, r.data_type]),
+      type Row = { column_name: string; data_type: string; max_length: number | null };
+      const byName = new Map<string, string>(columns.rows.map((r: Row) => [r.column_name, r.data_type]));
+      const lengths = new Map<string, number | null>(
+        columns.rows.map((r: Row) => [r.column_name, r.max_length === null ? null : Number(r.max_length)]),
       );
       const table = await db.raw('select to_regclass(?) is not null as present', [q(ref.table)]);
       if (!table.rows[0].present) return { tableExists: false, shadowExists: false };
@@ -53,6 +56,7 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
         shadow: shadowName(ref),
         kindOf,
         uuidType: 'uuid',
+        lengths,
       });
     },
 
@@ -178,13 +182,18 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
       return { moved, undecryptable: 0 };
     },
 
-    async reencryptBatch(trx, ref, fromGuid, toGuid, limit) {
-      const result = await trx.raw(S.reencryptBatch(ref), [
-        guidStringToBytes(toGuid),
-        guidStringToBytes(fromGuid),
-        limit,
-      ]);
-      return { written: count(result.rows, 'written'), undecryptable: count(result.rows, 'undecryptable') };
+    async reencryptBatch(trx, ref, fromGuid, toGuid, limit, after) {
+      const keys = [guidStringToBytes(toGuid), guidStringToBytes(fromGuid)];
+      const result = await trx.raw(
+        S.reencryptBatch(ref, { after: after !== undefined }),
+        after === undefined ? [...keys, limit] : [...keys, after, limit],
+      );
+      const row = result.rows[0] as { written: number; undecryptable: number; walked: number; last: string | null };
+      return {
+        written: row.written,
+        undecryptable: row.undecryptable,
+        last: row.walked < limit || row.last === null ? undefined : row.last,
+      };
     },
 
     async readCellsOnKey(trx, ref, keyGuid, afterId, limit) {
@@ -213,6 +222,17 @@ export function postgresColumns(options: PostgresColumnOptions = {}): ColumnOps 
         [cells.map((x) => x.id), cells.map((x) => x.cell)],
       );
       return result.rowCount ?? 0;
+    },
+
+    /**
+     * VACUUM FULL writes a new copy of the table and drops the old file: the copy keeps no value
+     * of a dropped column (cluster.c reform_and_rewrite_tuple stores NULL for every attisdropped
+     * attribute). It cannot run in a transaction block, and holds an ACCESS EXCLUSIVE lock while
+     * it runs.
+     */
+    async reclaimSpace(db, ref) {
+      await db.raw(`vacuum full ${q(ref.table)}`);
+      return `VACUUM FULL ${ref.table}: rewrote the table without the dropped plaintext`;
     },
 
     async cellBytes(db, ref) {
