@@ -48,6 +48,10 @@ export const CELLCRYPT_CODES = [
   'CellcryptSchemaOutdated',
   'CellcryptOrganizationCopy',
   'CellcryptSecretsWouldBeLogged',
+  /** activate would drop a master key or certificate that objects not cellcrypt's depend on. */
+  'CellcryptKeyHierarchyInUse',
+  /** Ctrl-C stopped the operation at its current step (the CLI exits 130). */
+  'CellcryptInterrupted',
   'CellcryptInternal',
 ] as const;
 

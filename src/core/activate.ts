@@ -89,6 +89,7 @@ async function activateLocked(
       exitCode: 2,
       hint: 'run `cellcrypt install`',
     });
+  await requireNothingElseOnTheHierarchy(tk);
 
   const columns = await encryptedColumns(tk);
   const cellGuids = new Set<string>();
@@ -239,6 +240,29 @@ async function keyFromHistory(tk: Toolkit, cellGuids: Set<string>): Promise<KeyG
       `has generations ${history.map((h) => `${h.generation} (${h.keyGuid})`).join(', ') || 'none'}); ` +
       'nothing was changed',
     { exitCode: 2, hint: 'give the saved key: `cellcrypt activate --key-file F`' },
+  );
+}
+
+/**
+ * activate drops the master key and our certificates and makes new ones. Whatever else hangs off
+ * them (another application's certificates or keys protected by the master key, keys under our
+ * certificate, module signatures) would stop that drop half-way (it rolls back) or lose its
+ * protection, so it is refused first, naming each object.
+ */
+async function requireNothingElseOnTheHierarchy(tk: Toolkit): Promise<void> {
+  const dependents = await tk.engine.keys.foreignDependents(tk.engine.knex);
+  if (!dependents.length) return;
+  throw new CellcryptError(
+    'CellcryptKeyHierarchyInUse',
+    `activate rebuilds the database master key and certificate ${CERTIFICATE_NAME}, and objects that are not ` +
+      `cellcrypt's depend on them: ${dependents.join(', ')}; nothing was changed`,
+    {
+      exitCode: 2,
+      hint:
+        'move those objects off first (protect those keys with another certificate or password, re-sign those ' +
+        'modules with another certificate), or keep the master key: if it only does not open by itself and its ' +
+        'password is known, run the last batch of `cellcrypt script activate --engine mssql` instead',
+    },
   );
 }
 

@@ -6,6 +6,8 @@ import type { Toolkit } from './toolkit';
  * engine's session lock, every other caller is refused at once with 0x8004852A, before it has
  * read anything, so no two of them ever decide on the same stale state.
  */
+// The engines take it by this name alone, one lock per database whoever connects; SQL Server's
+// session-lock.ts spells it too, for the sqlcmd scripts (engines import no core; a test holds them equal).
 export const ORG_KEY_LOCK = 'cellcrypt-key-operation';
 
 export async function withOrgLock<T>(tk: Toolkit, operation: string, work: () => Promise<T>): Promise<T> {

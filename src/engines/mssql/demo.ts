@@ -1,7 +1,7 @@
 import type { Db, DemoOps, DemoTableSpec } from '../engine';
 import { DEMO_TABLES } from '../demo-tables';
 import { query } from './execute';
-import { quoteTsqlIdentifier as q, tsqlInteger } from './quote';
+import { quoteTsqlIdentifier as q, tsqlInteger, tsqlLiteral } from './quote';
 
 /**
  * The same Dynamics-shaped demo tables on SQL Server: uniqueidentifier keys, nvarchar secrets,
@@ -13,6 +13,23 @@ export const createTableStatement = (spec: DemoTableSpec) =>
   `(${q(spec.primaryKey)} uniqueidentifier NOT NULL PRIMARY KEY, [Name] nvarchar(100) NOT NULL, ` +
   spec.secrets.map((s) => `${q(s.column)} nvarchar(${tsqlInteger(s.maxLength)}) NULL`).join(', ') +
   ')';
+
+/** Dynamics names the entity view after its Base table: `Mailbox` over `MailboxBase`. */
+const entityViewName = (spec: DemoTableSpec) => spec.table.replace(/Base$/, '');
+
+/**
+ * As in a real org: an entity view over the Base table and a Filtered view over that (granted to
+ * public), so every demo meets the views the swap must keep working (sp_refreshview). CREATE VIEW
+ * must start its batch, hence EXEC of a literal.
+ */
+export const createViewStatements = (spec: DemoTableSpec): string[] => {
+  const entity = entityViewName(spec);
+  const filtered = `Filtered${entity}`;
+  const view = (name: string, over: string) =>
+    `IF OBJECT_ID(${tsqlLiteral(q(name))}, N'V') IS NULL ` +
+    `EXEC (${tsqlLiteral(`CREATE VIEW ${q(name)} AS SELECT * FROM ${q(over)}`)})`;
+  return [view(entity, spec.table), view(filtered, entity), `GRANT SELECT ON ${q(filtered)} TO public`];
+};
 
 function demoValue(maxLength: number): string {
   return (
@@ -35,6 +52,7 @@ export const mssqlDemo: DemoOps = {
   tables: DEMO_TABLES,
   async createTable(db: Db, spec) {
     await query(db, createTableStatement(spec), `create ${spec.table}`);
+    for (const sql of createViewStatements(spec)) await query(db, sql, `create the views over ${spec.table}`);
   },
   async insertRows(db: Db, spec, rows) {
     await query(db, insertRowsStatement(spec, rows), `seed ${spec.table}`);

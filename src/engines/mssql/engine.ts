@@ -19,7 +19,7 @@ import { quoteTsqlIdentifier } from './quote';
  * it; proven by the T-SQL grammar, knex's real mssql client over a recording tedious, and the
  * real-server suite (TEST_MSSQL_URL).
  */
-export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: MssqlTimeouts): Engine {
+export function mssqlEngine(_target: ConnectionTarget, knex: Knex, timeouts: MssqlTimeouts): Engine {
   return {
     kind: 'mssql',
     knex,
@@ -34,13 +34,14 @@ export function mssqlEngine(target: ConnectionTarget, knex: Knex, timeouts: Mssq
     },
     quoteIdentifier: quoteTsqlIdentifier,
     keys: mssqlKeyHierarchy(),
-    columns: mssqlColumns(timeouts.statementTimeoutMs),
+    columns: mssqlColumns(timeouts),
     dryRun: mssqlDryRun,
     demo: mssqlDemo,
     async prepare() {
       for (const sql of prepareStatements()) await query(knex, sql, 'prepare schema cellcrypt');
     },
-    tryLock: (name) => tryAppLock(knex, `${target.display}:${name}`),
+    // The lock's name alone: one lock per database whoever connects (sp_getapplock is per database).
+    tryLock: (name) => tryAppLock(knex, name),
     checkPermission: (permission) => checkMssqlPermission(knex, permission),
     diagnose: () => diagnoseMssql(knex),
     async close() {

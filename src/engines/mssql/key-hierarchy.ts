@@ -156,6 +156,11 @@ export function mssqlKeyHierarchy(): KeyHierarchyOps {
       }
     },
 
+    async foreignDependents(db: Db) {
+      const rows = await query(db, K.foreignDependents(), 'find what else depends on the key hierarchy');
+      return rows.map((row) => `${String(row.kind)} ${String(row.name)}`);
+    },
+
     async closeAll(trx: Knex.Transaction) {
       await query(trx, K.closeAll(), 'close keys');
     },

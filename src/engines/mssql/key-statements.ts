@@ -1,6 +1,10 @@
-import { CERTIFICATE_NAME } from '../../common/key-names';
+import { KEY_PREFIX } from '../../common/key-names';
+import { applicationPrepareStatements, grantCertificateToApplications, grantKeyToApplications } from './application';
 import { guidLiteral } from './column-statements';
+import { likeEscape, MASTER_KEY_NAME, ourCertificates } from './our-objects';
 import { quoteTsqlIdentifier as q, tsqlLiteral } from './quote';
+
+export { MASTER_KEY_NAME, ourCertificates };
 
 /**
  * The T-SQL of the key hierarchy, shared by the engine (which sends it) and by
@@ -40,49 +44,47 @@ export function inlineSecrets(values: Partial<Record<SecretSlot, { reveal(): str
   };
 }
 
-export const MASTER_KEY_NAME = '##MS_DatabaseMasterKey##';
-
-/**
- * A WHERE condition on sys.certificates' `name` that holds for our certificates only:
- * `cellcrypt_certificate` and its generations `cellcrypt_certificate_<digits>` (key-names.ts).
- */
-export const ourCertificates = (): string =>
-  `(name = ${tsqlLiteral(CERTIFICATE_NAME)} OR (name LIKE ${tsqlLiteral(`${likeEscape(CERTIFICATE_NAME)}[_][0-9]%`)} ` +
-  `AND SUBSTRING(name, ${CERTIFICATE_NAME.length + 2}, 128) NOT LIKE N'%[^0-9]%'))`;
-
-/** A LIKE pattern matching `text` literally (`_`, `%` and brackets are LIKE wildcards). */
-const likeEscape = (text: string) => text.replace(/[[\]_%]/g, '[$&]');
-
 export const keyStatements = {
   createMasterKey: (secret: SecretText) =>
     `IF NOT EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') ` +
     `CREATE MASTER KEY ENCRYPTION BY PASSWORD = ${secret('masterKeyPassword')}`,
 
   /**
-   * Opens the master key with its password and, when the database no longer has the service
-   * master key's copy (restored or failed over to another server: error 15581 for anyone who
-   * relies on it opening by itself), adds it back so applications reading cells work again.
+   * Opens the master key with its password, and nothing else: the master key's protection is the
+   * DBA's (ALTER MASTER KEY DROP ENCRYPTION BY SERVICE MASTER KEY is how one asks for a
+   * password-only master key), so no command changes it by the way (review WR4). `status` and
+   * `doctor` probe whether it opens by itself; `activate` is the explicit repair (its CREATE
+   * MASTER KEY is encrypted by this server's service master key by default).
    * Every transaction that touches keys or cells starts here, so it also sets XACT_ABORT: any
    * error then rolls the whole transaction back on the server, even if the client dies before
    * it can send ROLLBACK (knex sends none after a failed COMMIT).
    */
   openMasterKey: (secret: SecretText) =>
-    `SET XACT_ABORT ON; OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
-    `IF NOT EXISTS (SELECT 1 FROM sys.databases WHERE database_id = DB_ID() AND ` +
-    `is_master_key_encrypted_by_server = 1) ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
+    `SET XACT_ABORT ON; OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}`,
 
-  /** After a restore on another server the flag above still says yes but the copy is useless: always re-add it. */
+  /**
+   * The explicit repair a DBA may run by hand (the activate script's last batch, commented out):
+   * after a restore on another server is_master_key_encrypted_by_server may still say yes while
+   * the copy is useless, so it is re-added unconditionally. No command of cellcrypt sends it.
+   */
   reencryptMasterKeyByServer: (secret: SecretText) =>
     `OPEN MASTER KEY DECRYPTION BY PASSWORD = ${secret('masterKeyPassword')}; ` +
     `ALTER MASTER KEY ADD ENCRYPTION BY SERVICE MASTER KEY`,
 
+  /** A new certificate is granted to the application role in the same statement (install, activate, rewrap). */
   createCertificate: (name: string) =>
     `IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE name = ${tsqlLiteral(name)}) ` +
-    `CREATE CERTIFICATE ${q(name)} WITH SUBJECT = ${tsqlLiteral(`cellcrypt ${name}`)}`,
+    `CREATE CERTIFICATE ${q(name)} WITH SUBJECT = ${tsqlLiteral(`cellcrypt ${name}`)}; ` +
+    grantCertificateToApplications(name),
 
+  /**
+   * A new key is granted to the application role in the same statement, hence in the transaction
+   * that creates it: an application in the role never sees a current key it may not open.
+   */
   createSymmetricKey: (name: string, certificate: string, secret: SecretText) =>
     `CREATE SYMMETRIC KEY ${q(name)} WITH ALGORITHM = AES_256, KEY_SOURCE = ${secret('passphrase')}, ` +
-    `IDENTITY_VALUE = ${secret('identityValue')} ENCRYPTION BY CERTIFICATE ${q(certificate)}`,
+    `IDENTITY_VALUE = ${secret('identityValue')} ENCRYPTION BY CERTIFICATE ${q(certificate)}; ` +
+    grantKeyToApplications(name),
 
   openSymmetricKey: (name: string, certificate: string) =>
     `OPEN SYMMETRIC KEY ${q(name)} DECRYPTION BY CERTIFICATE ${q(certificate)}`,
@@ -154,6 +156,35 @@ export const keyStatements = {
     `IF EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE name = N'${MASTER_KEY_NAME}') DROP MASTER KEY`,
   ],
 
+  /**
+   * What else depends on the master key or on our certificates, so that `reset` would fail (DROP
+   * MASTER KEY "will fail if any private key in the database is protected by the master key";
+   * "Certificates can only be dropped if no entities are associated with them") or destroy
+   * someone else's secrets: certificates and asymmetric keys not ours whose private key the
+   * master key protects, symmetric keys reset does not drop that our certificates (or the master
+   * key) encrypt, modules our certificates sign, users mapped to them, and database scoped
+   * credentials (their secrets are encrypted by the master key). One row per object: kind, name.
+   */
+  foreignDependents: () => {
+    const ourThumbprints = `SELECT thumbprint FROM sys.certificates WHERE ${ourCertificates()}`;
+    return (
+      [
+        `SELECT N'certificate' AS kind, name FROM sys.certificates ` +
+          `WHERE pvt_key_encryption_type = 'MK' AND NOT ${ourCertificates()}`,
+        `SELECT N'asymmetric key', name FROM sys.asymmetric_keys WHERE pvt_key_encryption_type = 'MK'`,
+        `SELECT N'symmetric key', k.name FROM sys.symmetric_keys AS k WHERE k.name <> N'${MASTER_KEY_NAME}' ` +
+          `AND k.name NOT LIKE ${tsqlLiteral(`${likeEscape(KEY_PREFIX)}%`)} AND EXISTS (SELECT 1 FROM ` +
+          `sys.key_encryptions AS e WHERE e.key_id = k.symmetric_key_id AND (e.crypt_type = 'ESKM' OR ` +
+          `e.thumbprint IN (${ourThumbprints})))`,
+        `SELECT N'signature on', OBJECT_SCHEMA_NAME(major_id) + N'.' + OBJECT_NAME(major_id) ` +
+          `FROM sys.crypt_properties WHERE thumbprint IN (${ourThumbprints})`,
+        `SELECT N'user', name FROM sys.database_principals ` +
+          `WHERE sid IN (SELECT sid FROM sys.certificates WHERE ${ourCertificates()})`,
+        `SELECT N'database scoped credential', name FROM sys.database_scoped_credentials`,
+      ].join(' UNION ALL ') + ' ORDER BY kind, name'
+    );
+  },
+
   readMasterKey: () =>
     `SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.symmetric_keys WHERE ` +
     `name = N'${MASTER_KEY_NAME}') THEN 1 ELSE 0 END AS master_key, ` +
@@ -194,4 +225,5 @@ export const prepareStatements = (): string[] => [
   `IF SCHEMA_ID(N'cellcrypt') IS NULL EXEC (N'CREATE SCHEMA cellcrypt')`,
   `IF OBJECT_ID(N'cellcrypt.key_derivation', N'U') IS NULL CREATE TABLE cellcrypt.key_derivation ` +
     `(name nvarchar(128) NOT NULL PRIMARY KEY, derivation varchar(8) NOT NULL)`,
+  ...applicationPrepareStatements(),
 ];

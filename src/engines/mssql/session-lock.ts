@@ -17,11 +17,25 @@ export const getAppLock = (resource: string) =>
 export const releaseAppLock = (resource: string) =>
   `EXEC sys.sp_releaseapplock @Resource = ${tsqlLiteral(resource)}, @LockOwner = 'Session'`;
 
-/** sp_getapplock takes at most 255 characters; longer names keep their unique tail. */
+/**
+ * sp_getapplock takes at most 255 characters; longer names keep their unique tail. The resource
+ * is the lock's name alone: sp_getapplock already scopes it to the current database, and adding
+ * who connects (user, host, URL options) would let two operators of one org hold "the" lock at
+ * once (review WR3). Names are compared as binary, so every caller must spell it the same way.
+ */
 export function lockResource(name: string): string {
   const full = `cellcrypt:${name}`;
   return full.length <= 255 ? full : `cellcrypt:…${full.slice(-243)}`;
 }
+
+/**
+ * The name core's org lock takes (`ORG_KEY_LOCK` in core/org-lock.ts; engines import no core,
+ * so it is spelled here too, and a unit test holds the two equal).
+ */
+export const ORG_KEY_LOCK_NAME = 'cellcrypt-key-operation';
+
+/** The org lock's sp_getapplock resource, for the engine and for the sqlcmd scripts alike. */
+export const orgLockResource = (name: string = ORG_KEY_LOCK_NAME): string => lockResource(name);
 
 export async function tryAppLock(knex: Knex, name: string): Promise<(() => Promise<void>) | undefined> {
   const resource = lockResource(name);

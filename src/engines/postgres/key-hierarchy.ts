@@ -106,6 +106,9 @@ export function postgresKeyHierarchy(): KeyHierarchyOps {
     // No key opens by itself on PostgreSQL: applications call cellcrypt.open_keys.
     opensByItself: async () => true,
 
+    // The hierarchy is cellcrypt's own rows: nothing of anyone else's hangs off them.
+    foreignDependents: async () => [],
+
     async roundTrip(trx, keyGuid: string, probe: Secret) {
       const result = await trx.raw(
         `select cellcrypt.decrypt_text(cellcrypt.encrypt_text(?::bytea, ?::text, ?::uuid), ?::uuid) = ?::text as ok`,

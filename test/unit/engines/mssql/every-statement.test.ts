@@ -4,11 +4,11 @@ import { Secret } from '../../../../src/common/secret';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import { columnStatements as S, guidLiteral, keyGuidOf } from '../../../../src/engines/mssql/column-statements';
 import { DEMO_TABLES } from '../../../../src/engines/demo-tables';
-import { createTableStatement, insertRowsStatement } from '../../../../src/engines/mssql/demo';
-import { diagnoseStatement } from '../../../../src/engines/mssql/diagnose';
+import { createTableStatement, createViewStatements, insertRowsStatement } from '../../../../src/engines/mssql/demo';
+import { diagnoseStatement, probeTargetStatement } from '../../../../src/engines/mssql/diagnose';
 import { inlineSecrets, keyStatements as K, prepareStatements } from '../../../../src/engines/mssql/key-statements';
 import { permissionQuery } from '../../../../src/engines/mssql/permissions';
-import { getAppLock, releaseAppLock } from '../../../../src/engines/mssql/session-lock';
+import { getAppLock, orgLockResource, releaseAppLock } from '../../../../src/engines/mssql/session-lock';
 import { escapeForKnex } from '../../../../src/engines/mssql/quote';
 import { parseTsql } from '../../../support/tsql-grammar';
 import { allStatementRules } from '../../../support/tsql-rules';
@@ -52,6 +52,7 @@ function statements(): Array<[string, string, { knex: boolean }]> {
       sql,
       viaKnex,
     ]),
+    ['foreignDependents', K.foreignDependents(), viaKnex],
     ['readMasterKey', K.readMasterKey(), viaKnex],
     ['readCertificates', K.readCertificates(), viaKnex],
     ['readSymmetricKeys', K.readSymmetricKeys(), viaKnex],
@@ -59,6 +60,8 @@ function statements(): Array<[string, string, { knex: boolean }]> {
     ['recordDerivation', K.recordDerivation("key]'?", 'sql2017'), viaKnex],
     ...prepareStatements().map((sql, i): [string, string, { knex: boolean }] => [`prepare ${i}`, sql, viaKnex]),
     ['diagnose', diagnoseStatement(), viaKnex],
+    ['diagnose probe target', probeTargetStatement(), viaKnex],
+    ['probeAutomaticOpen', K.probeAutomaticOpen("key]'?", "cert]'?"), viaKnex],
     ...(['read-key', 'change-key', 'activate'] as KeyPermission[]).map((p): [string, string, { knex: boolean }] => [
       `permission ${p}`,
       permissionQuery(p),
@@ -66,9 +69,15 @@ function statements(): Array<[string, string, { knex: boolean }]> {
     ]),
     ['getAppLock', getAppLock('cellcrypt:mssql://sa:***@h/db?x=1:change-key'), direct],
     ['releaseAppLock', releaseAppLock('cellcrypt:mssql://sa:***@h/db?x=1:change-key'), direct],
+    ['getAppLock (the org lock)', getAppLock(orgLockResource()), direct],
     ...DEMO_TABLES.flatMap((spec): Array<[string, string, { knex: boolean }]> => [
       [`demo create ${spec.table}`, createTableStatement(spec), viaKnex],
       [`demo insert ${spec.table}`, insertRowsStatement(spec, 1000), viaKnex],
+      ...createViewStatements(spec).map((sql, i): [string, string, { knex: boolean }] => [
+        `demo views ${spec.table} ${i}`,
+        sql,
+        viaKnex,
+      ]),
     ]),
   ];
   for (const ref of [...DYNAMICS_DEFAULT_COLUMNS, HOSTILE]) {
