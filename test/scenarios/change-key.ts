@@ -67,6 +67,38 @@ export function scenarios(target: TargetName): void {
       await org?.cleanup();
     });
 
+    it('one transaction: a cell an application wrote after planning, before the table locks, is moved and counted', async () => {
+      // Found by the load test: the proof compared with counts taken before the locks, so one
+      // row written meanwhile rolled the whole change back ("945 cell(s) before, 946 after").
+      await installedOrg();
+      const columns = tk.engine.columns;
+      const lockTable = columns.lockTable.bind(columns);
+      const written = '00000000-0000-4000-8000-00000000abcd';
+      let wrote = false;
+      columns.lockTable = async (trx, ref) => {
+        if (!wrote && ref.table === 'MailboxBase') {
+          wrote = true;
+          await trx.raw(
+            `insert into "MailboxBase" ("MailboxId", "Name", "Password") values ` +
+              `(?::uuid, 'written meanwhile', cellcrypt.encrypt_text(cellcrypt.current_key_guid(), ?, ?::uuid))`,
+            [written, 'an application wrote this', written],
+          );
+        }
+        return lockTable(trx, ref);
+      };
+      try {
+        const newKey = generatePassphrase();
+        const result = await changeKey(tk, { newKey });
+        expect(wrote).to.equal(true);
+        expect(result.newKey.guid).to.equal(keyGuidFor(newKey));
+      } finally {
+        columns.lockTable = lockTable;
+      }
+      const mailbox = tk.registry.find((c) => c.table === 'MailboxBase')!;
+      expect((await decryptedValues(tk, mailbox)).get(written)).to.equal('an application wrote this');
+      expect((await verify(tk)).ok).to.equal(true);
+    });
+
     it(
       'one transaction: every cell moves to the new key, ' +
         'values intact, old key dropped, audit row without secrets',
