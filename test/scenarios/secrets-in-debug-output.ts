@@ -239,8 +239,21 @@ export function scenarios(target: TargetName): void {
         await expectRun(0, undefined, 'doctor');
         runs.push(await saveKey());
         await expectRun(2, 'CellcryptUsage', '--json', 'show-key', '--out', savedKeys[0]!);
-        await expectRun(0, undefined, 'script', 'identity-value', '--engine', 'mssql', '--key-file', savedKeys[0]!);
-        await expectRun(0, undefined, 'script', 'change-key', '--engine', 'mssql');
+        // script variables writes the secrets to its file, and nowhere else; the scripts hold none.
+        const masterKeyPasswordFile = file('dmk.txt');
+        writeFileSync(masterKeyPasswordFile, `Mk1!dmk ${MARK}m "';--\n`);
+        const variables = [
+          'script',
+          'variables',
+          '--key-file',
+          savedKeys[0]!,
+          '--master-key-password-file',
+          masterKeyPasswordFile,
+          '--out',
+          file('vars.sql'),
+        ];
+        await expectRun(0, undefined, ...variables);
+        await expectRun(0, undefined, 'script', 'change-key', '--engine', 'mssql', '--key-file', chosenKey);
 
         const mailbox = DYNAMICS_DEFAULT_COLUMNS.find((c) => c.table === 'MailboxBase')!;
         const tk = await org.open();

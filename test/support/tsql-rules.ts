@@ -4,7 +4,7 @@
  * an ENCRYPTBYKEY that silently returns NULL because its key is not open).
  * Every rule is a pure function returning violations, each naming its statement; [] = ok.
  */
-import { GO_LINE, parseTsql } from './tsql-grammar';
+import { GO_LINE, parseTsql, splitGoBatches } from './tsql-grammar';
 
 // ---------------------------------------------------------------------------------------------
 // The one tokenizer all rules share: it knows just enough T-SQL lexing that a comma, paren, `?`
@@ -370,4 +370,465 @@ export function allStatementRules(sql: string, { knex = true }: { knex?: boolean
     ...noGoSent(sql),
     ...(knex ? noUnescapedPlaceholderInLiteral(sql) : []),
   ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Script rules: what a printed sqlcmd script (`cellcrypt script …`) must do before, around and
+// after its changes. Each takes the whole script text and returns violations naming the part
+// that is missing; [] = ok. Batches are read as the server gets them: split on GO, sqlcmd's own
+// `:` lines dropped, and the T-SQL of `EXEC sys.sp_executesql N'…'` read in place of the call.
+
+/** sqlcmd's own lines (`:on error exit`, `:setvar`) are read by sqlcmd, never sent: not T-SQL. */
+export const withoutSqlcmdCommands = (batch: string): string =>
+  batch
+    .split('\n')
+    .filter((line) => !line.startsWith(':'))
+    .join('\n');
+
+/**
+ * `EXEC sys.sp_executesql N'<sql>'` (a literal statement) replaced by `BEGIN <sql> END`, nested
+ * ones too: what runs, where it runs, so the rules and the grammar read it as code.
+ */
+export function inlineDynamicSql(sql: string): string {
+  const code = codeTokens(sql);
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < code.length; i++) {
+    const t = code[i];
+    if (!isWord(t, 'EXEC', 'EXECUTE')) continue;
+    let j = i + 1;
+    if (isWord(code[j], 'SYS') && isPunct(code[j + 1], '.')) j += 2;
+    const literal = code[j + 1];
+    if (!isWord(code[j], 'SP_EXECUTESQL') || literal?.kind !== 'string') continue;
+    out += `${sql.slice(from, t.start)}BEGIN ${inlineDynamicSql(tokenValue(literal))} END`;
+    from = literal.start + literal.text.length;
+    i = j + 1;
+  }
+  return out + sql.slice(from);
+}
+
+/** Every sp_executesql literal's T-SQL, nested ones too (each must parse on its own). */
+export function dynamicSqlBodies(sql: string): string[] {
+  const code = codeTokens(sql);
+  return code.flatMap((t, i) => {
+    const literal = isWord(t, 'SP_EXECUTESQL') ? code[i + 1] : undefined;
+    if (literal?.kind !== 'string') return [];
+    const body = tokenValue(literal);
+    return [body, ...dynamicSqlBodies(body)];
+  });
+}
+
+/** A script's batches as the server runs them (dynamic SQL inlined). */
+export const scriptBatches = (script: string): string[] =>
+  splitGoBatches(script).map((batch) => inlineDynamicSql(withoutSqlcmdCommands(batch)));
+
+interface Statement {
+  readonly code: SqlToken[];
+  /** Its text, whitespace collapsed, for messages. */
+  readonly text: string;
+}
+
+/** The `;`-separated statements of a batch (a BEGIN … END block is split at its `;` too). */
+function statementsOf(sql: string): Statement[] {
+  const out: Statement[] = [];
+  let current: SqlToken[] = [];
+  const flush = () => {
+    if (current.length === 0) return;
+    const first = current[0];
+    const last = current[current.length - 1];
+    const text = sql.slice(first.start, last.start + last.text.length).replace(/\s+/g, ' ');
+    out.push({ code: current, text: text.slice(0, 100) });
+    current = [];
+  };
+  for (const t of codeTokens(sql)) {
+    if (isPunct(t, ';')) flush();
+    else current.push(t);
+  }
+  flush();
+  return out;
+}
+
+/** Where `pattern` (words case-insensitive; `'…'` a string's value; `[…]` a quoted name's value) starts. */
+function findSequence(code: SqlToken[], pattern: readonly string[], from = 0): number {
+  const matches = (t: SqlToken | undefined, p: string) => {
+    if (!t) return false;
+    if (p.startsWith("'")) return t.kind === 'string' && tokenValue(t) === p.slice(1, -1);
+    if (p.startsWith('[') && p.length > 1) return t.kind === 'quoted' && tokenValue(t) === p.slice(1, -1);
+    if (/^\W$/.test(p)) return isPunct(t, p);
+    return t.kind === 'word' && t.text.toUpperCase() === p.toUpperCase();
+  };
+  for (let i = from; i + pattern.length <= code.length; i++)
+    if (pattern.every((p, k) => matches(code[i + k], p))) return i;
+  return -1;
+}
+
+const has = (code: SqlToken[], ...pattern: string[]) => findSequence(code, pattern) >= 0;
+
+const CHANGE_WORDS = ['CREATE', 'ALTER', 'DROP', 'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'TRUNCATE', 'GRANT', 'DENY'];
+
+/** Is this statement a change of the database (a write to a table variable is not; BEGIN TRANSACTION is)? */
+function isChange(statement: Statement): boolean {
+  const code = statement.code;
+  if (has(code, 'BEGIN', 'TRANSACTION') || has(code, 'BEGIN', 'TRAN') || has(code, 'sp_rename')) return true;
+  const found = code.some((t, i) => {
+    if (!isWord(t, ...CHANGE_WORDS)) return false;
+    if (isWord(t, 'DELETE') && isWord(code[i + 1], 'FROM')) return !code[i + 2]?.text.startsWith('@');
+    if (isWord(t, 'INSERT') && isWord(code[i + 1], 'INTO')) return !code[i + 2]?.text.startsWith('@');
+    if (isWord(t, 'UPDATE')) return !code[i + 1]?.text.startsWith('@');
+    return true;
+  });
+  if (found) return true;
+  // EXEC (N'…'): dynamic SQL that is not inlined (it may CREATE a module, which must start a batch).
+  return code.some(
+    (t, i) =>
+      isWord(t, 'EXEC', 'EXECUTE') &&
+      isPunct(code[i + 1], '(') &&
+      code[i + 2]?.kind === 'string' &&
+      statementsOf(tokenValue(code[i + 2])).some(isChange),
+  );
+}
+
+/** The first change of the script: its batch (0-based) and statement. */
+function firstChange(batches: string[]): { batch: number; statement: Statement } | undefined {
+  for (let batch = 0; batch < batches.length; batch++) {
+    const statement = statementsOf(batches[batch]).find(isChange);
+    if (statement) return { batch, statement };
+  }
+  return undefined;
+}
+
+const describeChange = (change: ReturnType<typeof firstChange>) =>
+  change ? `batch ${change.batch + 1}: ${change.statement.text}` : 'none';
+
+/** The batches before the first change (all, if none). */
+function beforeFirstChange(batches: string[]): string[] {
+  const change = firstChange(batches);
+  return batches.slice(0, change ? change.batch : batches.length);
+}
+
+/**
+ * 7. The guard batch (DL5): its own batch (not batch 1, which holds `:on error exit` and does not
+ * parse without SQLCMD mode), before any change, testing every sqlcmd variable the script uses
+ * with `IF N'$(V)' = N'$' + N'(V)'`, and stopping with RAISERROR and SET NOEXEC ON.
+ */
+export function guardBatchRule(script: string): string[] {
+  const raw = splitGoBatches(script);
+  const batches = scriptBatches(script);
+  const variables = [...new Set([...script.matchAll(/\$\((\w+)\)/g)].map((m) => m[1]))];
+  const tests = (sql: string, name: string) =>
+    has(codeTokens(sql), 'IF', `'$(${name})'`, '=', "'$'", '+', `'(${name})'`);
+  const at = batches.findIndex((sql) => variables.some((name) => tests(sql, name)));
+  if (variables.length === 0) return [];
+  if (at < 0)
+    return [`no guard batch: nothing tests that the sqlcmd variables were substituted (${variables.join(', ')})`];
+  const violations: string[] = [];
+  if (raw[at].split('\n').some((line) => line.startsWith(':')))
+    violations.push(
+      `the guard shares batch ${at + 1} with a sqlcmd command: without SQLCMD mode that batch never runs`,
+    );
+  for (const name of variables)
+    if (!tests(batches[at], name))
+      violations.push(`the guard batch does not test $(${name}) (IF N'$(${name})' = N'$' + N'(${name})')`);
+  const code = codeTokens(batches[at]);
+  if (!has(code, 'RAISERROR', '(')) violations.push('the guard batch does not RAISERROR');
+  if (!has(code, 'SET', 'NOEXEC', 'ON'))
+    violations.push('the guard batch does not SET NOEXEC ON (later batches would run)');
+  const change = firstChange(batches);
+  if (change && change.batch <= at) violations.push(`a change comes before the guard: ${describeChange(change)}`);
+  return violations;
+}
+
+export const REQUIRED_SESSION_OPTIONS: readonly (readonly [string, 'ON' | 'OFF'])[] = [
+  ['QUOTED_IDENTIFIER', 'ON'],
+  ['ANSI_NULLS', 'ON'],
+  ['ANSI_PADDING', 'ON'],
+  ['ANSI_WARNINGS', 'ON'],
+  ['ARITHABORT', 'ON'],
+  ['CONCAT_NULL_YIELDS_NULL', 'ON'],
+  ['NUMERIC_ROUNDABORT', 'OFF'],
+];
+
+/**
+ * 8. BR4: the SET options that writes to tables with filtered indexes, indexed views or indexed
+ * computed columns require, in a batch before the first change (QUOTED_IDENTIFIER applies from
+ * the next batch parsed), and never set the other way afterwards.
+ */
+export function sessionOptionsRule(script: string): string[] {
+  const batches = scriptBatches(script);
+  const before = beforeFirstChange(batches).map(codeTokens);
+  const all = batches.map(codeTokens);
+  return REQUIRED_SESSION_OPTIONS.flatMap(([option, value]) => {
+    const other = value === 'ON' ? 'OFF' : 'ON';
+    const violations: string[] = [];
+    if (!before.some((code) => has(code, 'SET', option, value)))
+      violations.push(
+        `SET ${option} ${value} is missing before the first change (${describeChange(firstChange(batches))})`,
+      );
+    if (all.some((code) => has(code, 'SET', option, other))) violations.push(`SET ${option} ${other} turns it back`);
+    return violations;
+  });
+}
+
+/**
+ * 9. CO4: before the first change, the script stops on SQL Server before 2017
+ * (SERVERPROPERTY('ProductMajorVersion') < 14) and with trace flag 4631 on (DBCC TRACESTATUS(4631, -1)).
+ */
+export function serverChecksRule(script: string): string[] {
+  const before = beforeFirstChange(scriptBatches(script));
+  const violations: string[] = [];
+  const version = before.some((sql) =>
+    statementsOf(sql).some(
+      (s) =>
+        has(s.code, 'SERVERPROPERTY', '(', "'ProductMajorVersion'", ')') &&
+        has(s.code, '<', '14') &&
+        has(s.code, 'THROW'),
+    ),
+  );
+  if (!version)
+    violations.push(
+      "no SQL Server version check (IF SERVERPROPERTY('ProductMajorVersion') < 14 THROW) before the first change",
+    );
+  const traceFlag = before.some((sql) => {
+    const statements = statementsOf(sql);
+    const status = statements.findIndex((s) =>
+      s.code.some(
+        (t) =>
+          (t.kind === 'string' && /DBCC\s+TRACESTATUS\s*\(\s*4631\s*,\s*-1\s*\)/i.test(tokenValue(t))) ||
+          findSequence(s.code, ['DBCC', 'TRACESTATUS', '(', '4631', ',', '-', '1', ')']) >= 0,
+      ),
+    );
+    return (
+      status >= 0 &&
+      statements.slice(status + 1).some((s) => has(s.code, 'IF') && has(s.code, '4631') && has(s.code, 'THROW'))
+    );
+  });
+  if (!traceFlag)
+    violations.push(
+      'no trace flag 4631 check (DBCC TRACESTATUS(4631, -1), then IF … 4631 … THROW) before the first change',
+    );
+  return violations;
+}
+
+/** `@Name = value` pairs of an EXEC's arguments, names lower-cased, values as tokenValue. */
+function namedArguments(code: SqlToken[], from: number): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = from; i + 2 < code.length; i++)
+    if (code[i].text.startsWith('@') && isPunct(code[i + 1], '='))
+      args.set(code[i].text.toLowerCase(), tokenValue(code[i + 2]));
+  return args;
+}
+
+/**
+ * 10. The org lock: before the first change, `EXEC @r = sys.sp_getapplock` on `resource`, exclusive,
+ * owned by the session, not waiting, its result checked (IF @r < 0 THROW); released
+ * (sp_releaseapplock, same resource and owner) after the last COMMIT.
+ */
+export function orgLockRule(script: string, resource: string): string[] {
+  const batches = scriptBatches(script);
+  const violations: string[] = [];
+  const taken = beforeFirstChange(batches).some((sql) => {
+    const statements = statementsOf(sql);
+    const at = statements.findIndex((s) => has(s.code, 'sp_getapplock'));
+    if (at < 0) return false;
+    const code = statements[at].code;
+    // EXEC @result = sys.sp_getapplock …
+    const result = isWord(code[0], 'EXEC', 'EXECUTE') && isPunct(code[2], '=') ? code[1] : undefined;
+    const args = namedArguments(code, 0);
+    const wanted: [string, string][] = [
+      ['@resource', resource],
+      ['@lockmode', 'Exclusive'],
+      ['@lockowner', 'Session'],
+      ['@locktimeout', '0'],
+    ];
+    for (const [name, value] of wanted)
+      if (args.get(name) !== value)
+        violations.push(`sp_getapplock: ${name} is ${args.get(name) ?? 'not given'}, not ${value}`);
+    const variable = result?.text.startsWith('@') ? result.text : undefined;
+    const checked =
+      variable !== undefined &&
+      statements
+        .slice(at + 1)
+        .some((s) => isWord(s.code[0], 'IF') && s.code[1]?.text === variable && has(s.code, 'THROW'));
+    if (!checked) violations.push("sp_getapplock's result is not checked (IF @result < 0 THROW)");
+    return true;
+  });
+  if (!taken) violations.push(`no sp_getapplock on ${resource} before the first change`);
+  let commit = -1;
+  batches.forEach((sql, n) => {
+    if (has(codeTokens(sql), 'COMMIT')) commit = n;
+  });
+  const released = batches.slice(Math.max(commit, 0)).some((sql) =>
+    statementsOf(sql).some((s) => {
+      if (!has(s.code, 'sp_releaseapplock')) return false;
+      const args = namedArguments(s.code, 0);
+      return args.get('@resource') === resource && args.get('@lockowner') === 'Session';
+    }),
+  );
+  if (!released) violations.push(`the lock on ${resource} is not released (sp_releaseapplock) after the COMMIT`);
+  return violations;
+}
+
+/**
+ * 11. DL4: in the first transaction batch, before its first change after BEGIN TRANSACTION, every
+ * given table is locked until the commit: `FROM [T] WITH (TABLOCKX, HOLDLOCK)`.
+ */
+export function tableLocksRule(script: string, tables: readonly string[]): string[] {
+  const batches = scriptBatches(script);
+  const at = batches.findIndex((sql) => has(codeTokens(sql), 'BEGIN', 'TRANSACTION'));
+  if (at < 0) return ['no BEGIN TRANSACTION: no transaction holds the table locks'];
+  const statements = statementsOf(batches[at]);
+  const begin = statements.findIndex((s) => has(s.code, 'BEGIN', 'TRANSACTION'));
+  const change = statements.findIndex((s, i) => i > begin && isChange(s));
+  const window = statements.slice(begin + 1, change < 0 ? statements.length : change);
+  return [...new Set(tables)].flatMap((table) => {
+    const locked = window.some((s) => {
+      const from = findSequence(s.code, ['FROM', `[${table}]`, 'WITH', '(']);
+      if (from < 0) return false;
+      const close = s.code.findIndex((t, i) => i > from + 3 && isPunct(t, ')'));
+      const hints = s.code.slice(from + 4, close).map((t) => t.text.toUpperCase());
+      return hints.includes('TABLOCKX') && hints.includes('HOLDLOCK');
+    });
+    return locked
+      ? []
+      : [
+          `[${table}] is not locked (WITH (TABLOCKX, HOLDLOCK)) in the first transaction batch ` +
+            `(batch ${at + 1}) before its changes`,
+        ];
+  });
+}
+
+export interface ScriptColumnRef {
+  readonly table: string;
+  readonly column: string;
+}
+
+const TEXT_TYPE_LIST = ['(', "'nvarchar'", ',', "'nchar'", ',', "'varchar'", ',', "'char'", ')'];
+
+/**
+ * 12. DL1: every statement that adds a column's shadow, encrypts into it or drops the column runs
+ * only after, in its own batch, the column's real type was read from sys.columns
+ * (TYPE_NAME(system_type_id) … OBJECT_ID(N'[T]') … name = N'C') and tested against the text types.
+ */
+export function typeGuardRule(script: string, columns: readonly ScriptColumnRef[]): string[] {
+  const batches = scriptBatches(script);
+  return columns.flatMap(({ table, column }) => {
+    const quotedTable = `[${table.replace(/]/g, ']]')}]`;
+    const shadow = `${column}__cellcrypt`;
+    const changes: [string, string[]][] = [
+      ['ALTER TABLE … ADD of its shadow', ['ALTER', 'TABLE', `[${table}]`, 'ADD', `[${shadow}]`]],
+      ['ENCRYPTBYKEY into its shadow', ['SET', `[${shadow}]`, '=', 'ENCRYPTBYKEY']],
+      ['DROP COLUMN', ['ALTER', 'TABLE', `[${table}]`, 'DROP', 'COLUMN', `[${column}]`]],
+    ];
+    return batches.flatMap((sql, n) => {
+      const statements = statementsOf(sql);
+      return changes.flatMap(([what, pattern]) => {
+        // The statement names the table too (two tables may have a column of the same name).
+        const at = statements.findIndex((s) => findSequence(s.code, pattern) >= 0 && has(s.code, `[${table}]`));
+        if (at < 0) return [];
+        const before = statements.slice(0, at + 1);
+        const read = before.findIndex(
+          (s) =>
+            has(s.code, 'TYPE_NAME', '(', 'system_type_id', ')') &&
+            has(s.code, 'sys', '.', 'columns') &&
+            has(s.code, 'OBJECT_ID', '(', `'${quotedTable}'`) &&
+            has(s.code, 'name', '=', `'${column}'`),
+        );
+        const tested = read >= 0 && before.slice(read).some((s) => has(s.code, 'IN', ...TEXT_TYPE_LIST));
+        return tested
+          ? []
+          : [
+              `${table}.${column}: ${what} in batch ${n + 1} without a type guard before it ` +
+                '(TYPE_NAME(system_type_id) from sys.columns IN nvarchar, nchar, varchar, char)',
+            ];
+      });
+    });
+  });
+}
+
+/**
+ * 13. DL4 (change-key): in the batch that drops the old key, before DROP SYMMETRIC KEY and with no
+ * change in between, every column's cells still on it are counted (SUBSTRING([C], 1, 16) … FROM
+ * [T]) with a THROW; CO2: KEY_GUID of the dropped key is never read after the drop (it is NULL).
+ */
+export function recountBeforeDropRule(script: string, columns: readonly ScriptColumnRef[], oldKey: string): string[] {
+  const batches = scriptBatches(script);
+  const at = batches.findIndex((sql) => has(codeTokens(sql), 'DROP', 'SYMMETRIC', 'KEY', `[${oldKey}]`));
+  if (at < 0) return [`no DROP SYMMETRIC KEY [${oldKey}]`];
+  const statements = statementsOf(batches[at]);
+  const drop = statements.findIndex((s) => has(s.code, 'DROP', 'SYMMETRIC', 'KEY', `[${oldKey}]`));
+  const violations: string[] = [];
+  const recounts: number[] = [];
+  for (const { table, column } of columns) {
+    const found = statements.findIndex(
+      (s, i) =>
+        i < drop &&
+        has(s.code, 'SUBSTRING', '(', `[${column}]`, ',', '1', ',', '16', ')', '=') &&
+        has(s.code, 'FROM', `[${table}]`) &&
+        has(s.code, 'THROW'),
+    );
+    if (found < 0)
+      violations.push(
+        `${table}.${column}: its cells still on ${oldKey} are not re-counted (SUBSTRING(C, 1, 16) = GUID, THROW) ` +
+          `before DROP SYMMETRIC KEY [${oldKey}]`,
+      );
+    else recounts.push(found);
+  }
+  const first = recounts.length ? Math.min(...recounts) : drop;
+  const between = statements.slice(first, drop).find(isChange);
+  if (between) violations.push(`a change between the re-count and DROP SYMMETRIC KEY [${oldKey}]: ${between.text}`);
+  const later = [batches[at].slice(statementsOf(batches[at])[drop].code[0].start), ...batches.slice(at + 1)];
+  if (later.some((sql) => has(codeTokens(sql), 'KEY_GUID', '(', `'${oldKey}'`)))
+    violations.push(`KEY_GUID(N'${oldKey}') is read after DROP SYMMETRIC KEY [${oldKey}], where it is NULL`);
+  return violations;
+}
+
+/**
+ * 14. DL3: the statement right after the first OPEN SYMMETRIC KEY [k] of the key the script creates
+ * is the known-answer probe: IF DECRYPTBYKEY(0x<blob>) IS NULL OR DATALENGTH(…) <> n OR … <> 0x<bytes>
+ * THROW (with the blob and bytes given, those); nothing encrypts under k before it.
+ */
+export function probeAfterOpenRule(
+  script: string,
+  keyName: string,
+  probe?: { cell: string; plaintext: string },
+): string[] {
+  const batches = scriptBatches(script);
+  const create = batches.findIndex((sql) => has(codeTokens(sql), 'CREATE', 'SYMMETRIC', 'KEY', `[${keyName}]`));
+  const opened = batches.findIndex(
+    (sql, n) => n >= create && has(codeTokens(sql), 'OPEN', 'SYMMETRIC', 'KEY', `[${keyName}]`),
+  );
+  if (create < 0 || opened < 0) return [`no CREATE and OPEN SYMMETRIC KEY [${keyName}]`];
+  const statements = statementsOf(batches[opened]);
+  const open = statements.findIndex((s) => has(s.code, 'OPEN', 'SYMMETRIC', 'KEY', `[${keyName}]`));
+  const next = statements[open + 1];
+  const violations: string[] = [];
+  const blob = next && findSequence(next.code, ['DECRYPTBYKEY', '(']);
+  const cell = next && blob !== undefined && blob >= 0 ? next.code[blob + 2] : undefined;
+  const isProbe =
+    next !== undefined &&
+    isWord(next.code[0], 'IF') &&
+    cell !== undefined &&
+    /^0x[0-9a-f]+$/i.test(cell.text) &&
+    isPunct(next.code[blob! + 3], ')') &&
+    has(next.code, 'IS', 'NULL') &&
+    has(next.code, 'DATALENGTH') &&
+    next.code.some(
+      (t, i) => isPunct(t, '<') && isPunct(next.code[i + 1], '>') && /^0x/i.test(next.code[i + 2]?.text ?? ''),
+    ) &&
+    has(next.code, 'THROW');
+  if (!isProbe)
+    violations.push(
+      `no known-answer probe right after OPEN SYMMETRIC KEY [${keyName}] (IF DECRYPTBYKEY(0x…) IS NULL OR ` +
+        `DATALENGTH(…) <> n OR … <> 0x… THROW): ${next?.text ?? 'nothing follows'}`,
+    );
+  else if (probe) {
+    if (cell!.text.slice(2).toLowerCase() !== probe.cell.toLowerCase())
+      violations.push('the probe decrypts another blob');
+    if (!next!.code.some((t) => t.text.toLowerCase() === `0x${probe.plaintext.toLowerCase()}`))
+      violations.push('the probe compares with other bytes');
+  }
+  const before = [...batches.slice(0, opened), batches[opened].slice(0, next ? next.code[0].start : undefined)];
+  if (before.some((sql) => has(codeTokens(sql), 'ENCRYPTBYKEY', '(', 'KEY_GUID', '(', `'${keyName}'`)))
+    violations.push(`ENCRYPTBYKEY under ${keyName} before its probe`);
+  return violations;
 }
