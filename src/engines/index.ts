@@ -1,6 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import type { ConnectionTarget, EngineKind } from '../config/connection-target';
-import type { DryRunRenderer, Engine, ScriptRenderer } from './engine';
+import type { DryRunRenderer, Engine, ScriptRenderer, SelftestOps } from './engine';
 import { mssqlScripts } from './mssql/script';
 import { mssqlDryRun } from './mssql/dry-run';
 import { postgresDryRun } from './postgres/dry-run';
@@ -8,6 +8,8 @@ import { mssqlKnexConfig, mssqlTimeouts } from './mssql/connect';
 import { mssqlEngine } from './mssql/engine';
 import { connectPglite, connectPostgres, pgliteKnexConfig, postgresKnexConfig, wrapKnex } from './postgres/connect';
 import { postgresEngine } from './postgres/engine';
+import { postgresSelftest } from './postgres/selftest';
+import { mssqlSelftest } from './mssql/selftest';
 
 /**
  * The one place that turns a connection target into an engine, or into a knex connection for
@@ -26,10 +28,15 @@ export function engineAround(target: ConnectionTarget, knex: Knex): Engine {
   switch (target.kind) {
     case 'pglite':
     case 'postgres':
-      return postgresEngine(target, wrapKnex(target, knex));
+      return withSelftest(postgresEngine(target, wrapKnex(target, knex)), postgresSelftest(target, knex));
     case 'mssql':
-      return mssqlEngine(target, knex, mssqlTimeouts(target));
+      return withSelftest(mssqlEngine(target, knex, mssqlTimeouts(target)), mssqlSelftest(target, knex));
   }
+}
+
+/** The engine with its half of `cellcrypt selftest` (engines/<kind>/selftest.ts). */
+function withSelftest(engine: Engine, selftest: SelftestOps): Engine {
+  return { ...engine, selftest };
 }
 
 /**

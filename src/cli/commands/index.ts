@@ -12,6 +12,7 @@ import verify from './verify';
 import script from './script';
 import rewrap from './rewrap';
 import keys from './keys';
+import selftest from './selftest';
 
 /** Every command of the CLI, one module each. */
 export const COMMANDS: readonly CellcryptCommand[] = [
@@ -28,4 +29,5 @@ export const COMMANDS: readonly CellcryptCommand[] = [
   decryptOffline,
   script,
   demo,
+  selftest,
 ];
