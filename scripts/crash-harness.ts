@@ -1,58 +1,75 @@
-// Crash harness (issue: nothing is lost): kills install, one-transaction change-key, batched
-// change-key and rewrap with SIGKILL at random moments against a real PostgreSQL server, then
-// judges every cell against the plaintext recorded before the first run.
+// Crash harness (issue: nothing is lost, and status tells the truth): runs install,
+// one-transaction change-key, batched change-key, rewrap and activate against a real PostgreSQL
+// server and hits each with faults: SIGKILL and SIGINT (Ctrl-C) at random moments, the server
+// stopped (immediate shutdown) at a random moment, the key-store database gone at each of the
+// operation's key-store writes, and for rewrap two kill points. After every fault it judges every
+// cell against the plaintext recorded before the first run, what the first `status --json` and
+// `verify --json` say about it, the key `show-key` hands out, and a re-run that must complete.
 //
-//   npm run crash -- --url postgres://postgres@127.0.0.1:5432/postgres [--trials 20] [--rows 5000] [--seed N]
+//   npm run crash -- --url postgres://postgres@127.0.0.1:5432/postgres [--trials 5] [--rows 5000] [--seed N]
+//       [--server-stop CMD --server-start CMD [--stop-url URL]] [--long] [--operations A,B] [--faults F,G]
 //
-// --url is an admin connection (it creates and drops its own databases). After every trial:
-// each non-null cell decrypts to its original under exactly one known key (the key store's
-// passphrase or its pending one); a column in state `encrypted` holds no plaintext; `status`
-// agrees with the judge; after status, the key `show-key` hands out opens every cell; a re-run
-// completes and `verify` passes. Exit 1 if any trial lost, corrupted or misreported anything.
-import { spawn } from 'node:child_process';
+// --url is an admin connection (it creates and drops its own databases). The short form (CI) runs
+// --trials trials per operation, its faults taking turns; --long runs every fault of every
+// operation at least 8 times and the key store's outage at every step. Server stops need
+// --server-stop and --server-start; --stop-url is the server they stop, when it is not --url's (a
+// shared server must not be stopped). Exit 1 if any trial lost, corrupted or misreported anything.
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
-import { Client } from 'pg';
 import yargs from 'yargs';
-import { runCli } from '../src/cli/main';
-import { memoryIo } from '../src/cli/io';
-import { Secret } from '../src/common/secret';
-import { loadSettings } from '../src/config/settings';
-import { seedDemo } from '../src/core/demo-seed';
+import { formatKeyFile, readKeyFile } from '../src/core/key-file';
 import { install } from '../src/core/install';
 import { currentCertificate } from '../src/common/key-names';
-import { openToolkit } from '../src/open-toolkit';
 import { type Toolkit } from '../src/core/toolkit';
-import { checkOrg, recordOriginals, type CheckResult, type Originals } from './crash/org-check';
-import { createThrowAwayDatabase } from '../test/support/pg-server';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import {
+  interruptAfterConnecting,
+  KeyStoreOutage,
+  killWhileWaiting,
+  runOperation,
+  serverStopAfter,
+  signalAfter,
+  timeToConnect,
+  type Injector,
+  type Run,
+  type ServerControl,
+} from './crash/faults';
+import { BATCH, count, failed, judgeTrial, newTally, type Fault, type Operation, type Tally } from './crash/judge';
+import { recordOriginals, type Originals } from './crash/org-check';
+import { cli, createOrg, withToolkit, type Org } from './crash/org';
 
-type Scenario = 'install' | 'change-key' | 'change-key-batched' | 'rewrap' | 'server-crash';
-const SCENARIOS: Scenario[] = ['install', 'change-key', 'change-key-batched', 'rewrap', 'server-crash'];
-const MAIN = resolve(__dirname, '../src/cli/main.ts');
-const BATCH = 500;
+const OPERATIONS: Operation[] = ['install', 'change-key', 'change-key-batched', 'rewrap', 'activate'];
+const FAULTS: Record<Operation, Fault[]> = {
+  install: ['sigkill', 'sigint', 'server-stop'],
+  'change-key': ['sigkill', 'sigint', 'server-stop', 'keystore-down'],
+  'change-key-batched': ['sigkill', 'sigint', 'server-stop'],
+  rewrap: ['sigkill', 'held'],
+  activate: ['keystore-down', 'sigkill'],
+};
+/** The long form: every fault of every operation at least this often. */
+const LONG_PER_FAULT = 8;
+/** The short form keeps activate to this many trials: it needs an org of its own, set up per trial. */
+const SHORT_ACTIVATE = 3;
 
-interface Org {
-  env: NodeJS.ProcessEnv;
-  drop(): Promise<void>;
-}
+const ARGS: Record<Operation, string[]> = {
+  install: ['install'],
+  'change-key': ['change-key', '--generate'],
+  'change-key-batched': ['change-key', '--generate', '--batch-size', String(BATCH)],
+  rewrap: ['rewrap'],
+  activate: ['activate', '--key-file', '<file>', '--new-key-store'],
+};
 
-interface Tally {
+interface Options {
+  url: string;
+  stopUrl: string;
+  rows: number;
   trials: number;
-  killed: number;
-  cellsChecked: number;
-  lost: number;
-  corrupted: number;
-  ambiguous: number;
-  plaintextLeft: number;
-  misreported: number;
-  rerunFailed: number;
-  /**
-   * rewrap: where each kill left the two stores, read before anything repairs them: `before`
-   * (no pending password, old certificate), `pending` (pending password, not committed),
-   * `committed` (new certificate, its password still pending), `promoted` (new certificate,
-   * new password current; pending not yet removed), `done`.
-   */
-  windows?: Record<string, number>;
+  long: boolean;
+  faults?: Fault[];
+  server?: ServerControl;
+  random: () => number;
 }
 
 async function main(): Promise<number> {
@@ -62,12 +79,18 @@ async function main(): Promise<number> {
       demandOption: true,
       describe: 'admin URL of a PostgreSQL server (databases are created and dropped)',
     })
-    .option('trials', { type: 'number', default: 20 })
+    .option('trials', { type: 'number', default: 5, describe: 'trials per operation (short form)' })
+    .option('long', { type: 'boolean', default: false, describe: `every fault ${LONG_PER_FAULT} times or more` })
     .option('rows', { type: 'number', default: 5000, describe: 'rows per demo table (5 columns, 90% non-null)' })
     .option('seed', { type: 'number', default: randomBytes(4).readUInt32BE() })
+    .option('operations', { type: 'string', describe: `comma-separated, from ${OPERATIONS.join(', ')}` })
     .option('scenarios', {
       type: 'string',
-      describe: `comma-separated, from ${SCENARIOS.join(', ')}; server-crash needs --server-stop and --server-start`,
+      describe: 'the same as --operations (server-crash: change-key/server-stop)',
+    })
+    .option('faults', {
+      type: 'string',
+      describe: 'comma-separated: sigkill, sigint, server-stop, keystore-down, held',
     })
     .option('server-stop', {
       type: 'string',
@@ -77,201 +100,259 @@ async function main(): Promise<number> {
       type: 'string',
       describe: 'shell command that starts it again and waits (pg_ctl -w start)',
     })
+    .option('stop-url', { type: 'string', describe: 'admin URL of the server --server-stop stops (default --url)' })
     .strict()
     .parseAsync();
-  process.stdout.write(
-    `crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ` +
-      `${args.trials} trial(s) per scenario, ${args.rows} rows per table\n`,
-  );
-  const random = mulberry32(args.seed);
-  const results: Record<string, Tally> = {};
-  const serverControl =
+  const server =
     args['server-stop'] && args['server-start']
       ? { stop: args['server-stop'], start: args['server-start'] }
       : undefined;
-  const chosen = (args.scenarios ?? SCENARIOS.filter((s) => s !== 'server-crash' || serverControl).join(',')).split(
-    ',',
-  ) as Scenario[];
-  for (const scenario of chosen) {
-    if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}`);
-    if (scenario === 'server-crash' && !serverControl)
-      throw new Error('server-crash needs --server-stop and --server-start');
-    results[scenario] = await runScenario(scenario, args.url, args.trials, args.rows, random, serverControl);
-    process.stdout.write(`${scenario}: ${JSON.stringify(results[scenario])}\n`);
+  let names = (args.operations ?? args.scenarios)?.split(',') ?? OPERATIONS;
+  let faults = args.faults?.split(',') as Fault[] | undefined;
+  // The old name of the one server-stop scenario: change-key with the server stopped.
+  if (names.includes('server-crash')) {
+    names = [...new Set(names.map((n) => (n === 'server-crash' ? 'change-key' : n)))];
+    faults ??= ['server-stop'];
   }
-  const bad = Object.values(results).some(
-    (t) => t.lost || t.corrupted || t.ambiguous || t.plaintextLeft || t.misreported || t.rerunFailed,
+  for (const name of names) if (!OPERATIONS.includes(name as Operation)) throw new Error(`unknown operation ${name}`);
+  if (faults?.includes('server-stop') && !server) throw new Error('server-stop needs --server-stop and --server-start');
+  const options: Options = {
+    url: args.url,
+    stopUrl: args['stop-url'] ?? args.url,
+    rows: args.rows,
+    trials: args.trials,
+    long: args.long,
+    faults,
+    server,
+    random: mulberry32(args.seed),
+  };
+  process.stdout.write(
+    `crash harness: seed ${args.seed} (replay with --seed ${args.seed}), ` +
+      `${args.long ? 'long form' : `${args.trials} trial(s) per operation`}, ` +
+      `${args.rows} rows per table${server ? '' : '; no server stops (no --server-stop/--server-start)'}\n`,
+  );
+  const results: Record<string, Tally> = {};
+  for (const operation of names as Operation[]) {
+    const tallies = await runOperationTrials(operation, options);
+    for (const [fault, tally] of Object.entries(tallies)) {
+      results[`${operation}/${fault}`] = tally;
+      process.stdout.write(`${operation}/${fault}: ${JSON.stringify(tally)}\n`);
+    }
+  }
+  const bad = Object.values(results).some(failed);
+  const totals = Object.values(results).reduce(
+    (sum, t) => ({
+      trials: sum.trials + t.trials,
+      cellsChecked: sum.cellsChecked + t.cellsChecked,
+      lost: sum.lost + t.lost,
+      corrupted: sum.corrupted + t.corrupted,
+      falseAlarms: sum.falseAlarms + t.falseAlarms,
+      misreported: sum.misreported + t.misreported,
+    }),
+    { trials: 0, cellsChecked: 0, lost: 0, corrupted: 0, falseAlarms: 0, misreported: 0 },
   );
   process.stdout.write(
-    `${JSON.stringify({ seed: args.seed, results })}\n${bad ? 'FAILED' : 'OK: 0 lost or corrupted cells'}\n`,
+    `${JSON.stringify({ seed: args.seed, totals, results })}\n` +
+      `${bad ? 'FAILED' : 'OK: 0 lost or corrupted cells, 0 false alarms, status and verify told the truth'}\n`,
   );
   return bad ? 1 : 0;
 }
 
-interface ServerControl {
-  stop: string;
-  start: string;
+/** The faults each trial of an operation gets, in order. */
+function plan(operation: Operation, options: Options, steps: number): Fault[] {
+  const faults = FAULTS[operation].filter(
+    (f) => (f !== 'server-stop' || options.server) && (!options.faults || options.faults.includes(f)),
+  );
+  if (!faults.length) return [];
+  if (options.long)
+    return faults.flatMap((fault) =>
+      Array.from(
+        { length: fault === 'keystore-down' ? Math.max(LONG_PER_FAULT, steps + 1) : LONG_PER_FAULT },
+        () => fault,
+      ),
+    );
+  const trials = operation === 'activate' ? Math.min(options.trials, SHORT_ACTIVATE) : options.trials;
+  return Array.from({ length: trials }, (_, i) => faults[i % faults.length]);
 }
 
-async function runScenario(
-  scenario: Scenario,
-  adminUrl: string,
-  trials: number,
-  rows: number,
-  random: () => number,
-  server?: ServerControl,
-): Promise<Tally> {
-  const tally: Tally = {
-    trials: 0,
-    killed: 0,
-    cellsChecked: 0,
-    lost: 0,
-    corrupted: 0,
-    ambiguous: 0,
-    plaintextLeft: 0,
-    misreported: 0,
-    rerunFailed: 0,
-    ...(scenario === 'rewrap' && { windows: {} }),
+interface Place {
+  org: Org;
+  originals: Originals;
+}
+
+async function runOperationTrials(operation: Operation, options: Options): Promise<Record<string, Tally>> {
+  const tallies: Record<string, Tally> = {};
+  const places = new Map<string, Place>();
+  const keyDir = mkdtempSync(join(tmpdir(), 'cellcrypt-crash-'));
+  const keyFile = join(keyDir, 'key.txt');
+  // install needs a plaintext org every trial; the others repeat on one installed org per server.
+  const placeOn = async (url: string): Promise<Place> => {
+    const known = operation === 'install' ? undefined : places.get(url);
+    if (known) return known;
+    const org = await createOrg(url, options.rows);
+    const originals = await withToolkit(org, recordOriginals);
+    if (operation !== 'install') {
+      await withToolkit(org, install);
+      if (operation === 'activate') await saveKey(org, keyFile);
+    }
+    const place = { org, originals };
+    if (operation !== 'install') places.set(url, place);
+    return place;
   };
-  const operation =
-    scenario === 'install'
-      ? ['install']
-      : scenario === 'rewrap'
-        ? ['rewrap']
-        : scenario === 'change-key' || scenario === 'server-crash'
-          ? ['change-key', '--generate']
-          : ['change-key', '--generate', '--batch-size', String(BATCH)];
-  let org: Org | undefined;
-  let originals: Originals | undefined;
-  let duration = 0;
+  const args = ARGS[operation].map((arg) => (arg === '<file>' ? keyFile : arg));
   try {
-    for (let trial = 0; trial <= trials; trial++) {
-      // install needs a plaintext org every time; key changes repeat on one installed org.
-      if (scenario === 'install' || !org) {
-        await org?.drop();
-        org = await createOrg(adminUrl, rows);
-        originals = await withToolkit(org, recordOriginals);
-        if (scenario !== 'install') await withToolkit(org, install);
+    // Calibration, not counted: how long the operation runs (to spread the faults over it), and
+    // how many writes it makes to the key store (the steps of the key store's outage).
+    const calibration = await placeOn(options.url);
+    // (Before install there is no key-store table to count on, and install has no outage fault.)
+    const counting = FAULTS[operation].includes('keystore-down')
+      ? new KeyStoreOutage(calibration.org.adminUrl, calibration.org.env.CELLCRYPT_CONFIG_URL!)
+      : undefined;
+    if (operation === 'activate') await forgetKeys(calibration.org);
+    await counting?.arm(-1);
+    const connectedAfter: { ms?: number } = {};
+    const measured = await runOperation(
+      calibration.org.env,
+      args,
+      timeToConnect(calibration.org.env.DATABASE_URL!, connectedAfter),
+    );
+    const steps = (await counting?.writes()) ?? 0;
+    await counting?.restore();
+    if (measured.code !== 0) throw new Error(`calibration run of ${args.join(' ')} failed: ${measured.stderr}`);
+    if (operation === 'install') await calibration.org.drop();
+    const duration = measured.ms;
+    // The part of the run after start-up, when a Ctrl-C meets cellcrypt's own handling.
+    const working = Math.max(100, duration - (connectedAfter.ms ?? 0));
+    process.stdout.write(
+      `${operation}: calibration ${duration} ms (connected after ${connectedAfter.ms ?? '?'} ms)` +
+        `${counting ? `, ${steps} key-store write(s)` : ''}\n`,
+    );
+    let outages = 0;
+    let held = 0;
+    for (const [i, fault] of plan(operation, options, steps).entries()) {
+      const trial = i + 1;
+      const place = await placeOn(fault === 'server-stop' ? options.stopUrl : options.url);
+      const { org } = place;
+      if (operation === 'activate') await forgetKeys(org);
+      const tally = (tallies[fault] ??= newTally(fault));
+      let run: Run;
+      if (fault === 'keystore-down') {
+        // Every step in turn in the long form; one at random per trial in the short one.
+        const step = options.long ? outages++ % (steps + 1) : Math.floor(options.random() * (steps + 1));
+        count(tally.steps!, String(step));
+        const down = new KeyStoreOutage(org.adminUrl, org.env.CELLCRYPT_CONFIG_URL!);
+        await down.arm(step);
+        try {
+          run = await runOperation(org.env, args, down.injector(step));
+          await judgeWhileDown(operation, org, tally, trial);
+        } finally {
+          await down.restore();
+        }
+      } else if (fault === 'held') {
+        const point = REWRAP_KILL_POINTS[held++ % REWRAP_KILL_POINTS.length];
+        const certificateBefore = await withToolkit(org, certificateOf);
+        run = await runOperation(
+          org.env,
+          args,
+          killWhileWaiting(
+            point.database === 'org' ? org.env.DATABASE_URL! : org.env.CELLCRYPT_CONFIG_URL!,
+            point.lock,
+          ),
+        );
+        tally.windows ??= {};
+        count(tally.windows, `${point.name}:${await withToolkit(org, (tk) => rewrapWindow(tk, certificateBefore))}`);
+      } else {
+        run = await runOperation(org.env, args, injectorFor(operation, fault, { duration, working }, options, org));
       }
-      // Trial 0 is not killed: it measures how long the operation runs, to spread the kills over it.
-      // rewrap writes both stores in the last half second of a run that is mostly process
-      // start-up: its kills are spread over the second half, so they land in those windows.
-      const spread = scenario === 'rewrap' ? duration * (0.55 + 0.55 * random()) : random() * (duration * 1.2);
-      const delay = trial === 0 ? undefined : Math.floor(spread);
-      // server-crash: the database server itself stops (immediate shutdown) mid-rotation.
-      const interrupt = scenario === 'server-crash' && server ? () => restartServer(server) : undefined;
-      const certificateBefore = scenario === 'rewrap' ? await withToolkit(org, certificateOf) : undefined;
-      const point =
-        scenario === 'rewrap' && trial > 0 ? REWRAP_KILL_POINTS[trial % REWRAP_KILL_POINTS.length] : undefined;
-      const run = point
-        ? await runHeld(org.env, operation, point)
-        : await runProcess(org.env, operation, delay, interrupt);
-      if (trial === 0) {
-        duration = run.ms;
-        if (run.code !== 0) throw new Error(`calibration run of ${operation.join(' ')} failed: ${run.stderr}`);
-        continue;
-      }
-      tally.trials++;
-      if (run.killed) tally.killed++;
-      if (tally.windows) {
-        const window = await withToolkit(org, (tk) => rewrapWindow(tk, certificateBefore!));
-        tally.windows[window] = (tally.windows[window] ?? 0) + 1;
-      }
-      await judge(org, originals!, tally, scenario, trial);
+      await judgeTrial({
+        org,
+        originals: place.originals,
+        operation,
+        fault,
+        trial,
+        tally,
+        run,
+        ...(operation === 'activate' && { saved: await readSaved(keyFile) }),
+      });
+      if (operation === 'install') await org.drop();
     }
   } finally {
-    await org?.drop();
+    for (const place of places.values()) await place.org.drop();
+    rmSync(keyDir, { recursive: true, force: true });
   }
-  return tally;
+  return tallies;
 }
 
-async function judge(org: Org, originals: Originals, tally: Tally, scenario: Scenario, trial: number): Promise<void> {
-  const report = (what: string) => process.stdout.write(`  trial ${trial} (${scenario}): ${what}\n`);
-  // 1. The data as the crash left it, with every key the key store knows.
-  const known = await withToolkit(org, async (tk) => {
-    const keystore = await tk.keystore().catch(() => undefined);
-    const keys = [await keystore?.get('passphrase'), await keystore?.get('passphrase.pending')].filter(
-      (k): k is Secret => k !== undefined,
-    );
-    return { keys, check: await checkOrg(tk, originals, keys) };
-  });
-  add(tally, known.check, report);
-
-  // 2. status (which also finishes a key change the key store missed) must agree with the judge.
-  const status = await cli(org.env, ['status', '--json']);
-  const states =
-    status.json.columns?.map(
-      (c: { table: string; column: string; state: string }) => `${c.table}.${c.column}=${c.state}`,
-    ) ?? [];
-  const allEncrypted = known.check.states.every((s) => s.endsWith('=encrypted'));
-  const expectedCode = allEncrypted ? 0 : 3;
-  if (
-    JSON.stringify(states) !== JSON.stringify(known.check.states) ||
-    (status.code !== expectedCode && known.check.states.length)
-  ) {
-    tally.misreported++;
-    report(
-      `status says ${JSON.stringify(states)} exit ${status.code}, judge says ${JSON.stringify(known.check.states)}`,
-    );
-  }
-
-  // 3. After status, the key show-key hands out opens every cell (unless a batched change is
-  //    still in flight: then the cells are on two keys, both in the key store).
-  const shown = await cli(org.env, ['show-key', '--json']);
-  if (shown.code === 0 && !status.json.keyChange) {
-    const alone = await withToolkit(org, (tk) => checkOrg(tk, originals, [new Secret(shown.json.key)]));
-    if (alone.lost || alone.corrupted) {
-      tally.misreported++;
-      report(`the key show-key hands out does not open ${alone.lost} cell(s)`);
-    }
-  } else if (shown.code !== 0 && known.keys.length && known.check.states.some((s) => s.endsWith('=encrypted'))) {
-    tally.misreported++;
-    report(`show-key failed: ${JSON.stringify(shown.json)}`);
-  }
-
-  // 4. A re-run completes; verify passes; every cell opens with the key show-key hands out.
-  // rewrap: it must run again from whatever the kill left (a second certificate generation).
-  const rerun =
-    scenario === 'install'
-      ? ['install']
-      : status.json.keyChange
-        ? ['change-key', '--resume', '--batch-size', String(BATCH)]
-        : scenario === 'rewrap'
-          ? ['rewrap']
-          : ['install'];
-  const again = await cli(org.env, rerun);
-  const verified = await cli(org.env, ['verify', '--json']);
-  const finalKey = await cli(org.env, ['show-key', '--json']);
-  const final =
-    finalKey.code === 0
-      ? await withToolkit(org, (tk) => checkOrg(tk, originals, [new Secret(finalKey.json.key)]))
-      : undefined;
-  if (again.code !== 0 || verified.code !== 0 || !final || final.lost || final.corrupted || final.plaintextLeft) {
-    tally.rerunFailed++;
-    report(
-      `re-run ${rerun.join(' ')} exit ${again.code} ${JSON.stringify(again.json.error ?? '')}, ` +
-        `verify exit ${verified.code} ${JSON.stringify(verified.json.error ?? verified.json.ok ?? '')}, ` +
-        `final ${JSON.stringify(
-          final && {
-            lost: final.lost,
-            corrupted: final.corrupted,
-            problems: final.problems.slice(0, 3),
-          },
-        )}`,
-    );
+function injectorFor(
+  operation: Operation,
+  fault: Fault,
+  { duration, working }: { duration: number; working: number },
+  options: Options,
+  org: Org,
+): Injector {
+  const { random } = options;
+  switch (fault) {
+    case 'sigkill':
+      // rewrap writes both stores in the last half second of a run that is mostly process
+      // start-up: its kills are spread over the second half, so they land in those windows.
+      return signalAfter(
+        Math.floor(operation === 'rewrap' ? duration * (0.55 + 0.55 * random()) : random() * duration * 1.2),
+        'SIGKILL',
+      );
+    case 'sigint':
+      return interruptAfterConnecting(org.env.DATABASE_URL!, Math.floor(working * 1.05 * random()));
+    case 'server-stop':
+      return serverStopAfter(Math.floor(random() * duration * 1.1), options.server!);
+    default:
+      throw new Error(`no injector for ${fault}`);
   }
 }
 
 /**
- * Kill points for rewrap, besides the random moments: another session holds a row lock the
- * operation needs at one step, the operation waits there (seen in pg_stat_activity), and is
- * killed while it waits. `in-transaction`: the org's master-key row, which rewrap updates last
- * in its transaction, after the pending password is in the key store; `after-commit`: the key
- * store's master-key-password row, which rewrap writes right after its commit.
+ * While the key store is still unreachable (the operation has exited): status must not call
+ * any cell undecryptable; it says the cells could not be checked (exit 4) or that the key store
+ * cannot be opened.
  */
-type KillPoint = { name: string; database: 'org' | 'config'; lock: string } | undefined;
-const REWRAP_KILL_POINTS: KillPoint[] = [
-  undefined,
+async function judgeWhileDown(operation: Operation, org: Org, tally: Tally, trial: number): Promise<void> {
+  const status = await cli(org.env, ['status', '--json']);
+  const undecryptable = (status.json.columns ?? []).reduce((n: number, c: any) => n + c.undecryptable, 0);
+  if (undecryptable > 0 || status.code === 3 || status.code === 0) {
+    tally.falseAlarms++;
+    process.stdout.write(
+      `  trial ${trial} (${operation}/keystore-down): status with the key store down: exit ${status.code}, ` +
+        `${undecryptable} undecryptable\n`,
+    );
+  }
+}
+
+/** activate's org: the key saved with show-key, and a key store that lost this org's values. */
+async function saveKey(org: Org, file: string): Promise<void> {
+  const passphrase = await withToolkit(org, async (tk) => (await tk.keystore()).get('passphrase'));
+  writeFileSync(file, formatKeyFile(passphrase!, 'utf8'), { mode: 0o600 });
+}
+
+async function readSaved(file: string) {
+  return { key: (await readKeyFile(file)).passphrase, file };
+}
+
+async function forgetKeys(org: Org): Promise<void> {
+  const orgId = await withToolkit(org, (tk) => tk.organizationId());
+  const client = new Client({ connectionString: org.env.CELLCRYPT_CONFIG_URL });
+  await client.connect();
+  try {
+    await client.query('delete from cellcrypt_keystore where org_id = $1', [orgId]);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Kill points for rewrap: another session holds a row lock the operation needs at one step.
+ * `in-transaction`: the org's master-key row, which rewrap updates last in its transaction,
+ * after the pending password is in the key store; `after-commit`: the key store's
+ * master-key-password row, which rewrap writes right after its commit.
+ */
+const REWRAP_KILL_POINTS: Array<{ name: string; database: 'org' | 'config'; lock: string }> = [
   { name: 'in-transaction', database: 'org', lock: 'select 1 from cellcrypt.master_key for update' },
   {
     name: 'after-commit',
@@ -280,46 +361,17 @@ const REWRAP_KILL_POINTS: KillPoint[] = [
   },
 ];
 
-async function runHeld(env: NodeJS.ProcessEnv, args: string[], point: NonNullable<KillPoint>) {
-  const holder = new Client({
-    connectionString: point.database === 'org' ? env.DATABASE_URL : env.CELLCRYPT_CONFIG_URL,
-  });
-  await holder.connect();
-  try {
-    await holder.query('begin');
-    await holder.query(point.lock);
-    return await runProcess(env, args, undefined, undefined, async (kill, exited) => {
-      const deadline = Date.now() + 60_000;
-      while (!exited() && Date.now() < deadline) {
-        // pg_stat_activity is read once per transaction, and the holder is in one.
-        await holder.query('select pg_stat_clear_snapshot()');
-        const waiting = await holder.query(
-          `select pid from pg_stat_activity where datname = current_database() ` +
-            `and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
-        );
-        if (waiting.rows.length) {
-          kill();
-          // The statement it waits on was sent already, and the server would finish it once the
-          // lock is free (it notices the dead client only when it next reads from it): end that
-          // backend first, so the process dies as if before sending it.
-          for (const { pid } of waiting.rows) await holder.query('select pg_terminate_backend($1)', [pid]);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    });
-  } finally {
-    await holder.query('rollback').catch(() => undefined);
-    await holder.end();
-  }
-}
-
 /** The org's certificate as the database has it now (rewrap replaces it). */
 async function certificateOf(tk: Toolkit): Promise<string | undefined> {
   return currentCertificate((await tk.engine.keys.read(tk.engine.knex)).certificates);
 }
 
-/** Where a killed rewrap left the key store and the database (see Tally.windows). */
+/**
+ * Where a killed rewrap left the key store and the database, read before anything repairs them:
+ * `before` (no pending password, old certificate), `pending` (pending password, not committed),
+ * `committed` (new certificate, its password still pending), `promoted` (new certificate, new
+ * password current; pending not yet removed), `done`.
+ */
 async function rewrapWindow(tk: Toolkit, certificateBefore: string | undefined): Promise<string> {
   const keystore = await tk.keystore();
   const current = await keystore.get('master-key-password');
@@ -328,123 +380,6 @@ async function rewrapWindow(tk: Toolkit, certificateBefore: string | undefined):
   if (!committed) return pending ? 'pending' : 'before';
   if (!pending) return 'done';
   return current && pending.equals(current) ? 'promoted' : 'committed';
-}
-
-function add(tally: Tally, check: CheckResult, report: (what: string) => void): void {
-  tally.cellsChecked += check.cells;
-  tally.lost += check.lost;
-  tally.corrupted += check.corrupted;
-  tally.ambiguous += check.ambiguous;
-  tally.plaintextLeft += check.plaintextLeft;
-  if (check.lost || check.corrupted || check.ambiguous || check.plaintextLeft)
-    report(`${JSON.stringify({ ...check, problems: check.problems.slice(0, 5) })}`);
-}
-
-async function createOrg(adminUrl: string, rows: number): Promise<Org> {
-  const databases = [
-    await createThrowAwayDatabase(adminUrl, 'cellcrypt_crash_org'),
-    await createThrowAwayDatabase(adminUrl, 'cellcrypt_crash_cfg'),
-  ];
-  const env: NodeJS.ProcessEnv = {
-    DATABASE_URL: databases[0].url,
-    CELLCRYPT_CONFIG_URL: databases[1].url,
-    CELLCRYPT_KEYSTORE_SECRET: `crash-harness-${randomBytes(12).toString('hex')}`,
-    CELLCRYPT_CHANGE_QUOTA: '1000000',
-  };
-  const org: Org = {
-    env,
-    async drop() {
-      for (const database of databases) await database.drop();
-    },
-  };
-  await withToolkit(org, (tk) => seedDemo(tk, rows));
-  return org;
-}
-
-async function withToolkit<T>(org: Org, work: (tk: Toolkit) => Promise<T>): Promise<T> {
-  const tk = await openToolkit(loadSettings({ env: { ...process.env, ...org.env } }));
-  try {
-    return await work(tk);
-  } finally {
-    await tk.close();
-  }
-}
-
-/** In-process CLI run (the same code as the binary) for the judge's own commands. */
-async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: number; json: any }> {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    let io: ReturnType<typeof memoryIo> | undefined;
-    const code = await runCli(args.includes('--json') ? args : [...args, '--json'], (json) => (io = memoryIo(json)));
-    return { code, json: io?.documents[0] ?? {} };
-  } finally {
-    for (const key of Object.keys(env)) {
-      if (saved[key] === undefined) delete process.env[key];
-      else process.env[key] = saved[key];
-    }
-  }
-}
-
-/** The operation under test in its own process, killed with SIGKILL after `killAfterMs` if still running. */
-function runProcess(
-  env: NodeJS.ProcessEnv,
-  args: string[],
-  killAfterMs: number | undefined,
-  interrupt?: () => Promise<void>,
-  /** Kills at a moment it chooses (a kill point) instead of after `killAfterMs`. */
-  killWhen?: (kill: () => boolean, exited: () => boolean) => Promise<void>,
-): Promise<{ code: number | null; killed: boolean; ms: number; stderr: string }> {
-  const started = Date.now();
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    let killed = false;
-    let interrupted: Promise<void> = Promise.resolve();
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer =
-      killAfterMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            if (!interrupt) {
-              killed = child.kill('SIGKILL');
-              return;
-            }
-            killed = child.exitCode === null;
-            interrupted = interrupt();
-          }, killAfterMs);
-    killWhen?.(
-      () => (killed = child.kill('SIGKILL')),
-      () => child.exitCode !== null || child.signalCode !== null,
-    ).catch(fail);
-    child.on('error', fail);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      // Judge only once the server is back.
-      interrupted.then(
-        () =>
-          done({
-            code,
-            killed: killed && (code === null || interrupt !== undefined),
-            ms: Date.now() - started,
-            stderr,
-          }),
-        fail,
-      );
-    });
-  });
-}
-
-function restartServer(server: ServerControl): Promise<void> {
-  const sh = (command: string) =>
-    new Promise<void>((done, fail) => {
-      const child = spawn('sh', ['-c', command], { stdio: 'ignore' });
-      child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`${command} exited with ${code}`))));
-    });
-  return sh(server.stop).then(() => sh(server.start));
 }
 
 function mulberry32(seed: number): () => number {

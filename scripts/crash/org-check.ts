@@ -8,7 +8,7 @@ import {
 } from '../../src/cellcrypt';
 import type { Secret } from '../../src/common/secret';
 import { classifyColumn } from '../../src/core/column-state';
-import { identityValueFor } from '../../src/cellcrypt/key-identity';
+import { identityValueFor, keyGuidFor } from '../../src/cellcrypt/key-identity';
 import { columnLabel, type SensitiveColumn } from '../../src/core/registry';
 import type { Toolkit } from '../../src/core/toolkit';
 
@@ -35,6 +35,12 @@ export async function recordOriginals(tk: Toolkit): Promise<Originals> {
   return originals;
 }
 
+/** A passphrase the judge knows: its key, and its GUID as status prints it. */
+interface KnownKey {
+  guid: string;
+  key: CellKey;
+}
+
 export interface CheckResult {
   cells: number;
   /** Non-null originals that are NULL now, or whose cell decrypts under no known key. */
@@ -45,6 +51,8 @@ export interface CheckResult {
   ambiguous: number;
   /** Plaintext found in a column whose state is `encrypted`. */
   plaintextLeft: number;
+  /** Cells by the GUID of the known key that opened them, over all columns. */
+  byKey: Record<string, number>;
   states: string[];
   problems: string[];
 }
@@ -55,9 +63,9 @@ export async function checkOrg(
   originals: Originals,
   passphrases: readonly Secret[],
 ): Promise<CheckResult> {
-  const keys: CellKey[] = passphrases.map((p) => ({
-    keyGuid: keyGuidFromIdentity(identityValueFor(p).reveal()),
-    key: deriveKey(p.reveal(), 'sql2017'),
+  const keys: KnownKey[] = passphrases.map((p) => ({
+    guid: keyGuidFor(p),
+    key: { keyGuid: keyGuidFromIdentity(identityValueFor(p).reveal()), key: deriveKey(p.reveal(), 'sql2017') },
   }));
   const result: CheckResult = {
     cells: 0,
@@ -65,6 +73,7 @@ export async function checkOrg(
     corrupted: 0,
     ambiguous: 0,
     plaintextLeft: 0,
+    byKey: {},
     states: [],
     problems: [],
   };
@@ -108,10 +117,13 @@ function judgeCell(
   id: string,
   cell: Buffer,
   original: string,
-  keys: readonly CellKey[],
+  keys: readonly KnownKey[],
 ): void {
   const authenticator = guidStringToBytes(id);
-  const opened = keys.map((key) => decryptByKey(cell, key, authenticator)).filter((p): p is Buffer => p !== null);
+  const tried = keys.map((known) => ({ guid: known.guid, plaintext: decryptByKey(cell, known.key, authenticator) }));
+  const openedBy = tried.filter((t): t is { guid: string; plaintext: Buffer } => t.plaintext !== null);
+  const opened = openedBy.map((t) => t.plaintext);
+  if (openedBy.length === 1) result.byKey[openedBy[0].guid] = (result.byKey[openedBy[0].guid] ?? 0) + 1;
   if (opened.length === 0) {
     result.lost++;
     result.problems.push(`${columnLabel(column)} ${id}: decrypts under no known key`);

@@ -3,14 +3,22 @@ import yargs from 'yargs';
 import { isCellcryptError } from '../common/errors';
 import type { CellcryptCommand, GlobalArgs } from './command';
 import { COMMANDS } from './commands';
+import { handleInterrupts, INTERRUPTED_EXIT_CODE, type Interruption } from './interrupt';
 import { type CliIo, processIo } from './io';
+
+export { handleInterrupts };
 
 /**
  * The cellcrypt CLI root: global options, one module per command, and the one place where
- * errors become exit codes (README, "Commands": 0 done, 1 failed and nothing changed, 2 refused
- * before any change, 3 cells that do not decrypt or are still plaintext).
+ * errors become exit codes (README, "Exit codes": 0 done, 1 failed and nothing changed, 2 refused
+ * before any change, 3 cells that do not decrypt or are still plaintext, 4 cells not checked,
+ * 130 stopped by Ctrl-C). `interruption` is the executable's Ctrl-C handling (interrupt.ts).
  */
-export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo = processIo): Promise<number> {
+export async function runCli(
+  argv: string[],
+  ioFactory: (json: boolean) => CliIo = processIo,
+  options: { interruption?: Interruption } = {},
+): Promise<number> {
   let exitCode = 0;
   const wantsJson = argv.includes('--json');
   const nodeOwned = argv.find((arg) => arg === '--env-file' || arg.startsWith('--env-file='));
@@ -51,7 +59,10 @@ export async function runCli(argv: string[], ioFactory: (json: boolean) => CliIo
     parser.command({
       ...command,
       handler: async (args) => {
-        exitCode = await runCommand(command, args as unknown as GlobalArgs, ioFactory);
+        exitCode = await runCommand(command, args as unknown as GlobalArgs, ioFactory, {
+          interruption: options.interruption,
+          argv,
+        });
       },
     });
   }
@@ -109,13 +120,33 @@ async function runCommand(
   command: CellcryptCommand,
   args: GlobalArgs,
   ioFactory: (json: boolean) => CliIo,
+  { interruption, argv }: { interruption?: Interruption; argv: readonly string[] },
 ): Promise<number> {
   const io = ioFactory(Boolean(args.json));
+  interruption?.running(String(command.command));
   try {
-    return await command.run(args as GlobalArgs & Record<string, unknown>, io);
+    const code = await command.run(args as GlobalArgs & Record<string, unknown>, io);
+    // Ctrl-C came while the last step was committing: the command finished, and says so.
+    if (interruption?.requested) io.log('Ctrl-C came after the last step had started: the command finished');
+    return code;
   } catch (error) {
+    if (interruption?.requested)
+      return reportInterrupted(io, error, interruption.summary(String(command.command), argv));
     return report(io, error);
   }
+}
+
+/**
+ * A command stopped by Ctrl-C: whatever error the stop surfaced as (a refused statement, a
+ * cancelled one, the operation's own wrapping of either), what the interrupted command leaves
+ * and the way on; exit 130, as a shell reports a process ended by SIGINT.
+ */
+function reportInterrupted(io: CliIo, error: unknown, summary: { message: string; hint: string }): number {
+  const stopped = connectionFailure(error) ?? error;
+  const detail = stopped instanceof Error ? stopped.message : String(stopped);
+  io.log(`error [CellcryptInterrupted]: ${summary.message}\n  (${detail})\n  -> ${summary.hint}`);
+  io.result({ error: { code: 'CellcryptInterrupted', message: summary.message, detail, hint: summary.hint } });
+  return INTERRUPTED_EXIT_CODE;
 }
 
 function report(io: CliIo, error: unknown): number {
@@ -134,7 +165,7 @@ function report(io: CliIo, error: unknown): number {
 }
 
 if (require.main === module) {
-  runCli(process.argv.slice(2)).then(
+  runCli(process.argv.slice(2), processIo, { interruption: handleInterrupts() }).then(
     (code) => {
       process.exitCode = code;
     },

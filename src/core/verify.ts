@@ -8,9 +8,9 @@ import {
 } from '../cellcrypt';
 import type { Secret } from '../common/secret';
 import { identityValueFor } from '../cellcrypt/key-identity';
-import { assessActivity, withOpenKeys, type KeyAccess } from './key-access';
+import { withOpenKeys, type KeyAccess } from './key-access';
 import { columnLabel } from './registry';
-import { needsAttention, readStatus, type StatusReport } from './status';
+import { needsAttention, readStatusConsistently, type StatusReport } from './status';
 import type { Toolkit } from './toolkit';
 
 /**
@@ -45,46 +45,54 @@ export const OFFLINE_SAMPLE = 50;
 /** Enough ids to start restoring, few enough to read; the count says how many more there are. */
 export const LISTED_PER_COLUMN = 20;
 
+/**
+ * Everything is read in one consistent picture (status.ts, readStatusConsistently): while a key
+ * operation runs nothing is checked (`status.running`, exit 0), and a key change that commits
+ * during the checks makes them run again, so none of them counts cells against a stale key.
+ */
 export async function verify(tk: Toolkit): Promise<VerifyReport> {
-  const status = await readStatus(tk);
+  const { status, more } = await readStatusConsistently(tk, (report, activity) =>
+    activity.active ? deeperChecks(tk, activity.access, report) : Promise.resolve(undefined),
+  );
+  const offline = more?.offline ?? [];
+  for (const o of offline.filter((item) => item.failed > 0))
+    tk.reporter.log(
+      `${columnLabel(o)}: ${o.failed} sampled cell(s) do not ` +
+        `decrypt offline with the key store's key (certificate ${more!.certificate})`,
+    );
+  const ok = !status.running && status.active && !needsAttention(status) && offline.every((o) => o.failed === 0);
+  return { ok, status, offline, undecryptable: more?.undecryptable ?? [] };
+}
+
+/** The rows to restore, and the offline sample: the key store's passphrases alone, in Node. */
+async function deeperChecks(tk: Toolkit, access: KeyAccess, status: StatusReport) {
+  const undecryptable = await listUndecryptable(tk, access, status);
+  const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({
+    keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
+    key: deriveKey(passphrase.reveal(), derivation),
+  });
+  // The key store's passphrases alone (plus the previous one while a batched change runs).
+  const key: CellKey[] = [cellKey(access.passphrase, access.current.derivation)];
+  if (access.inFlight) key.push(cellKey(access.inFlight.passphrase, access.inFlight.from.derivation));
   const offline: VerifyReport['offline'] = [];
-  let undecryptable: UndecryptableCells[] = [];
-  const activity = await assessActivity(tk);
-  if (activity.active) {
-    const { access } = activity;
-    undecryptable = await listUndecryptable(tk, access, status);
-    const cellKey = (passphrase: Secret, derivation: Derivation): CellKey => ({
-      keyGuid: keyGuidFromIdentity(identityValueFor(passphrase).reveal()),
-      key: deriveKey(passphrase.reveal(), derivation),
-    });
-    // The key store's passphrases alone (plus the previous one while a batched change runs).
-    const key: CellKey[] = [cellKey(access.passphrase, access.current.derivation)];
-    if (access.inFlight) key.push(cellKey(access.inFlight.passphrase, access.inFlight.from.derivation));
-    for (const column of tk.registry) {
-      const state = status.columns.find((c) => c.table === column.table && c.column === column.column)?.state;
-      if (state !== 'encrypted') continue;
-      const sample = await tk.engine.columns.sampleCells(tk.engine.knex, column, OFFLINE_SAMPLE);
-      const failures: string[] = [];
-      for (const { id, cell } of sample) {
-        const diagnosis = diagnoseCell(cell, key, guidStringToBytes(id));
-        if (!diagnosis.ok) failures.push(`${column.primaryKey} ${id}: ${diagnosis.reason}`);
-      }
-      offline.push({
-        table: column.table,
-        column: column.column,
-        sampled: sample.length,
-        failed: failures.length,
-        failures: failures.slice(0, 5),
-      });
-      if (failures.length)
-        tk.reporter.log(
-          `${columnLabel(column)}: ${failures.length} sampled cell(s) do not ` +
-            `decrypt offline with the key store's key (certificate ${access.certificate})`,
-        );
+  for (const column of tk.registry) {
+    const state = status.columns.find((c) => c.table === column.table && c.column === column.column)?.state;
+    if (state !== 'encrypted') continue;
+    const sample = await tk.engine.columns.sampleCells(tk.engine.knex, column, OFFLINE_SAMPLE);
+    const failures: string[] = [];
+    for (const { id, cell } of sample) {
+      const diagnosis = diagnoseCell(cell, key, guidStringToBytes(id));
+      if (!diagnosis.ok) failures.push(`${column.primaryKey} ${id}: ${diagnosis.reason}`);
     }
+    offline.push({
+      table: column.table,
+      column: column.column,
+      sampled: sample.length,
+      failed: failures.length,
+      failures: failures.slice(0, 5),
+    });
   }
-  const ok = status.active && !needsAttention(status) && offline.every((o) => o.failed === 0);
-  return { ok, status, offline, undecryptable };
+  return { undecryptable, offline, certificate: access.certificate };
 }
 
 /**

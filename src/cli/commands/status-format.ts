@@ -6,11 +6,23 @@ import type { CliIo } from '../io';
  * `keyMaxAgeDays` (CELLCRYPT_KEY_MAX_AGE_DAYS; status passes it), for a key that is too old.
  */
 export function printStatus(io: CliIo, report: StatusReport, keyMaxAgeDays = Infinity): void {
+  if (report.running) {
+    // Nothing was counted: the keys are listed, the cells are not.
+    io.print(`encryption: ${report.running.detail} (engine ${report.engine})\n  -> ${report.running.hint}`);
+    for (const key of report.keys) io.print(`key ${key.name}  ${key.guid}  ${key.algorithm}  created ${key.createdAt}`);
+    io.print('cells: not counted while a key operation runs');
+    return;
+  }
   io.print(`encryption: ${report.active ? 'active' : (report.reason ?? 'inactive')} (engine ${report.engine})`);
   if (!report.active && report.hint) io.print(`  -> ${report.hint}`);
+  if (report.installIncomplete) {
+    const { columns, hint } = report.installIncomplete;
+    io.print(`install incomplete: ${columns.length} column(s) still plaintext (${columns.join(', ')})\n  -> ${hint}`);
+  }
   if (report.keyChange)
     io.print(
-      `key change in progress: ${report.keyChange.from} -> ${report.keyChange.to}\n  -> ${report.keyChange.hint}`,
+      `key change interrupted (no change-key is running): ${report.keyChange.from} -> ${report.keyChange.to}` +
+        `\n  -> ${report.keyChange.hint}`,
     );
   for (const key of report.keys) io.print(`key ${key.name}  ${key.guid}  ${key.algorithm}  created ${key.createdAt}`);
   if (report.active && report.keyAgeDays !== null)

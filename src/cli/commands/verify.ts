@@ -33,7 +33,13 @@ export default defineCommand({
           io.print(`  ... and ${u.omitted} more (only the first ${u.ids.length}, in primary-key order, are listed)`);
       }
       const code = statusExitCode(report.status, report.ok);
-      io.print(code === 0 ? 'verify: OK' : code === 4 ? 'verify: NOT CHECKED (no usable key)' : 'verify: FAILED');
+      io.print(verdict(report.status.running ? 'running' : code));
       return code;
     }),
 });
+
+function verdict(code: number | 'running'): string {
+  if (code === 'running') return 'verify: NOT RUN (a key operation is running; verify again when it has finished)';
+  if (code === 0) return 'verify: OK';
+  return code === 4 ? 'verify: NOT CHECKED (no usable key)' : 'verify: FAILED';
+}

@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/interrupt';
+import { forTarget } from '../../support/targets';
+
+forTarget('pglite', scenarios);

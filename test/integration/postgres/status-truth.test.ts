@@ -1,0 +1,4 @@
+import { scenarios } from '../../scenarios/status-truth';
+import { forTarget } from '../../support/targets';
+
+forTarget('postgres', scenarios);
