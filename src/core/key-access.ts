@@ -162,7 +162,11 @@ async function opened(
     return inactive(
       'SqlEncryptionCannotOpenSymmetricKeyBecauseDatabaseMasterKeyDoesNotExistOrIsNotOpened',
       'the database master key does not open by itself on this server (error 15581: ' +
-        'restored or failed over from another server), so applications cannot read the cells',
+        'restored or failed over from another server, or its service-master-key protection was dropped), ' +
+        'so applications cannot read the cells',
+      // cellcrypt never adds that protection back by itself (a DBA may have dropped it on purpose).
+      `${ACTIVATE}; on an availability-group replica add the master key's password to it with ` +
+        'sp_control_dbmasterkey_password instead (README, Restores: "Availability groups")',
     );
   }
   return activity;
