@@ -67,7 +67,7 @@ export function scenarios(target: TargetName): void {
       await org?.cleanup();
     });
 
-    it('one transaction: a cell an application wrote after planning, before the table locks, is moved and counted', async () => {
+    it('one transaction: a cell written after planning, before the table locks, is moved and counted', async () => {
       // Found by the load test: the proof compared with counts taken before the locks, so one
       // row written meanwhile rolled the whole change back ("945 cell(s) before, 946 after").
       await installedOrg();

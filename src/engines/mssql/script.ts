@@ -211,7 +211,8 @@ export function changeKeyScript(options: ScriptOptions): string {
         `SELECT COUNT(*) FROM ${q(column.table)} WHERE SUBSTRING(${q(column.column)}, 1, 16) ` +
           `= CONVERT(varbinary(16), ${keyGuidOf(from)})`,
         'leftOnOldKey',
-        `${label(column)}: cells are left on ${from} (a cell that does not decrypt is not rewritten); nothing was changed`,
+        `${label(column)}: cells are left on ${from} (a cell that does not decrypt is not rewritten); ` +
+          'nothing was changed',
       ),
     ]),
     dropOldKey(options, from),
