@@ -1,29 +1,23 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../src/common/errors';
 import { Secret } from '../../../src/common/secret';
-import { loadSettings } from '../../../src/config/settings';
 import { activate } from '../../../src/core/activate';
 import { changeKey } from '../../../src/core/change-key';
 import { convertColumns } from '../../../src/core/convert';
 import { provisionKeys } from '../../../src/core/provision';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
-import { silentReporter } from '../../../src/core/reporter';
 import { rewrap } from '../../../src/core/rewrap';
 import { readStatus } from '../../../src/core/status';
-import { createToolkit, type Toolkit } from '../../../src/core/toolkit';
-import { mssqlKnexConfig } from '../../../src/engines/mssql/connect';
-import { mssqlEngine } from '../../../src/engines/mssql/engine';
-import { fakeSqlServer, sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
-import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
-import { seedPgliteDirectory } from '../../support/pglite-template';
+import { type Toolkit } from '../../../src/core/toolkit';
+import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
+import { type FakeMssql } from '../../support/fake-tedious';
 import { targetRuns } from '../../support/targets';
 import { parseTsql } from '../../support/tsql-grammar';
 import { allStatementRules } from '../../support/tsql-rules';
+import { openFakeMssqlOrg, transactionsOf } from '../../support/fake-mssql-org';
 
 /**
  * Issue 14 over knex's real mssql client and the scripted server: the REAL core operations keep
@@ -61,49 +55,13 @@ function installedState(): FakeServerState {
 }
 
 async function open(state: FakeServerState, keyStore: { passphrase?: Secret; master?: Secret }): Promise<Harness> {
-  dir = mkdtempSync(join(tmpdir(), 'cellcrypt-mssql-key-rules-'));
-  await seedPgliteDirectory(join(dir, 'config'));
-  const settings = loadSettings({
-    env: {
-      DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',
-      CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
-      CELLCRYPT_KEYSTORE_SECRET: 'unit-test-keystore-secret-0123456789',
-      CELLCRYPT_HOME: dir,
-    },
-    cwd: dir,
-  });
-  const config = mssqlKnexConfig(settings.database);
-  const fake = fakeMssqlKnex({
-    responder: fakeSqlServer(state, DYNAMICS_DEFAULT_COLUMNS),
-    connection: config.connection as Record<string, unknown>,
-  });
-  const engine = mssqlEngine(settings.database, fake.knex, { requestTimeoutMs: 30_000, statementTimeoutMs: 60_000 });
-  const tk = createToolkit(settings, engine, { reporter: silentReporter });
-  const keystore = await tk.keystore();
-  if (keyStore.passphrase) await keystore.put('passphrase', keyStore.passphrase);
-  if (keyStore.master) await keystore.put('master-key-password', keyStore.master);
-  fake.reset();
-  harness = { fake, tk, state };
+  const org = await openFakeMssqlOrg(state, { keyStore });
+  dir = org.dir;
+  harness = { fake: org.fake, tk: org.tk, state };
   return harness;
 }
 
-/** The calls between one begin and its commit/rollback, per connection, in order. */
-function transactions(calls: RecordedCall[]): Array<{ end: string; calls: RecordedCall[] }> {
-  const result: Array<{ end: string; calls: RecordedCall[] }> = [];
-  const open = new Map<number, { end: string; calls: RecordedCall[] }>();
-  for (const call of calls) {
-    if (call.kind === 'beginTransaction') {
-      const tx = { end: 'open', calls: [] as RecordedCall[] };
-      open.set(call.connectionId, tx);
-      result.push(tx);
-    } else if (call.kind === 'commitTransaction' || call.kind === 'rollbackTransaction') {
-      const tx = open.get(call.connectionId);
-      if (tx) tx.end = call.kind === 'commitTransaction' ? 'commit' : 'rollback';
-      open.delete(call.connectionId);
-    } else if (call.sql) open.get(call.connectionId)?.calls.push(call);
-  }
-  return result;
-}
+const transactions = transactionsOf;
 
 /**
  * Every CREATE SYMMETRIC KEY / CREATE CERTIFICATE sent, each with whether the transaction that

@@ -1,26 +1,19 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../src/common/errors';
 import { Secret } from '../../../src/common/secret';
-import { loadSettings } from '../../../src/config/settings';
 import { changeKey } from '../../../src/core/change-key';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
-import { silentReporter } from '../../../src/core/reporter';
 import { rewrap } from '../../../src/core/rewrap';
 import { readStatus } from '../../../src/core/status';
-import { createToolkit, type Toolkit } from '../../../src/core/toolkit';
-import { mssqlKnexConfig } from '../../../src/engines/mssql/connect';
-import { mssqlEngine } from '../../../src/engines/mssql/engine';
-import { fakeSqlServer, sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
-import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
-import { seedPgliteDirectory } from '../../support/pglite-template';
+import { type Toolkit } from '../../../src/core/toolkit';
+import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
+import { type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
 import { targetRuns } from '../../support/targets';
 import { parseTsql } from '../../support/tsql-grammar';
-import { allStatementRules, openKeyBeforeUse } from '../../support/tsql-rules';
+import { openFakeMssqlOrg, transactionsOf, expectWellFormedCalls } from '../../support/fake-mssql-org';
 
 /**
  * Issue 18, part 2, on SQL Server: the REAL rewrap over knex's real mssql client and a recording
@@ -69,67 +62,25 @@ function snapshot(state: FakeServerState) {
 }
 
 async function open(state: FakeServerState): Promise<Harness> {
-  dir = mkdtempSync(join(tmpdir(), 'cellcrypt-mssql-rewrap-'));
-  await seedPgliteDirectory(join(dir, 'config')); // the key store: an empty cluster, without an initdb
-  const settings = loadSettings({
-    env: {
-      DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',
-      CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
-      CELLCRYPT_KEYSTORE_SECRET: 'unit-test-keystore-secret-0123456789',
-      CELLCRYPT_HOME: dir,
-    },
-    cwd: dir,
-  });
-  const config = mssqlKnexConfig(settings.database);
   let saved: ReturnType<typeof snapshot> | undefined;
-  const fake = fakeMssqlKnex({
-    responder: fakeSqlServer(state, DYNAMICS_DEFAULT_COLUMNS),
-    connection: config.connection as Record<string, unknown>,
+  const org = await openFakeMssqlOrg(state, {
+    keyStore: { passphrase: P1, master: MASTER },
     onTransaction: (kind) => {
       if (kind === 'beginTransaction') saved = snapshot(state);
       if (kind === 'rollbackTransaction' && saved) Object.assign(state, saved);
       return undefined;
     },
   });
-  const engine = mssqlEngine(settings.database, fake.knex, { requestTimeoutMs: 30_000, statementTimeoutMs: 60_000 });
-  const tk = createToolkit(settings, engine, { reporter: silentReporter });
-  const keystore = await tk.keystore();
-  await keystore.put('passphrase', P1);
-  await keystore.put('master-key-password', MASTER);
-  fake.reset();
-  harness = { fake, tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
+  dir = org.dir;
+  harness = { fake: org.fake, tk: org.tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
   return harness;
 }
 
-/** The calls between one begin and its commit/rollback, per connection, in order. */
-function transactions(calls: RecordedCall[]): Array<{ end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }> {
-  const result: Array<{ end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }> = [];
-  const open = new Map<number, { end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }>();
-  for (const call of calls) {
-    if (call.kind === 'beginTransaction') {
-      const tx = { end: 'open' as const, calls: [] as RecordedCall[] };
-      open.set(call.connectionId, tx);
-      result.push(tx);
-    } else if (call.kind === 'commitTransaction' || call.kind === 'rollbackTransaction') {
-      const tx = open.get(call.connectionId);
-      if (tx) tx.end = call.kind === 'commitTransaction' ? 'commit' : 'rollback';
-      open.delete(call.connectionId);
-    } else if (call.sql) open.get(call.connectionId)?.calls.push(call);
-  }
-  return result;
-}
+const transactions = transactionsOf;
 
 /** Every statement sent parses and keeps our rules; keys opened before use; no secret through knex. */
 function expectWellFormed(h: Harness): void {
-  const sent = h.fake.calls.filter((c) => c.sql);
-  expect(sent.length).to.be.greaterThan(0);
-  for (const call of sent) {
-    expect(parseTsql(call.sql!), call.sql!.slice(0, 300)).to.deep.equal([]);
-    expect(allStatementRules(call.sql!, { knex: false }), call.sql!.slice(0, 300)).to.deep.equal([]);
-    if (call.kind === 'execSql')
-      for (const secret of h.secrets) expect(call.sql!, 'a secret went through knex').not.to.contain(secret);
-  }
-  for (const tx of transactions(h.fake.calls)) expect(openKeyBeforeUse(tx.calls.map((c) => c.sql!))).to.deep.equal([]);
+  expectWellFormedCalls(h.fake.calls, h.secrets);
 }
 
 const isRewrap = (tx: { calls: RecordedCall[] }) => tx.calls.some((c) => c.sql!.startsWith('ALTER SYMMETRIC KEY'));

@@ -1,10 +1,7 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { Secret } from '../../../src/common/secret';
-import { loadSettings } from '../../../src/config/settings';
 import { activate } from '../../../src/core/activate';
 import { changeKey } from '../../../src/core/change-key';
 import type { CellcryptError } from '../../../src/common/errors';
@@ -13,17 +10,11 @@ import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import { provisionKeys } from '../../../src/core/provision';
 import { readStatus } from '../../../src/core/status';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
-import { silentReporter } from '../../../src/core/reporter';
-import { createToolkit } from '../../../src/core/toolkit';
 import { type Toolkit } from '../../../src/core/toolkit';
-import { mssqlKnexConfig } from '../../../src/engines/mssql/connect';
-import { mssqlEngine } from '../../../src/engines/mssql/engine';
-import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
-import { fakeSqlServer, sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
-import { parseTsql } from '../../support/tsql-grammar';
-import { allStatementRules, openKeyBeforeUse } from '../../support/tsql-rules';
+import { type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
+import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
 import { targetRuns } from '../../support/targets';
-import { seedPgliteDirectory } from '../../support/pglite-template';
+import { openFakeMssqlOrg, transactionsOf, expectWellFormedCalls } from '../../support/fake-mssql-org';
 
 /**
  * Issue 5, test 2: the REAL core operations (install's provision and conversion, change-key,
@@ -49,32 +40,9 @@ let harness: Harness | undefined;
 let dir: string;
 
 async function open(state: FakeServerState, keyStore: { passphrase?: Secret; master?: Secret }): Promise<Harness> {
-  dir = mkdtempSync(join(tmpdir(), 'cellcrypt-mssql-fake-'));
-  await seedPgliteDirectory(join(dir, 'config')); // the key store: an empty cluster, without an initdb
-  const settings = loadSettings({
-    env: {
-      DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',
-      CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
-      CELLCRYPT_KEYSTORE_SECRET: 'unit-test-keystore-secret-0123456789',
-      CELLCRYPT_HOME: dir,
-    },
-    cwd: dir,
-  });
-  const config = mssqlKnexConfig(settings.database);
-  const fake = fakeMssqlKnex({
-    responder: fakeSqlServer(state, DYNAMICS_DEFAULT_COLUMNS),
-    connection: config.connection as Record<string, unknown>,
-  });
-  const engine = mssqlEngine(settings.database, fake.knex, {
-    requestTimeoutMs: 30_000,
-    statementTimeoutMs: STATEMENT_TIMEOUT,
-  });
-  const tk = createToolkit(settings, engine, { reporter: silentReporter });
-  const keystore = await tk.keystore();
-  if (keyStore.passphrase) await keystore.put('passphrase', keyStore.passphrase);
-  if (keyStore.master) await keystore.put('master-key-password', keyStore.master);
-  fake.reset();
-  harness = { fake, tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
+  const org = await openFakeMssqlOrg(state, { keyStore, statementTimeoutMs: STATEMENT_TIMEOUT });
+  dir = org.dir;
+  harness = { fake: org.fake, tk: org.tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
   return harness;
 }
 
@@ -90,36 +58,11 @@ function installedState(): FakeServerState {
   };
 }
 
-/** The calls between one begin and its commit/rollback, per connection, in order. */
-function transactions(calls: RecordedCall[]): Array<{ end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }> {
-  const result: Array<{ end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }> = [];
-  const open = new Map<number, { end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }>();
-  for (const call of calls) {
-    if (call.kind === 'beginTransaction') {
-      const tx = { end: 'open' as const, calls: [] as RecordedCall[] };
-      open.set(call.connectionId, tx);
-      result.push(tx);
-    } else if (call.kind === 'commitTransaction' || call.kind === 'rollbackTransaction') {
-      const tx = open.get(call.connectionId);
-      if (tx) tx.end = call.kind === 'commitTransaction' ? 'commit' : 'rollback';
-      open.delete(call.connectionId);
-    } else if (call.sql) open.get(call.connectionId)?.calls.push(call);
-  }
-  return result;
-}
+const transactions = transactionsOf;
 
 /** Checks every statement sent: grammar, our rules, keys opened before use per transaction, secrets never via knex. */
 function expectWellFormed(h: Harness): void {
-  const sent = h.fake.calls.filter((c) => c.sql);
-  expect(sent.length).to.be.greaterThan(0);
-  for (const call of sent) {
-    expect(parseTsql(call.sql!), call.sql!.slice(0, 300)).to.deep.equal([]);
-    // What tedious received: knex has already turned \? back into ? (rule 5 is for SQL before knex).
-    expect(allStatementRules(call.sql!, { knex: false }), call.sql!.slice(0, 300)).to.deep.equal([]);
-    if (call.kind === 'execSql')
-      for (const secret of h.secrets) expect(call.sql!, 'a secret went through knex').not.to.contain(secret);
-  }
-  for (const tx of transactions(h.fake.calls)) expect(openKeyBeforeUse(tx.calls.map((c) => c.sql!))).to.deep.equal([]);
+  expectWellFormedCalls(h.fake.calls, h.secrets);
 }
 
 const kinds = (tx: { calls: RecordedCall[] }) => tx.calls.map((c) => c.sql!.replace(/\s+/g, ' ').slice(0, 40));

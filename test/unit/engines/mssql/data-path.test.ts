@@ -1,23 +1,18 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../../src/cellcrypt';
 import { identityValueFor } from '../../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../../src/common/errors';
 import { Secret } from '../../../../src/common/secret';
-import { loadSettings } from '../../../../src/config/settings';
 import { changeKey } from '../../../../src/core/change-key';
 import { convertColumns } from '../../../../src/core/convert';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import type { Reporter } from '../../../../src/core/reporter';
-import { createToolkit, type Toolkit } from '../../../../src/core/toolkit';
-import { mssqlKnexConfig } from '../../../../src/engines/mssql/connect';
-import { mssqlEngine } from '../../../../src/engines/mssql/engine';
-import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../../support/fake-tedious';
-import { fakeSqlServer, rowIds, type FakeServerState } from '../../../support/fake-mssql-server';
-import { seedPgliteDirectory } from '../../../support/pglite-template';
+import { type Toolkit } from '../../../../src/core/toolkit';
+import { type FakeMssql, type RecordedCall } from '../../../support/fake-tedious';
+import { rowIds, type FakeServerState } from '../../../support/fake-mssql-server';
 import { parseTsql } from '../../../support/tsql-grammar';
+import { openFakeMssqlOrg } from '../../../support/fake-mssql-org';
 
 /**
  * Issue 14, the SQL Server data path at scale (review SS1, SS2, BR7, DL2), over knex's real mssql
@@ -46,34 +41,19 @@ let harness: Harness | undefined;
 let dir: string | undefined;
 
 async function open(state: FakeServerState): Promise<Harness> {
-  dir = mkdtempSync(join(tmpdir(), 'cellcrypt-mssql-data-path-'));
-  await seedPgliteDirectory(join(dir, 'config'));
-  const settings = loadSettings({
-    env: {
-      DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',
-      CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
-      CELLCRYPT_KEYSTORE_SECRET: 'unit-test-keystore-secret-0123456789',
-      CELLCRYPT_HOME: dir,
-    },
-    cwd: dir,
-  });
-  const fake = fakeMssqlKnex({
-    responder: fakeSqlServer(state, DYNAMICS_DEFAULT_COLUMNS),
-    connection: mssqlKnexConfig(settings.database).connection as Record<string, unknown>,
-    pool: { max: 4 },
-  });
-  const engine = mssqlEngine(settings.database, fake.knex, { requestTimeoutMs: 30_000, statementTimeoutMs: LONG });
   const ticks: number[] = [];
   const reporter: Reporter = {
     log: () => undefined,
     progress: () => ({ tick: (n) => void ticks.push(n), done: () => undefined }),
   };
-  const tk = createToolkit(settings, engine, { reporter });
-  const keystore = await tk.keystore();
-  await keystore.put('passphrase', P1);
-  await keystore.put('master-key-password', MASTER);
-  fake.reset();
-  harness = { fake, tk, state, ticks };
+  const org = await openFakeMssqlOrg(state, {
+    keyStore: { passphrase: P1, master: MASTER },
+    statementTimeoutMs: LONG,
+    reporter,
+    pool: { max: 4 },
+  });
+  dir = org.dir;
+  harness = { fake: org.fake, tk: org.tk, state, ticks };
   return harness;
 }
 

@@ -1,26 +1,20 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../../src/cellcrypt';
 import { identityValueFor } from '../../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../../src/common/errors';
 import { Secret } from '../../../../src/common/secret';
-import { loadSettings } from '../../../../src/config/settings';
 import { convertColumns } from '../../../../src/core/convert';
 import { install } from '../../../../src/core/install';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
-import { silentReporter } from '../../../../src/core/reporter';
-import { createToolkit, type Toolkit } from '../../../../src/core/toolkit';
+import { type Toolkit } from '../../../../src/core/toolkit';
 import { BLOCKER_HINTS } from '../../../../src/engines/mssql/blockers';
-import { mssqlKnexConfig } from '../../../../src/engines/mssql/connect';
 import { REFRESH_FAILED } from '../../../../src/engines/mssql/dependent-modules';
-import { mssqlEngine } from '../../../../src/engines/mssql/engine';
-import { fakeSqlServer, sampleCells, type FakeServerState } from '../../../support/fake-mssql-server';
-import { fakeMssqlKnex, type FakeMssql, type RecordedCall } from '../../../support/fake-tedious';
-import { seedPgliteDirectory } from '../../../support/pglite-template';
+import { sampleCells, type FakeServerState } from '../../../support/fake-mssql-server';
+import { type FakeMssql } from '../../../support/fake-tedious';
 import { parseTsql } from '../../../support/tsql-grammar';
 import { allStatementRules } from '../../../support/tsql-rules';
+import { openFakeMssqlOrg, transactionsOf } from '../../../support/fake-mssql-org';
 
 /**
  * Issue 14 over knex's real mssql client and the recording tedious, answered by the scripted
@@ -55,49 +49,14 @@ interface Harness {
 let harness: Harness | undefined;
 
 async function open(state: FakeServerState): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'cellcrypt-swap-guards-'));
-  await seedPgliteDirectory(join(dir, 'config'));
-  const settings = loadSettings({
-    env: {
-      DATABASE_URL: 'mssql://sa:pw@sql.example/OrgDb',
-      CELLCRYPT_CONFIG_URL: `pglite:${dir}/config`,
-      CELLCRYPT_KEYSTORE_SECRET: 'unit-test-keystore-secret-0123456789',
-      CELLCRYPT_HOME: dir,
-    },
-    cwd: dir,
+  harness = await openFakeMssqlOrg(state, {
+    keyStore: { passphrase: P1, master: MASTER },
+    statementTimeoutMs: 600_000,
   });
-  const config = mssqlKnexConfig(settings.database);
-  const fake = fakeMssqlKnex({
-    responder: fakeSqlServer(state, DYNAMICS_DEFAULT_COLUMNS),
-    connection: config.connection as Record<string, unknown>,
-  });
-  const engine = mssqlEngine(settings.database, fake.knex, { requestTimeoutMs: 30_000, statementTimeoutMs: 600_000 });
-  const tk = createToolkit(settings, engine, { reporter: silentReporter });
-  const keystore = await tk.keystore();
-  await keystore.put('passphrase', P1);
-  await keystore.put('master-key-password', MASTER);
-  fake.reset();
-  harness = { fake, tk, dir };
   return harness;
 }
 
-/** The calls between one begin and its commit/rollback, in order. */
-function transactions(calls: RecordedCall[]) {
-  const result: Array<{ end: 'commit' | 'rollback' | 'open'; calls: RecordedCall[] }> = [];
-  const open = new Map<number, (typeof result)[number]>();
-  for (const call of calls) {
-    if (call.kind === 'beginTransaction') {
-      const tx = { end: 'open' as const, calls: [] as RecordedCall[] };
-      open.set(call.connectionId, tx);
-      result.push(tx);
-    } else if (call.kind === 'commitTransaction' || call.kind === 'rollbackTransaction') {
-      const tx = open.get(call.connectionId);
-      if (tx) tx.end = call.kind === 'commitTransaction' ? 'commit' : 'rollback';
-      open.delete(call.connectionId);
-    } else if (call.sql) open.get(call.connectionId)?.calls.push(call);
-  }
-  return result;
-}
+const transactions = transactionsOf;
 
 const isChange = (sql: string) => /^\s*(DECLARE @\w+ TABLE \(lost|ALTER|UPDATE|INSERT|DELETE|CREATE|DROP)\b/i.test(sql);
 
