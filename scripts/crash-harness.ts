@@ -39,6 +39,7 @@ import {
 import { BATCH, count, failed, judgeTrial, newTally, type Fault, type Operation, type Tally } from './crash/judge';
 import { recordOriginals, type Originals } from './crash/org-check';
 import { cli, createOrg, withToolkit, type Org } from './crash/org';
+import { mulberry32 } from './support/seeded-random';
 
 const OPERATIONS: Operation[] = ['install', 'change-key', 'change-key-batched', 'rewrap', 'activate'];
 const FAULTS: Record<Operation, Fault[]> = {
@@ -380,17 +381,6 @@ async function rewrapWindow(tk: Toolkit, certificateBefore: string | undefined):
   if (!committed) return pending ? 'pending' : 'before';
   if (!pending) return 'done';
   return current && pending.equals(current) ? 'promoted' : 'committed';
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 main().then(

@@ -22,6 +22,7 @@ import { createThrowAwayDatabase } from '../test/support/pg-server';
 import { AppWorkload, type AppColumn } from './load/app-sessions';
 import { runCellcrypt, type OperationRun } from './load/operations';
 import { formatWindows, reportWindows, windowsOf } from './load/report';
+import { mulberry32, pause } from './support/seeded-random';
 
 /** The column the run registers and installs while the applications write to it. */
 const NEW_COLUMN = {
@@ -211,19 +212,6 @@ function cellsOnDroppedKeys(verify: OperationRun): number | null {
   } catch {
     return null;
   }
-}
-
-const pause = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 main().then(

@@ -3,6 +3,7 @@
 // application would, never cellcrypt's own code.
 import { randomUUID } from 'node:crypto';
 import { Pool, type PoolClient } from 'pg';
+import { pause } from '../support/seeded-random';
 
 /** One column the applications write: `encrypted` once the column is varbinary (bytea) in the database. */
 export interface AppColumn {
@@ -250,5 +251,3 @@ export class AppWorkload {
     return { checked, lost };
   }
 }
-
-const pause = (ms: number) => new Promise((done) => setTimeout(done, ms));
