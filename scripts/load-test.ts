@@ -169,6 +169,13 @@ async function setUp(
 }
 
 /** The four operations, spread over the run, with quiet windows before, between and after. */
+/**
+ * A progress line of a change still under way, `label: n/total` and its newline: the last line,
+ * `label: n/total done`, must not match (a kill after it lands after the change finished, and the
+ * --resume that follows finds nothing to resume).
+ */
+const MID_CHANGE = /: \d+\/\d+\n/;
+
 async function runOperations(
   env: NodeJS.ProcessEnv,
   registryFile: string,
@@ -189,7 +196,7 @@ async function runOperations(
   await step(runCellcrypt('change-key (one transaction)', env, ['change-key', '--generate'], started));
   await pause(quiet);
   const batched = ['change-key', '--generate', '--batch-size', String(batchSize)];
-  const killed = await step(runCellcrypt('change-key --batch-size (killed)', env, batched, started, /: \d+\/\d+/));
+  const killed = await step(runCellcrypt('change-key --batch-size (killed)', env, batched, started, MID_CHANGE));
   if (killed.killed) {
     const resume = ['change-key', '--resume', '--batch-size', String(batchSize)];
     await step(runCellcrypt('change-key --resume', env, resume, started));

@@ -64,6 +64,9 @@ export class AppWorkload {
     sessions: number,
   ) {
     this.pool = new Pool({ connectionString: url, max: sessions + 1 });
+    // pg emits an idle client's error on the pool (the throw-away database is dropped with its
+    // connections at the end); without a listener that is an uncaught exception after the report.
+    this.pool.on('error', (error) => this.count(error));
   }
 
   stop(): void {
