@@ -104,16 +104,28 @@ export function timeToConnect(url: string, connectedAfter: { ms?: number }): Inj
   };
 }
 
-/** Waits until another session is connected to the database at `url`; false if the child exited first. */
-async function connected(url: string, child: Child): Promise<boolean> {
+/**
+ * Waits until the child has connected to the database at `url`; false if it exited first. Only
+ * a cellcrypt client session that was not there when the child started counts: an autovacuum
+ * worker (the changes before leave plenty of dead rows) or the judge's last session, still
+ * exiting, made a trial's Ctrl-C land during the child's start-up, which ended it by the signal
+ * with nothing said. The baseline is taken before the child can connect: starting Node and its
+ * TypeScript takes hundreds of milliseconds, one query here a few.
+ */
+export async function connected(url: string, child: Child): Promise<boolean> {
   const watcher = new Client({ connectionString: url });
   await watcher.connect();
   try {
+    const before = await watcher.query(
+      "select coalesce(array_agg(pid), '{}') as pids from pg_stat_activity where datname = current_database()",
+    );
     for (;;) {
       if (child.exited()) return false;
       const others = await watcher.query(
         'select count(*)::int as n from pg_stat_activity ' +
-          'where datname = current_database() and pid <> pg_backend_pid()',
+          "where datname = current_database() and backend_type = 'client backend' " +
+          "and application_name = 'cellcrypt' and pid <> all($1::int[])",
+        [before.rows[0].pids],
       );
       if (others.rows[0].n > 0) return true;
       await sleep(10);
