@@ -140,5 +140,31 @@ export function scenarios(target: TargetName): void {
       expect(outcome(changed, 'key saved')).to.include({ outcome: 'warn' });
       expect((await readStatus(tk)).keySavedAt).to.equal(null);
     });
+
+    it('during a batched change-key: "operation running", no key or column check faults its moving parts', async () => {
+      await install(tk);
+      let during: DoctorReport | undefined;
+      await changeKey(tk, {
+        newKey: generatePassphrase(),
+        batchSize: 5,
+        afterBatch: async () => {
+          during ??= await doctor(tk);
+        },
+      });
+      expect(during, 'doctor ran during the change').to.not.equal(undefined);
+      const running = outcome(during!, 'operation running');
+      expect(running?.outcome).to.equal('warn');
+      expect(running?.detail).to.match(/^a batched key change from cellcrypt_key_1 to cellcrypt_key_2 .* is running: /);
+      expect(running?.hint).to.contain('wait for it to finish');
+      // Before: "a batched change has not finished, run --resume", a pending key called unused,
+      // and "no sensitive columns are registered" (status counts none while a change runs).
+      const faulted = during!.checks.filter((c) => c.outcome !== 'ok' && c.check !== 'operation running');
+      expect(faulted, JSON.stringify(faulted)).to.deep.equal([]);
+      expect(during!.healthy).to.equal(true);
+      // Afterwards the full checks again.
+      const after = await doctor(tk);
+      expect(outcome(after, 'operation running')).to.equal(undefined);
+      expect(outcome(after, 'key')?.outcome).to.equal('ok');
+    });
   });
 }
