@@ -4,8 +4,8 @@ import { CellcryptError } from '../common/errors';
 /**
  * Ctrl-C (SIGINT) while a command runs. The first one stops the operation at its current step:
  * the transaction in progress is rolled back (its next statement is refused, and on a
- * PostgreSQL server the statement running now is cancelled), what committed before stays, and
- * the command says what that means and how to go on, then exits 130. Work outside transactions
+ * PostgreSQL server or SQL Server the statement running now is cancelled), what committed
+ * before stays, and the command says what that means and how to go on, then exits 130. Work outside transactions
  * goes on (an audit row, the key store's clean-up after a rolled-back change): each of those is
  * one atomic statement, and they are what make the stop orderly. A second Ctrl-C exits at once;
  * the database then rolls back whatever was not committed, as after a kill.
@@ -133,7 +133,7 @@ export function interruptSummary(spec: string, argv: readonly string[]): { messa
   }
 }
 
-interface GuardedClient {
+export interface GuardedClient {
   transacting?: boolean;
   cancelQuery?(connection: unknown): Promise<unknown>;
 }
@@ -151,9 +151,9 @@ const STATEMENT_DELAY_MS = Number(process.env.CELLCRYPT_TEST_STATEMENT_DELAY_MS 
 /**
  * Refuses, once `interrupted()`, every statement that is not the end of its transaction, so the
  * step in progress fails there and knex rolls it back. Statements running in a transaction when
- * the interrupt comes are cancelled on a PostgreSQL server (a long re-encryption would otherwise
- * run to its end first); PGlite runs one statement at a time in this process, and SQL Server's
- * statements end at their next step.
+ * the interrupt comes are cancelled on a PostgreSQL server and on SQL Server (a long
+ * re-encryption would otherwise run to its end first); PGlite runs one statement at a time in
+ * this process, and its statement ends at its own pace.
  */
 function guardKnexStatements(interrupted: () => boolean): { cancelRunning(): void } {
   if (guarded) return guarded;
@@ -180,12 +180,31 @@ function guardKnexStatements(interrupted: () => boolean): { cancelRunning(): voi
   }
   guarded = {
     cancelRunning() {
-      for (const { client, connection } of running) {
-        // Only the pg driver's connections can be cancelled from another one (pg_cancel_backend).
-        if (typeof (connection as { processID?: unknown })?.processID !== 'number' || !client.cancelQuery) continue;
-        client.cancelQuery(connection).catch(() => undefined);
-      }
+      for (const { client, connection } of running) cancelStatement(client, connection);
     },
   };
   return guarded;
+}
+
+/**
+ * Cancels the statement running on `connection`; says which way, or undefined for a driver that
+ * cannot (PGlite runs its statement in this process, to its end). On a PostgreSQL server knex's
+ * cancelQuery asks from another connection (pg_cancel_backend). On SQL Server tedious sends an
+ * attention: with XACT_ABORT ON (every cellcrypt transaction sets it) the server ends the
+ * statement and rolls the transaction back, and knex sees the transaction gone and rejects
+ * (ISSAbort::Abort, "if the server XACT_ABORT state is ON ... roll back any current
+ * transaction"). Before, a Ctrl-C on SQL Server waited for a long re-encryption to finish.
+ */
+export function cancelStatement(client: GuardedClient, connection: unknown): 'pg' | 'tedious' | undefined {
+  const pg = connection as { processID?: unknown };
+  if (typeof pg?.processID === 'number' && client.cancelQuery) {
+    client.cancelQuery(connection).catch(() => undefined);
+    return 'pg';
+  }
+  const tedious = connection as { cancel?: unknown; execSqlBatch?: unknown };
+  if (typeof tedious?.cancel === 'function' && typeof tedious.execSqlBatch === 'function') {
+    (tedious.cancel as () => boolean).call(connection);
+    return 'tedious';
+  }
+  return undefined;
 }

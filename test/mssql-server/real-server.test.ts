@@ -24,6 +24,7 @@ import { openToolkit } from '../../src/open-toolkit';
 import { type Toolkit } from '../../src/core/toolkit';
 import { mssqlKnexConfig } from '../../src/engines/mssql/connect';
 import { parseConnectionTarget } from '../../src/config/connection-target';
+import { cancelStatement, type GuardedClient } from '../../src/cli/interrupt';
 import { mssqlServerUrl, onRealServer } from './server';
 
 /**
@@ -131,5 +132,38 @@ onRealServer('mssql real server (TEST_MSSQL_URL)', function () {
     const status = await readStatus(tk);
     expect(status.keys.map((k) => k.name)).to.deep.equal(['cellcrypt_key_2']);
     for (const column of status.columns) expect(Object.keys(column.byKey)).to.deep.equal([result.newKey.guid]);
+  });
+
+  it("Ctrl-C's cancel (a tedious attention) under XACT_ABORT ON rolls the transaction back", async () => {
+    // The interrupt guard relies on this (src/cli/interrupt.ts, cancelStatement); documented
+    // for ISSAbort::Abort, never seen here: confirm it on a real server.
+    const { knex } = tk.engine;
+    await knex.raw('CREATE TABLE [cellcrypt_cancel_probe] ([n] int NOT NULL)');
+    const connection = await knex.client.acquireConnection();
+    try {
+      const started = Date.now();
+      const outcome = await knex
+        .transaction(
+          async (trx) => {
+            await trx.raw('SET XACT_ABORT ON; INSERT INTO [cellcrypt_cancel_probe] ([n]) VALUES (1)');
+            setTimeout(() => cancelStatement(knex.client as unknown as GuardedClient, connection), 1000);
+            await trx.raw("WAITFOR DELAY '00:00:30'");
+          },
+          { connection } as never,
+        )
+        .then(
+          () => 'committed',
+          (error: Error & { code?: string }) => error.code ?? error.message,
+        );
+      expect(outcome).to.equal('ECANCEL');
+      expect(Date.now() - started, 'cancelled, not waited out').to.be.lessThan(20_000);
+      const [trancount] = (await knex.raw('SELECT @@TRANCOUNT AS n').connection(connection)) as Array<{ n: number }>;
+      expect(trancount.n).to.equal(0);
+      const [rows] = (await knex.raw('SELECT COUNT(*) AS n FROM [cellcrypt_cancel_probe]')) as Array<{ n: number }>;
+      expect(rows.n, 'the insert before the cancelled statement was rolled back').to.equal(0);
+    } finally {
+      await knex.client.releaseConnection(connection);
+      await knex.raw('DROP TABLE [cellcrypt_cancel_probe]');
+    }
   });
 });
