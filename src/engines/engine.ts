@@ -246,6 +246,8 @@ export interface InstallDryRun {
   readonly existing: { readonly masterKey: boolean; readonly certificate: boolean; readonly key: boolean };
   /** The registered columns still holding plaintext. */
   readonly columns: readonly DryRunColumn[];
+  /** Rows per conversion batch, as install runs them (core's DEFAULT_CONVERSION_BATCH). */
+  readonly batchSize: number;
 }
 
 export interface KeyChangeDryRun {

@@ -21,13 +21,6 @@ import { quoteTsqlIdentifier as q, tsqlInteger, tsqlLiteral } from './quote';
  *   (last six bytes first) is not the order of the strings.
  */
 
-/**
- * Rows per conversion batch in the dry run: core's DEFAULT_CONVERSION_BATCH (core/convert.ts;
- * a test holds the two equal). Under 5,000 so one statement stays below SQL Server's lock
- * escalation threshold (5,000 locks on one table) and never takes the table lock.
- */
-export const DRY_RUN_BATCH = 4000;
-
 export const shadowName = (ref: ColumnRef): string => `${ref.column}__cellcrypt`;
 
 function names(ref: ColumnRef) {

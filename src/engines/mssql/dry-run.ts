@@ -7,7 +7,7 @@ import type {
   KeyChangeDryRun,
   RewrapDryRun,
 } from '../engine';
-import { columnStatements as S, DRY_RUN_BATCH, guidLiteral, keyGuidOf } from './column-statements';
+import { columnStatements as S, guidLiteral, keyGuidOf } from './column-statements';
 import { DEFAULT_TIMEOUTS } from './connect';
 import { keyStatements as K, type SecretText } from './key-statements';
 import { quoteTsqlIdentifier as q } from './quote';
@@ -50,7 +50,7 @@ function install(plan: InstallDryRun): string[] {
     S.addShadow(column, column.sizeBytes),
     ...openKeys(certificate, [keyName]),
     `-- the first batch; each next one starts after the last key the one before wrote ([pk] > last)`,
-    S.encryptBatch(column, key, DRY_RUN_BATCH),
+    S.encryptBatch(column, key, plan.batchSize),
     S.lockTable(column, LOCK_TIMEOUT),
     // Repeated under the lock: core's plaintextByteLimit, nvarchar(n)'s 2n bytes (the registry keeps
     // n small enough for every such value to fit one cell).

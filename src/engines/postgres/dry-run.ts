@@ -11,9 +11,6 @@ import { columnStatements as S, CHUNK_PAGES } from './column-statements';
 import { keyStatements as K } from './key-statements';
 import { quotePgIdentifier as q, quotePgLiteral } from './quote';
 
-/** Rows per conversion batch as install runs it (core's DEFAULT_CONVERSION_BATCH; an engine cannot import core). */
-const DRY_RUN_BATCH = 4000;
-
 /**
  * `--dry-run` on PostgreSQL/PGlite: the statements the engine runs, with their values written in
  * as PostgreSQL literals (GUIDs as the `bytea` the cells hold) and every secret as `'***'`.
@@ -75,7 +72,7 @@ function install(plan: InstallDryRun): string[] {
     `-- ${label(column)}: shadow column, batches of encryption, then the proof and the swap`,
     ...S.addShadow(column, column.sizeBytes),
     ...openKeys(certificate, [keyName]),
-    render(S.encryptBatch(column), [null, null, DRY_RUN_BATCH, keyGuidByName(keyName)]),
+    render(S.encryptBatch(column), [null, null, plan.batchSize, keyGuidByName(keyName)]),
     S.lockTable(column),
     S.countShadowMismatches(column),
     ...S.swap(column),

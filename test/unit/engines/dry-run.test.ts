@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { CERTIFICATE_NAME } from '../../../src/common/key-names';
 import { encryptedColumnBytes } from '../../../src/core/column-state';
+import { DEFAULT_CONVERSION_BATCH } from '../../../src/core/convert';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
 import { dryRunRendererFor, ENGINE_KINDS } from '../../../src/engines';
 import type { DryRunRenderer } from '../../../src/engines/engine';
@@ -35,7 +36,13 @@ function renderings(renderer: DryRunRenderer): Rendering[] {
   return [
     [
       'install (new org)',
-      renderer.install({ certificate: CERTIFICATE_NAME, keyName: FROM.name, existing: nothing, columns: sized }),
+      renderer.install({
+        certificate: CERTIFICATE_NAME,
+        keyName: FROM.name,
+        existing: nothing,
+        columns: sized,
+        batchSize: DEFAULT_CONVERSION_BATCH,
+      }),
     ],
     ['change-key, one transaction', renderer.changeKey(base)],
     ['change-key, batched', renderer.changeKey({ ...base, batchSize: 1000 })],
@@ -105,6 +112,23 @@ describe('every engine renders its own --dry-run', () => {
         `select cellcrypt.create_symmetric_key('cellcrypt_key_2'::text, 'AES_256', '***'::text, '***'::text, ` +
           `'cellcrypt_certificate'::text, 'sql2017'::text)`,
       );
+    });
+  }
+
+  for (const kind of ENGINE_KINDS) {
+    it(`${kind}: install shows the batch size it is given (no copy of core's default in the engine)`, () => {
+      const column = DYNAMICS_DEFAULT_COLUMNS[0];
+      const text = dryRunRendererFor(kind)
+        .install({
+          certificate: CERTIFICATE_NAME,
+          keyName: FROM.name,
+          existing: { masterKey: true, certificate: true, key: true },
+          columns: [{ ...column, sizeBytes: encryptedColumnBytes(column) }],
+          batchSize: 1234,
+        })
+        .join('\n');
+      expect(text).to.match(/\b1234\b/);
+      expect(text).to.not.match(/\b4000\b/);
     });
   }
 
