@@ -28,9 +28,20 @@ export const INTERRUPTED_EXIT_CODE = 130;
 /** Commands that change nothing anywhere: the first Ctrl-C ends them at once. */
 const CHANGE_NOTHING = new Set(['status', 'verify', 'doctor', 'decrypt-offline', 'script']);
 
-/** What is refused once interrupted: statements inside a transaction, except those that end it. */
+/**
+ * What is refused once interrupted: statements inside a transaction, except those that end it,
+ * and the table rewrite that reclaims a dropped plaintext column's pages (VACUUM FULL, ALTER
+ * TABLE … REBUILD). That rewrite runs outside a transaction and can take as long as the
+ * conversion; install logs the way to run it later when it does not run, so Ctrl-C need not wait.
+ */
 export function refusedAfterInterrupt(sql: string, inTransaction: boolean): boolean {
+  if (isTableRewrite(sql)) return true;
   return inTransaction && !/^\s*(rollback|commit|release\s+savepoint)\b/i.test(sql);
+}
+
+/** The statement reclaims space by rewriting a table (after `SET LOCK_TIMEOUT n;` on SQL Server). */
+function isTableRewrite(sql: string): boolean {
+  return /^\s*(set\s+lock_timeout\s+-?\d+\s*;\s*)?(vacuum\s+full\b|alter\s+table\b[^;]*\brebuild\b)/i.test(sql);
 }
 
 export function interruptedError(): CellcryptError {
@@ -166,9 +177,10 @@ function guardKnexStatements(interrupted: () => boolean): { cancelRunning(): voi
       if (this.transacting && STATEMENT_DELAY_MS > 0 && refusedAfterInterrupt(sql, true))
         await new Promise((resolve) => setTimeout(resolve, STATEMENT_DELAY_MS));
       if (interrupted() && refusedAfterInterrupt(sql, Boolean(this.transacting))) throw interruptedError();
-      // Only statements inside a transaction are cancelled; never the one that ends it.
-      const endsTransaction = !refusedAfterInterrupt(sql, true);
-      if (!this.transacting || endsTransaction) return original.call(this, connection, query, ...rest);
+      // Only statements inside a transaction and table rewrites are cancelled; never the one that
+      // ends a transaction, nor an audit row or a key-store clean-up outside one.
+      const cancellable = this.transacting ? refusedAfterInterrupt(sql, true) : isTableRewrite(sql);
+      if (!cancellable) return original.call(this, connection, query, ...rest);
       const entry = { client: this, connection };
       running.add(entry);
       try {
