@@ -114,3 +114,40 @@ export async function writeKeyShares(tk: Toolkit, passphrase: Secret, dir: strin
   await recordKeySaved(tk, passphrase, `shares ${spec.threshold}-of-${spec.total}`);
   return files;
 }
+
+/**
+ * `show-key --master-key-password --out F`: the password a PostgreSQL application passes to
+ * `cellcrypt.open_keys` (PostgreSQL has no service master key to open the master key for it).
+ * Only into a new 0600 file, exactly the password (no line break): it opens every cell, so it
+ * goes to no terminal, log or JSON document. SQL Server applications never need it.
+ */
+export async function readMasterKeyPassword(tk: Toolkit): Promise<Secret> {
+  if (tk.engine.kind === 'mssql')
+    throw refuse(
+      'CellcryptUsage',
+      'SQL Server applications need no master-key password: the service master key opens the database ' +
+        'master key, and `EXEC cellcrypt.open_keys` opens the keys through the certificate',
+      'see "For applications" in the README; `cellcrypt show-key --out F` saves the encryption key',
+    );
+  await requirePermission(tk, 'read-key');
+  const activity = await assessActivity(tk); // the password that opens the master key now, pending included
+  if (!activity.active)
+    throw refuse(
+      activity.code,
+      `encryption is inactive (${activity.reason}): no master-key password opens it`,
+      activity.hint,
+    );
+  return activity.access.masterPassword;
+}
+
+/** The password, exactly, in a new file only its owner reads; an existing file is never replaced. */
+export function writeSecretFile(path: string, secret: Secret): void {
+  try {
+    writeFileSync(path, secret.reveal(), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST')
+      throw refuse('CellcryptUsage', `${path} already exists; it is not overwritten`, 'choose another file name');
+    throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
+  }
+}

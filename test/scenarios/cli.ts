@@ -289,6 +289,44 @@ export function scenarios(target: TargetName): void {
       expect((await inProcessCli('show-key', '--force')).code).to.equal(2);
     });
 
+    it('show-key --master-key-password --out F: a 0600 file with what opens the keys, printed nowhere', async () => {
+      expect((await inProcessCli('demo', 'seed', '--rows', '20')).code).to.equal(0);
+      expect((await inProcessCli('install')).code).to.equal(0);
+      const file = join(org.dir, 'app-master-key-password');
+      const saved = await inProcessCli('show-key', '--master-key-password', '--out', file, '--json');
+      expect(saved.code, saved.stderr).to.equal(0);
+      expect(saved.json).to.deep.equal({ file, secret: 'master-key-password' });
+      expect(statSync(file).mode & 0o777).to.equal(0o600);
+      const password = readFileSync(file, 'utf8');
+      const tk = await org.open();
+      try {
+        expect(password).to.equal((await (await tk.keystore()).get('master-key-password'))!.reveal());
+        // What an application does with it: open the keys, read every cell.
+        const { cells, read } = await tk.engine.knex.transaction(async (trx) => {
+          await trx.raw('select cellcrypt.open_keys(?::text)', [password]);
+          const counted = await trx.raw(
+            'select count("Password")::int as cells, count(cellcrypt.decrypt_text("Password", "MailboxId"))::int ' +
+              'as read from "MailboxBase"',
+          );
+          return counted.rows[0] as { cells: number; read: number };
+        });
+        expect(cells).to.be.greaterThan(0);
+        expect(read).to.equal(cells);
+      } finally {
+        await tk.close();
+      }
+      expect(`${saved.stdout}\n${saved.stderr}`).to.not.include(password);
+      // Never over an existing file, never to the terminal.
+      const again = await inProcessCli('show-key', '--master-key-password', '--out', file);
+      expect(again.code).to.equal(2);
+      expect(again.stderr).to.contain('already exists');
+      expect(readFileSync(file, 'utf8')).to.equal(password);
+      const printed = await inProcessCli('show-key', '--master-key-password');
+      expect(printed.code).to.equal(2);
+      expect(printed.stderr).to.contain('name it with --out F');
+      expect(`${printed.stdout}\n${printed.stderr}\n${again.stdout}\n${again.stderr}`).to.not.include(password);
+    });
+
     it('migrate status names pending and done migrations; unlock says whether there was a lock', async () => {
       expect((await inProcessCli('demo', 'seed', '--rows', '3')).code).to.equal(0);
       const names = ORG_MIGRATIONS.names();

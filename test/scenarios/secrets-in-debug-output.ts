@@ -239,6 +239,9 @@ export function scenarios(target: TargetName): void {
         await expectRun(0, undefined, 'doctor');
         runs.push(await saveKey());
         await expectRun(2, 'CellcryptUsage', '--json', 'show-key', '--out', savedKeys[0]!);
+        // The master-key password for applications goes to its file only.
+        await expectRun(0, undefined, '--json', 'show-key', '--master-key-password', '--out', file('app-dmk.txt'));
+        await expectRun(2, 'CellcryptUsage', '--json', 'show-key', '--master-key-password');
         // script variables writes the secrets to its file, and nowhere else; the scripts hold none.
         const masterKeyPasswordFile = file('dmk.txt');
         writeFileSync(masterKeyPasswordFile, `Mk1!dmk ${MARK}m "';--\n`);

@@ -3,7 +3,15 @@ import { dirname, join, resolve } from 'node:path';
 import { refuse } from '../../common/errors';
 import type { KeyFileEncoding } from '../../core/key-file';
 import { parseShareSpec } from '../../core/key-shares';
-import { readCurrentKey, readKeyGeneration, recordKeySaved, writeKeyFile, writeKeyShares } from '../../core/show-key';
+import {
+  readCurrentKey,
+  readKeyGeneration,
+  readMasterKeyPassword,
+  recordKeySaved,
+  writeKeyFile,
+  writeKeyShares,
+  writeSecretFile,
+} from '../../core/show-key';
 import { defineCommand, wholeNumberOption } from '../command';
 import { withToolkit } from '../session';
 
@@ -35,6 +43,7 @@ interface ShowKeyArgs {
   shares?: string;
   outDir?: string;
   generation?: number;
+  masterKeyPassword?: boolean;
 }
 
 export default defineCommand<ShowKeyArgs>({
@@ -73,12 +82,23 @@ export default defineCommand<ShowKeyArgs>({
         coerce: wholeNumberOption('--generation'),
         describe: "an older key generation from the key store's key history (see `cellcrypt keys`)",
       })
+      .option('master-key-password', {
+        type: 'boolean',
+        describe:
+          'PostgreSQL: save the master-key password applications pass to cellcrypt.open_keys (--out F only; ' +
+          'rewrap changes it)',
+      })
       .conflicts('out', 'shares')
+      .conflicts('master-key-password', ['shares', 'generation', 'encoding'])
       .check((a) => {
         // The encoding is a file's: without --out the key would go to the terminal instead, silently.
         if (a.encoding !== undefined && !a.out) throw new Error('--encoding applies to --out F: name the file');
         if (a.force !== undefined && !a.out && !a.outDir)
           throw new Error('--force applies to --out F or --out-dir D: name the file or directory');
+        if (a.masterKeyPassword && !a.out)
+          throw new Error(
+            '--master-key-password is written only to a file: name it with --out F (it is never printed)',
+          );
         if ((a.shares === undefined) !== (a.outDir === undefined))
           throw new Error('--shares K-of-N and --out-dir D go together: the shares are files in D');
         return true;
@@ -101,6 +121,15 @@ export default defineCommand<ShowKeyArgs>({
       );
     // Not a read-only toolkit: a saved key is recorded in the audit table (doctor and status read it).
     return withToolkit(args, io, async (tk) => {
+      if (args.masterKeyPassword && args.out) {
+        writeSecretFile(args.out, await readMasterKeyPassword(tk));
+        io.result({ file: args.out, secret: 'master-key-password' });
+        io.print(
+          `master-key password written to ${args.out} (mode 0600, the password alone); PostgreSQL ` +
+            'applications pass it to `select cellcrypt.open_keys($1)`; `cellcrypt rewrap` changes it',
+        );
+        return 0;
+      }
       const passphrase =
         args.generation === undefined ? await readCurrentKey(tk) : await readKeyGeneration(tk, args.generation);
       if (spec && args.outDir !== undefined) {
