@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { seedDemo } from '../../src/core/demo-seed';
 import { install } from '../../src/core/install';
@@ -9,38 +8,13 @@ import { formatKeyFile } from '../../src/core/key-file';
 import { ORG_KEY_LOCK } from '../../src/core/org-lock';
 import type { Toolkit } from '../../src/core/toolkit';
 import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
+import { cellcryptProcess, type ProcessRun } from '../support/cli-process';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
 
-const MAIN = resolve(__dirname, '../../src/cli/main.ts');
-
-interface Run {
-  code: number | null;
-  json: any;
-  ms: number;
-}
-
 /** The real CLI in its own process, as a DBA or an installer would start it. */
-function cellcrypt(env: NodeJS.ProcessEnv, args: string[]): Promise<Run> {
-  const started = Date.now();
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', MAIN, ...args, '--json'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.resume();
-    child.on('error', fail);
-    child.on('exit', (code) => {
-      let json: any;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = { unparsed: stdout };
-      }
-      done({ code, json, ms: Date.now() - started });
-    });
-  });
+async function cellcrypt(env: NodeJS.ProcessEnv, args: string[]): Promise<ProcessRun> {
+  const run = await cellcryptProcess(env, [...args, '--json']);
+  return { ...run, json: run.json ?? { unparsed: run.stdout } };
 }
 
 /** Four key operations started at once, as separate processes, while another holder has the org. */
