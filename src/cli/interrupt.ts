@@ -5,10 +5,11 @@ import { CellcryptError } from '../common/errors';
  * Ctrl-C (SIGINT) while a command runs. The first one stops the operation at its current step:
  * the transaction in progress is rolled back (its next statement is refused, and on a
  * PostgreSQL server or SQL Server the statement running now is cancelled), what committed
- * before stays, and the command says what that means and how to go on, then exits 130. Work outside transactions
- * goes on (an audit row, the key store's clean-up after a rolled-back change): each of those is
- * one atomic statement, and they are what make the stop orderly. A second Ctrl-C exits at once;
- * the database then rolls back whatever was not committed, as after a kill.
+ * before stays, and the command says what that means and how to go on, then exits 130. Work
+ * outside transactions goes on (an audit row, the key store's clean-up after a rolled-back
+ * change): each of those is one atomic statement, and they are what make the stop orderly. A
+ * second Ctrl-C exits at once; the database then rolls back whatever was not committed, as
+ * after a kill.
  *
  * knex has no cancellation hook, so the executable guards knex's one entry point for statements
  * (`Client.prototype.query` and `stream`, which every dialect's transaction goes through); the
