@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Secret } from '../../src/common/secret';
@@ -23,7 +23,7 @@ import { allStatementRules, openKeyBeforeUse } from './tsql-rules';
 export interface FakeMssqlOrg {
   readonly fake: FakeMssql;
   readonly tk: Toolkit;
-  /** The throw-away directory (key store, CELLCRYPT_HOME); the caller removes it. */
+  /** The throw-away directory (key store, CELLCRYPT_HOME); closeFakeMssqlOrg removes it. */
   readonly dir: string;
 }
 
@@ -67,6 +67,17 @@ export async function openFakeMssqlOrg(
   if (options.keyStore?.master) await keystore.put('master-key-password', options.keyStore.master);
   fake.reset();
   return { fake, tk, dir };
+}
+
+/** Closes what openFakeMssqlOrg opened and removes its directory; nothing when none was opened. */
+export async function closeFakeMssqlOrg(org: FakeMssqlOrg | undefined): Promise<void> {
+  if (!org) return;
+  try {
+    await org.tk.close();
+    await org.fake.knex.destroy();
+  } finally {
+    rmSync(org.dir, { recursive: true, force: true });
+  }
 }
 
 export interface RecordedTransaction {

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../src/common/errors';
@@ -11,13 +10,11 @@ import { provisionKeys } from '../../../src/core/provision';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
 import { rewrap } from '../../../src/core/rewrap';
 import { readStatus } from '../../../src/core/status';
-import { type Toolkit } from '../../../src/core/toolkit';
 import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
-import { type FakeMssql } from '../../support/fake-tedious';
 import { targetRuns } from '../../support/targets';
 import { parseTsql } from '../../support/tsql-grammar';
 import { allStatementRules } from '../../support/tsql-rules';
-import { openFakeMssqlOrg, transactionsOf } from '../../support/fake-mssql-org';
+import { closeFakeMssqlOrg, openFakeMssqlOrg, type FakeMssqlOrg, transactionsOf } from '../../support/fake-mssql-org';
 
 /**
  * Issue 14 over knex's real mssql client and the scripted server: the REAL core operations keep
@@ -32,14 +29,11 @@ const guid = (s: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueF
 const label = (c: { table: string; column: string }) => `${c.table}.${c.column}`;
 const ROLE = '[cellcrypt_application]';
 
-interface Harness {
-  fake: FakeMssql;
-  tk: Toolkit;
+interface Harness extends FakeMssqlOrg {
   state: FakeServerState;
 }
 
 let harness: Harness | undefined;
-let dir: string | undefined;
 
 function installedState(): FakeServerState {
   return {
@@ -56,8 +50,7 @@ function installedState(): FakeServerState {
 
 async function open(state: FakeServerState, keyStore: { passphrase?: Secret; master?: Secret }): Promise<Harness> {
   const org = await openFakeMssqlOrg(state, { keyStore });
-  dir = org.dir;
-  harness = { fake: org.fake, tk: org.tk, state };
+  harness = { ...org, state };
   return harness;
 }
 
@@ -99,10 +92,8 @@ const sentAnywhere = (h: Harness, text: string) => h.fake.calls.filter((c) => c.
     this.timeout(60_000);
 
     afterEach(async () => {
-      await harness?.tk.close();
-      await harness?.fake.knex.destroy();
+      await closeFakeMssqlOrg(harness);
       harness = undefined;
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     it(

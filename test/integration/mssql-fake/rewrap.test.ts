@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../src/common/errors';
@@ -8,12 +7,17 @@ import { changeKey } from '../../../src/core/change-key';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
 import { rewrap } from '../../../src/core/rewrap';
 import { readStatus } from '../../../src/core/status';
-import { type Toolkit } from '../../../src/core/toolkit';
 import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
-import { type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
+import { type RecordedCall } from '../../support/fake-tedious';
 import { targetRuns } from '../../support/targets';
 import { parseTsql } from '../../support/tsql-grammar';
-import { openFakeMssqlOrg, transactionsOf, expectWellFormedCalls } from '../../support/fake-mssql-org';
+import {
+  closeFakeMssqlOrg,
+  openFakeMssqlOrg,
+  type FakeMssqlOrg,
+  transactionsOf,
+  expectWellFormedCalls,
+} from '../../support/fake-mssql-org';
 
 /**
  * Issue 18, part 2, on SQL Server: the REAL rewrap over knex's real mssql client and a recording
@@ -29,15 +33,12 @@ const MASTER = new Secret("Mk1!master'pass?;--");
 const guid = (s: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(s).reveal()));
 const label = (c: { table: string; column: string }) => `${c.table}.${c.column}`;
 
-interface Harness {
-  fake: FakeMssql;
-  tk: Toolkit;
+interface Harness extends FakeMssqlOrg {
   state: FakeServerState;
   secrets: string[];
 }
 
 let harness: Harness | undefined;
-let dir: string | undefined;
 
 function installedState(): FakeServerState {
   return {
@@ -71,8 +72,7 @@ async function open(state: FakeServerState): Promise<Harness> {
       return undefined;
     },
   });
-  dir = org.dir;
-  harness = { fake: org.fake, tk: org.tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
+  harness = { ...org, state, secrets: [P1.reveal(), MASTER.reveal()] };
   return harness;
 }
 
@@ -91,10 +91,8 @@ const isRewrap = (tx: { calls: RecordedCall[] }) => tx.calls.some((c) => c.sql!.
     this.timeout(60_000);
 
     afterEach(async () => {
-      await harness?.tk.close();
-      await harness?.fake.knex.destroy();
+      await closeFakeMssqlOrg(harness);
       harness = undefined;
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     it(

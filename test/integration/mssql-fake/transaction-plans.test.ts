@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../src/cellcrypt';
 import { Secret } from '../../../src/common/secret';
 import { activate } from '../../../src/core/activate';
@@ -10,11 +9,16 @@ import { identityValueFor } from '../../../src/cellcrypt/key-identity';
 import { provisionKeys } from '../../../src/core/provision';
 import { readStatus } from '../../../src/core/status';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../src/core/registry';
-import { type Toolkit } from '../../../src/core/toolkit';
-import { type FakeMssql, type RecordedCall } from '../../support/fake-tedious';
+import { type RecordedCall } from '../../support/fake-tedious';
 import { sampleCells, type FakeServerState } from '../../support/fake-mssql-server';
 import { targetRuns } from '../../support/targets';
-import { openFakeMssqlOrg, transactionsOf, expectWellFormedCalls } from '../../support/fake-mssql-org';
+import {
+  closeFakeMssqlOrg,
+  openFakeMssqlOrg,
+  type FakeMssqlOrg,
+  transactionsOf,
+  expectWellFormedCalls,
+} from '../../support/fake-mssql-org';
 
 /**
  * Issue 5, test 2: the REAL core operations (install's provision and conversion, change-key,
@@ -29,20 +33,16 @@ const MASTER = new Secret("Mk1!master'pass?;--");
 const guid = (s: Secret) => guidBytesToString(keyGuidFromIdentity(identityValueFor(s).reveal()));
 const label = (c: { table: string; column: string }) => `${c.table}.${c.column}`;
 
-interface Harness {
-  fake: FakeMssql;
-  tk: Toolkit;
+interface Harness extends FakeMssqlOrg {
   state: FakeServerState;
   secrets: string[];
 }
 
 let harness: Harness | undefined;
-let dir: string;
 
 async function open(state: FakeServerState, keyStore: { passphrase?: Secret; master?: Secret }): Promise<Harness> {
   const org = await openFakeMssqlOrg(state, { keyStore, statementTimeoutMs: STATEMENT_TIMEOUT });
-  dir = org.dir;
-  harness = { fake: org.fake, tk: org.tk, state, secrets: [P1.reveal(), MASTER.reveal()] };
+  harness = { ...org, state, secrets: [P1.reveal(), MASTER.reveal()] };
   return harness;
 }
 
@@ -74,10 +74,8 @@ const kinds = (tx: { calls: RecordedCall[] }) => tx.calls.map((c) => c.sql!.repl
     this.timeout(60_000);
 
     afterEach(async () => {
-      await harness?.tk.close();
-      await harness?.fake.knex.destroy();
+      await closeFakeMssqlOrg(harness);
       harness = undefined;
-      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     it(

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../../src/cellcrypt';
 import { identityValueFor } from '../../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../../src/common/errors';
@@ -8,11 +7,10 @@ import { changeKey } from '../../../../src/core/change-key';
 import { convertColumns } from '../../../../src/core/convert';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
 import type { Reporter } from '../../../../src/core/reporter';
-import { type Toolkit } from '../../../../src/core/toolkit';
-import { type FakeMssql, type RecordedCall } from '../../../support/fake-tedious';
+import { type RecordedCall } from '../../../support/fake-tedious';
 import { rowIds, type FakeServerState } from '../../../support/fake-mssql-server';
 import { parseTsql } from '../../../support/tsql-grammar';
-import { openFakeMssqlOrg } from '../../../support/fake-mssql-org';
+import { closeFakeMssqlOrg, openFakeMssqlOrg, type FakeMssqlOrg } from '../../../support/fake-mssql-org';
 
 /**
  * Issue 14, the SQL Server data path at scale (review SS1, SS2, BR7, DL2), over knex's real mssql
@@ -30,15 +28,12 @@ const label = (c: { table: string; column: string }) => `${c.table}.${c.column}`
 const mailbox = DYNAMICS_DEFAULT_COLUMNS.find((c) => c.table === 'MailboxBase')!;
 const CURSOR = /\] > CONVERT\(uniqueidentifier, N'([0-9A-F-]{36})'\)/;
 
-interface Harness {
-  fake: FakeMssql;
-  tk: Toolkit;
+interface Harness extends FakeMssqlOrg {
   state: FakeServerState;
   ticks: number[];
 }
 
 let harness: Harness | undefined;
-let dir: string | undefined;
 
 async function open(state: FakeServerState): Promise<Harness> {
   const ticks: number[] = [];
@@ -52,8 +47,7 @@ async function open(state: FakeServerState): Promise<Harness> {
     reporter,
     pool: { max: 4 },
   });
-  dir = org.dir;
-  harness = { fake: org.fake, tk: org.tk, state, ticks };
+  harness = { ...org, state, ticks };
   return harness;
 }
 
@@ -82,10 +76,8 @@ describe('mssql data path at scale (issue 14: SS1, SS2, BR7, DL2)', function () 
   this.timeout(120_000);
 
   afterEach(async () => {
-    await harness?.tk.close();
-    await harness?.fake.knex.destroy();
+    await closeFakeMssqlOrg(harness);
     harness = undefined;
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("the fake server's key order is not the strings' order (so a cursor computed in JavaScript would fail)", () => {

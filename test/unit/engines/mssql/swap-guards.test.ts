@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { rmSync } from 'node:fs';
 import { guidBytesToString, keyGuidFromIdentity } from '../../../../src/cellcrypt';
 import { identityValueFor } from '../../../../src/cellcrypt/key-identity';
 import type { CellcryptError } from '../../../../src/common/errors';
@@ -7,14 +6,17 @@ import { Secret } from '../../../../src/common/secret';
 import { convertColumns } from '../../../../src/core/convert';
 import { install } from '../../../../src/core/install';
 import { DYNAMICS_DEFAULT_COLUMNS } from '../../../../src/core/registry';
-import { type Toolkit } from '../../../../src/core/toolkit';
 import { BLOCKER_HINTS } from '../../../../src/engines/mssql/blockers';
 import { REFRESH_FAILED } from '../../../../src/engines/mssql/dependent-modules';
 import { sampleCells, type FakeServerState } from '../../../support/fake-mssql-server';
-import { type FakeMssql } from '../../../support/fake-tedious';
 import { parseTsql } from '../../../support/tsql-grammar';
 import { allStatementRules } from '../../../support/tsql-rules';
-import { openFakeMssqlOrg, transactionsOf } from '../../../support/fake-mssql-org';
+import {
+  closeFakeMssqlOrg,
+  openFakeMssqlOrg,
+  type FakeMssqlOrg,
+  transactionsOf,
+} from '../../../support/fake-mssql-org';
 
 /**
  * Issue 14 over knex's real mssql client and the recording tedious, answered by the scripted
@@ -41,14 +43,9 @@ function plaintextOrg(): FakeServerState {
   };
 }
 
-interface Harness {
-  fake: FakeMssql;
-  tk: Toolkit;
-  dir: string;
-}
-let harness: Harness | undefined;
+let harness: FakeMssqlOrg | undefined;
 
-async function open(state: FakeServerState): Promise<Harness> {
+async function open(state: FakeServerState): Promise<FakeMssqlOrg> {
   harness = await openFakeMssqlOrg(state, {
     keyStore: { passphrase: P1, master: MASTER },
     statementTimeoutMs: 600_000,
@@ -64,9 +61,7 @@ describe('mssql: the swap is guarded (blockers refused at planning, dependent mo
   this.timeout(60_000);
 
   afterEach(async () => {
-    await harness?.tk.close();
-    await harness?.fake.knex.destroy();
-    if (harness) rmSync(harness.dir, { recursive: true, force: true });
+    await closeFakeMssqlOrg(harness);
     harness = undefined;
   });
 
