@@ -10,6 +10,7 @@ import type { Toolkit } from '../../src/core/toolkit';
 import { verify } from '../../src/core/verify';
 import { q } from '../support/org-data';
 import { createTestOrg, type TargetName, type TestOrg } from '../support/targets';
+import { dieAfterBatches } from '../support/interrupted-runs';
 
 /**
  * The application contract (review DL6; README, "For applications"): an application names no key
@@ -155,13 +156,10 @@ export function scenarios(target: TargetName): void {
       const before = randomUUID();
       await write(before, 'written before the change');
       const oldKey = await activeKey();
-      let batches = 0;
       const stopped = await changeKey(tk, {
         generate: true,
         batchSize: 5,
-        afterBatch: () => {
-          if (++batches === 1) throw new Error('stopped after one batch');
-        },
+        afterBatch: dieAfterBatches(1, 'stopped after one batch'),
       }).catch((error: unknown) => error as Error);
       expect((stopped as Error).message).to.contain('stopped after one batch');
       const newKey = await activeKey();

@@ -15,6 +15,7 @@ import { verify } from '../../src/core/verify';
 import { DEMO_TABLE_NAMES, decryptedValues, q, rawCells, tableChecksums } from '../support/org-data';
 import { rejection } from '../support/refusal';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
+import { dieAfterBatches } from '../support/interrupted-runs';
 
 /** Every column's decrypted values, for "nothing was lost" comparisons across a key change. */
 async function allValues(tk: Toolkit) {
@@ -52,13 +53,10 @@ export function scenarios(target: TargetName): void {
 
     /** A batched change to `newKey` that dies after its second committed batch: cells on both keys. */
     function interruptedBatchedChange(newKey: Secret): Promise<unknown> {
-      let batches = 0;
       return changeKey(tk, {
         newKey,
         batchSize: 20,
-        afterBatch: () => {
-          if (++batches === 2) throw new Error('simulated crash');
-        },
+        afterBatch: dieAfterBatches(2),
       }).catch((e: unknown) => e);
     }
 

@@ -10,6 +10,7 @@ import { readStatus, SAVE_KEY_HINT } from '../../src/core/status';
 import type { Toolkit } from '../../src/core/toolkit';
 import { DEMO_TABLE_NAMES, tableChecksums } from '../support/org-data';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
+import { dieAfterBatches } from '../support/interrupted-runs';
 
 const outcome = (report: DoctorReport, check: string) => report.checks.find((c) => c.check === check);
 
@@ -75,13 +76,10 @@ export function scenarios(target: TargetName): void {
 
       // A stale knex migration lock and an unfinished batched key change: warnings with fixes.
       await tk.engine.knex.raw('update cellcrypt_migrations_lock set is_locked = 1');
-      let batches = 0;
       await changeKey(tk, {
         newKey: generatePassphrase(),
         batchSize: 5,
-        afterBatch: () => {
-          if (++batches === 1) throw new Error('stop');
-        },
+        afterBatch: dieAfterBatches(1, 'stop'),
       }).catch(() => undefined);
       const before = await tableChecksums(tk.engine.knex, DEMO_TABLE_NAMES);
       const warned = await doctor(tk);

@@ -23,6 +23,7 @@ import {
   rawCells,
   tableChecksums,
 } from '../support/org-data';
+import { dieAfterBatches, installKeysOnly } from '../support/interrupted-runs';
 
 const [profileIncoming, , mailbox] = DYNAMICS_DEFAULT_COLUMNS;
 
@@ -204,16 +205,11 @@ export function scenarios(target: TargetName): void {
         mailbox,
         Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? null : `secret-${i}-😀`)),
       );
-      // Install the keys (migrations 1-2) but interrupt the conversion after its first batch.
-      await tk.engine.prepare();
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      let batches = 0;
+      // Install the keys but interrupt the conversion after its first batch.
+      await installKeysOnly(tk);
       const crash = await convertColumns(tk, {
         batchSize: 7,
-        afterBatch: () => {
-          if (++batches === 2) throw new Error('simulated crash');
-        },
+        afterBatch: dieAfterBatches(2),
       }).catch((e) => e);
       expect(crash).to.be.instanceOf(Error).with.property('message', 'simulated crash');
       const midway = await readStatus(tk);

@@ -23,6 +23,7 @@ import {
   saveKey,
   useActivateHarness,
 } from './activate-harness';
+import { dieAfterBatches } from '../support/interrupted-runs';
 
 /**
  * Issue 18, part 2: `rewrap` gives the key hierarchy a new certificate and a new master-key
@@ -274,13 +275,10 @@ export function scenarios(target: TargetName): void {
     it('refuses (exit 2, audited, nothing changed): an inactive org, a change in flight, an old schema', async () => {
       const rows = await hierarchyRows(tk);
       // A batched change stopped after its second batch: both keys in the database.
-      let batches = 0;
       await changeKey(tk, {
         generate: true,
         batchSize: 20,
-        afterBatch: () => {
-          if (++batches === 2) throw new Error('simulated crash');
-        },
+        afterBatch: dieAfterBatches(2),
       }).catch(() => undefined);
       const inFlight = await rejection(rewrap(tk));
       expect(inFlight.exitCode).to.equal(2);

@@ -15,6 +15,7 @@ import type { KeyStore } from '../../src/keystore/keystore';
 import { cellcryptProcess } from '../support/cli-process';
 import { killWhenWaiting, waitForLockWait } from '../support/lock-waits';
 import { createTestOrg, type TestOrg, type TargetName } from '../support/targets';
+import { dieAfterBatches, installKeysOnly } from '../support/interrupted-runs';
 
 /** Every GUID the cells are under, over all columns. */
 function cellGuids(report: StatusReport): string[] {
@@ -145,13 +146,10 @@ export function scenarios(target: TargetName): void {
 
     it('a batched change that stopped (lock free, cells on two keys) is "interrupted: --resume"', async () => {
       await installedOrg();
-      let batches = 0;
       await changeKey(tk, {
         generate: true,
         batchSize: 20,
-        afterBatch: () => {
-          if (++batches === 2) throw new Error('simulated crash');
-        },
+        afterBatch: dieAfterBatches(2),
       }).catch(() => undefined);
       const status = await readStatus(tk);
       expect(status.running).to.equal(undefined);
@@ -164,9 +162,7 @@ export function scenarios(target: TargetName): void {
 
     it('while an install converts under the org lock: "an install is running (converting …)", exit 0', async () => {
       await seedDemo(tk, 30);
-      await tk.engine.prepare();
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
+      await installKeysOnly(tk);
       let seen: StatusReport | undefined;
       await withOrgLock(tk, 'install', () =>
         convertColumns(tk, {
@@ -184,15 +180,10 @@ export function scenarios(target: TargetName): void {
 
     it('an install stopped half-way: "install incomplete: N column(s) still plaintext", exit 3', async () => {
       await seedDemo(tk, 30);
-      await tk.engine.prepare();
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      await runMigrationsWith(tk, () => tk.engine.knex.migrate.up({ ...MIGRATIONS_CONFIG }));
-      let batches = 0;
+      await installKeysOnly(tk);
       await convertColumns(tk, {
         batchSize: 7,
-        afterBatch: () => {
-          if (++batches === 6) throw new Error('simulated crash');
-        },
+        afterBatch: dieAfterBatches(6),
       }).catch(() => undefined);
       const status = await readStatus(tk);
       expect(status.active, status.reason).to.equal(true);
