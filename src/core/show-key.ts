@@ -1,8 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import type { Secret } from '../common/secret';
 import { CellcryptError, refuse } from '../common/errors';
 import { keyGuidFor } from '../cellcrypt/key-identity';
 import { formatKeyFile, type KeyFileEncoding } from './key-file';
+import { writeNewPrivateFile } from './private-file';
 import { assessActivity } from './key-access';
 import { splitKey, writeShareFiles, type ShareSpec } from './key-shares';
 import { requirePermission } from './permissions';
@@ -67,19 +67,11 @@ export async function readKeyGeneration(tk: Toolkit, generation: number): Promis
 }
 
 export function writeKeyFile(path: string, passphrase: Secret, encoding: KeyFileEncoding): void {
-  try {
-    // O_EXCL: refuse to overwrite; mode 0600: nobody else reads the key.
-    writeFileSync(path, formatKeyFile(passphrase, encoding), { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST')
-      throw refuse(
-        'CellcryptUsage',
-        `${path} already exists; it may be the only copy of an earlier key, so it is not overwritten`,
-        'choose another file name',
-      );
-    throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
-  }
+  writeNewPrivateFile(
+    path,
+    formatKeyFile(passphrase, encoding),
+    '; it may be the only copy of an earlier key, so it is not overwritten',
+  );
 }
 
 /**
@@ -142,12 +134,5 @@ export async function readMasterKeyPassword(tk: Toolkit): Promise<Secret> {
 
 /** The password, exactly, in a new file only its owner reads; an existing file is never replaced. */
 export function writeSecretFile(path: string, secret: Secret): void {
-  try {
-    writeFileSync(path, secret.reveal(), { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST')
-      throw refuse('CellcryptUsage', `${path} already exists; it is not overwritten`, 'choose another file name');
-    throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
-  }
+  writeNewPrivateFile(path, secret.reveal(), '; it is not overwritten');
 }

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { CellcryptError, isCellcryptError, refuse } from '../../common/errors';
 import type { Secret } from '../../common/secret';
 import { identityValueFor } from '../../cellcrypt/key-identity';
@@ -12,6 +11,7 @@ import { sqlcmdVariablesFile } from '../../engines/mssql/script-variables';
 import { loadRegistry } from '../../core/registry';
 import { loadSettings } from '../../config/settings';
 import { defineCommand, wholeNumberOption } from '../command';
+import { writeNewPrivateFile } from '../../core/private-file';
 import { gitWorkTreeOf } from './show-key';
 
 /** The T-SQL script of an operation (the programmatic function this command wraps). */
@@ -69,14 +69,7 @@ function writeVariablesFile(path: string, bytes: Buffer): void {
       `${path} is inside the git work tree ${workTree}, where \`git add -A\` would commit the key`,
       'write it outside the checkout (e.g. `--out ~/cellcrypt-vars.sql`), and delete it after the script ran',
     );
-  try {
-    writeFileSync(path, bytes, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST')
-      throw refuse('CellcryptUsage', `${path} already exists: it is not overwritten`, 'choose another file name');
-    throw refuse('CellcryptUsage', `cannot write ${path}: ${(error as Error).message}`, undefined, error);
-  }
+  writeNewPrivateFile(path, bytes, ': it is not overwritten');
 }
 
 export default defineCommand<ScriptArgs>({
